@@ -1,0 +1,52 @@
+# The two commands a newcomer needs: `make serve` and `make test`. Both set up everything.
+# The Dockerfile runs the same install steps; keep them in step.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export BUF_CACHE_DIR := $(CURDIR)/.cache/buf
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+ARGS ?=
+
+.PHONY: all venv generate check-generated lint fmt test serve clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Regenerate the committed Python stubs from proto/ (reproducible: pinned grpcio-tools).
+generate: $(STAMP)
+	rm -rf clients/python/realauth/v1/*_pb2*.py clients/python/realauth/v1/*_pb2*.pyi
+	$(BIN)/buf generate
+
+# Fails when the committed stubs differ from what `make generate` would write.
+check-generated: $(STAMP)
+	$(BIN)/python tools/check_generated.py
+
+lint: $(STAMP)
+	$(BIN)/buf lint
+	$(BIN)/buf format --diff --exit-code
+	$(BIN)/ruff check server tests tools
+	$(BIN)/ruff format --check server tests tools
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/buf format -w
+	$(BIN)/ruff format server tests tools
+	$(BIN)/ruff check --fix server tests tools
+
+test: $(STAMP) check-generated lint
+	$(BIN)/python -m pytest $(ARGS)
+
+serve: $(STAMP)
+	$(BIN)/realauth serve $(ARGS)
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache var

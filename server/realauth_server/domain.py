@@ -1,0 +1,112 @@
+"""Vendor-neutral domain objects: what a session is, independent of proto and of any vendor."""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+
+class SessionState(enum.StrEnum):
+    PENDING = "pending"
+    COMPLETED = "completed"
+    EXCHANGED = "exchanged"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (SessionState.EXCHANGED, SessionState.FAILED, SessionState.EXPIRED)
+
+
+LOCALES = ("zh", "en", "zh-Hant")
+
+
+@dataclass
+class VerificationResult:
+    passed: bool
+    group_id: str = ""
+    score: float | None = None
+    vendor_result_code: str = ""
+    vendor_result_message: str = ""
+    complete_time: float = 0.0
+    vendor_request_id: str = ""
+
+
+@dataclass
+class Landing:
+    """What the vendor's browser redirect told us about the person's attempt."""
+
+    finished: bool
+    passed: bool | None
+    params: dict[str, str] = field(default_factory=dict)
+    token: str = ""
+
+
+@dataclass
+class CreateParams:
+    """A validated CreateAuthSession request, as an adapter sees it."""
+
+    session_id: str
+    callback_url: str
+    locale: str
+    subject_id: str
+    model: str
+    options: Any = None  # the kind's typed options message (proto), or None
+
+
+@dataclass
+class VendorSession:
+    """What an adapter returns from the vendor's start call."""
+
+    token: str
+    verification_url: str
+    expire_time: float
+    vendor_request_id: str = ""
+    vendor_data: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class AuthSession:
+    session_id: str
+    tenant: str
+    provider: str
+    provider_kind: str
+    state: SessionState
+    token: str
+    verification_url: str
+    callback_url: str
+    create_time: float
+    expire_time: float
+    exchange_deadline: float
+    update_time: float
+    subject_id: str = ""
+    locale: str = "zh"
+    model: str = ""
+    idempotency_key: str = ""
+    vendor_data: dict[str, str] = field(default_factory=dict)
+    landing: dict[str, str] = field(default_factory=dict)
+    result: VerificationResult | None = None
+    error_code: str = ""
+    version: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["state"] = self.state.value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AuthSession:
+        d = dict(d)
+        d["state"] = SessionState(d["state"])
+        if d.get("result") is not None:
+            d["result"] = VerificationResult(**d["result"])
+        return cls(**d)
+
+    def evolve(self, **changes: Any) -> AuthSession:
+        return replace(self, **changes)
+
+
+def new_session_id() -> str:
+    return "ses_" + secrets.token_hex(12)

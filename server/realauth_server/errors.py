@@ -1,0 +1,179 @@
+"""One exception hierarchy, one table from neutral error codes to gRPC status codes.
+
+Handlers and adapters raise these; the error interceptor is the only place that turns them into
+gRPC statuses. Vendor adapters translate vendor codes into these classes through their own
+tables (see ``providers.base.VendorErrorRule``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import grpc
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One invalid request field, reported as a google.rpc.BadRequest violation."""
+
+    field: str
+    description: str
+
+
+class RealAuthError(Exception):
+    """Base of every error realauth reports to a caller."""
+
+    code: ClassVar[str] = "InternalError"
+    grpc_code: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
+    retriable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        vendor_code: str = "",
+        vendor_request_id: str = "",
+        retriable: bool | None = None,
+        retry_after: float | None = None,
+        violations: tuple[FieldViolation, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.vendor_code = vendor_code
+        self.vendor_request_id = vendor_request_id
+        self.is_retriable = self.retriable if retriable is None else retriable
+        self.retry_after = retry_after
+        self.violations = violations
+
+    def public_message(self) -> str:
+        """Message shown to the caller: ours, plus the vendor's code and request id when present."""
+        parts = [self.message]
+        if self.vendor_code:
+            parts.append(f"vendor code {self.vendor_code}")
+        if self.vendor_request_id:
+            parts.append(f"vendor request id {self.vendor_request_id}")
+        return "; ".join(parts)
+
+
+class InvalidParameter(RealAuthError):
+    code = "InvalidParameter"
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, field_name: str, description: str, **kw: object) -> None:
+        violations = (FieldViolation(field_name, description),)
+        super().__init__(f"invalid {field_name}: {description}", violations=violations, **kw)  # type: ignore[arg-type]
+        self.field = field_name
+
+
+class Unauthenticated(RealAuthError):
+    code = "Unauthenticated"
+    grpc_code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class AccessDenied(RealAuthError):
+    code = "AccessDenied"
+    grpc_code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class SessionNotFound(RealAuthError):
+    code = "SessionNotFound"
+    grpc_code = grpc.StatusCode.NOT_FOUND
+
+
+class ProviderAuthFailed(RealAuthError):
+    """The vendor rejected our signature or key: a configuration problem, never retried."""
+
+    code = "ProviderAuthFailed"
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class TokenExpired(RealAuthError):
+    code = "TokenExpired"
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class TokenNotFound(RealAuthError):
+    code = "TokenNotFound"
+    grpc_code = grpc.StatusCode.NOT_FOUND
+
+
+class VerificationPending(RealAuthError):
+    code = "VerificationPending"
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class VerificationFailed(RealAuthError):
+    """The vendor gave a final negative verdict and has no result to exchange."""
+
+    code = "VerificationFailed"
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class RateLimited(RealAuthError):
+    code = "RateLimited"
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    retriable = True
+
+
+class ProviderUnavailable(RealAuthError):
+    code = "ProviderUnavailable"
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+    retriable = True
+
+
+class ProviderTimeout(RealAuthError):
+    code = "ProviderTimeout"
+    grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
+    retriable = True
+
+
+class ProviderError(RealAuthError):
+    """The vendor answered with something we cannot interpret (malformed body, unknown code)."""
+
+    code = "ProviderError"
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+    retriable = True
+
+
+class InternalError(RealAuthError):
+    code = "InternalError"
+    grpc_code = grpc.StatusCode.INTERNAL
+
+
+ALL_ERRORS: tuple[type[RealAuthError], ...] = (
+    InvalidParameter,
+    Unauthenticated,
+    AccessDenied,
+    SessionNotFound,
+    ProviderAuthFailed,
+    TokenExpired,
+    TokenNotFound,
+    VerificationPending,
+    VerificationFailed,
+    RateLimited,
+    ProviderUnavailable,
+    ProviderTimeout,
+    ProviderError,
+    InternalError,
+)
+
+
+@dataclass(frozen=True)
+class ErrorCodeInfo:
+    code: str
+    grpc_code: grpc.StatusCode
+    retriable: bool
+    description: str = field(default="")
+
+
+#: The single mapping from neutral ``Error.code`` to gRPC status (documented in docs/errors.md).
+ERROR_CODES: Mapping[str, ErrorCodeInfo] = {
+    cls.code: ErrorCodeInfo(cls.code, cls.grpc_code, cls.retriable, (cls.__doc__ or "").strip())
+    for cls in ALL_ERRORS
+}
+
+ERROR_CLASSES: Mapping[str, type[RealAuthError]] = {cls.code: cls for cls in ALL_ERRORS}

@@ -1,0 +1,75 @@
+"""Secrets as a type that cannot leak through repr, str, f-strings or logging."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from pathlib import Path
+
+
+class Secret:
+    """A secret value. ``str()``/``repr()`` are masked; call :meth:`reveal` at the point of use."""
+
+    __slots__ = ("_source", "_value")
+
+    def __init__(self, value: str, source: str = "literal") -> None:
+        self._value = value
+        self._source = source
+
+    def reveal(self) -> str:
+        return self._value
+
+    def reveal_bytes(self) -> bytes:
+        return self._value.encode("utf-8")
+
+    @property
+    def source(self) -> str:
+        """Where it came from (``env:NAME``, ``file:/path`` or ``literal``), safe to show."""
+        return self._source
+
+    def fingerprint(self) -> str:
+        """A short non-reversible id, safe for logs, to tell two secrets apart."""
+        return hashlib.sha256(self._value.encode()).hexdigest()[:8]
+
+    def __repr__(self) -> str:
+        return f"Secret({self._source}, ****)"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and hmac.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __reduce__(self) -> object:
+        raise TypeError("Secret values are not picklable")
+
+
+def resolve_secret(spec: str, *, base_dir: Path | None = None) -> Secret:
+    """Resolve ``env:NAME``, ``file:/path`` or a literal into a :class:`Secret`.
+
+    Files are read whole with one trailing newline stripped, as Kubernetes secret mounts write them.
+    """
+    if spec.startswith("env:"):
+        name = spec[4:]
+        if name not in os.environ:
+            raise ValueError(f"secret from env:{name}: environment variable {name} is not set")
+        return Secret(os.environ[name], spec)
+    if spec.startswith("file:"):
+        path = Path(spec[5:])
+        if base_dir is not None and not path.is_absolute():
+            path = base_dir / path
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"secret from file:{path}: {exc.strerror}") from None
+        return Secret(text[:-1] if text.endswith("\n") else text, spec)
+    return Secret(spec, "literal")
