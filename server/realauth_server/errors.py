@@ -172,8 +172,7 @@ class ErrorCodeInfo:
 
 #: The single mapping from neutral ``Error.code`` to gRPC status (documented in docs/errors.md).
 ERROR_CODES: Mapping[str, ErrorCodeInfo] = {
-    cls.code: ErrorCodeInfo(cls.code, cls.grpc_code, cls.retriable, (cls.__doc__ or "").strip())
-    for cls in ALL_ERRORS
+    cls.code: ErrorCodeInfo(cls.code, cls.grpc_code, cls.retriable, (cls.__doc__ or "").strip()) for cls in ALL_ERRORS
 }
 
 ERROR_CLASSES: Mapping[str, type[RealAuthError]] = {cls.code: cls for cls in ALL_ERRORS}

@@ -49,7 +49,7 @@ class Secret:
     def __bool__(self) -> bool:
         return bool(self._value)
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> str:
         raise TypeError("Secret values are not picklable")
 
 

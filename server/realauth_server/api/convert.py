@@ -1,0 +1,74 @@
+"""Domain ↔ proto conversion, kept apart from handlers so both stay readable."""
+
+from __future__ import annotations
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+from realauth.v1 import realauth_pb2 as pb
+
+from ..domain import AuthSession, SessionState, VerificationResult
+from ..providers.base import Provider
+
+STATES = {
+    SessionState.PENDING: pb.AUTH_SESSION_STATE_PENDING,
+    SessionState.COMPLETED: pb.AUTH_SESSION_STATE_COMPLETED,
+    SessionState.EXCHANGED: pb.AUTH_SESSION_STATE_EXCHANGED,
+    SessionState.FAILED: pb.AUTH_SESSION_STATE_FAILED,
+    SessionState.EXPIRED: pb.AUTH_SESSION_STATE_EXPIRED,
+}
+
+
+def timestamp(seconds: float) -> Timestamp:
+    ts = Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+def result_pb(r: VerificationResult) -> pb.VerificationResult:
+    out = pb.VerificationResult(
+        passed=r.passed,
+        group_id=r.group_id,
+        vendor_result_code=r.vendor_result_code,
+        vendor_result_message=r.vendor_result_message,
+        vendor_request_id=r.vendor_request_id,
+    )
+    if r.score is not None:
+        out.score = r.score
+    if r.complete_time:
+        out.complete_time.CopyFrom(timestamp(r.complete_time))
+    return out
+
+
+def session_pb(s: AuthSession) -> pb.AuthSession:
+    out = pb.AuthSession(
+        session_id=s.session_id,
+        provider=s.provider,
+        provider_kind=s.provider_kind,
+        verification_url=s.verification_url,
+        token=s.token,
+        state=STATES[s.state],
+        create_time=timestamp(s.create_time),
+        expire_time=timestamp(s.expire_time),
+        exchange_deadline=timestamp(s.exchange_deadline),
+        update_time=timestamp(s.update_time),
+        subject_id=s.subject_id,
+        callback_url=s.callback_url,
+        model=s.model,
+        locale=s.locale,
+    )
+    if s.result is not None:
+        out.result.CopyFrom(result_pb(s.result))
+    return out
+
+
+def provider_pb(p: Provider) -> pb.Provider:
+    window = Duration()
+    window.FromNanoseconds(int(p.settings.exchange_window * 1e9))
+    return pb.Provider(
+        name=p.name,
+        kind=p.kind,
+        sandbox=p.settings.sandbox,
+        is_default=p.settings.is_default,
+        models=list(p.models),
+        exchange_window=window,
+    )

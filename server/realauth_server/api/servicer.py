@@ -1,0 +1,69 @@
+"""RealAuthService handlers: proto in, domain call, proto out. Errors are raised, never built here."""
+
+from __future__ import annotations
+
+import grpc
+from realauth.v1 import realauth_pb2 as pb
+from realauth.v1 import realauth_pb2_grpc as pb_grpc
+
+from ..interceptors.context import call_context
+from ..service import AuthService, CreateInput
+from .convert import provider_pb, result_pb, session_pb
+
+
+def response_metadata() -> pb.ResponseMetadata:
+    return call_context().response_metadata()
+
+
+class RealAuthServicer(pb_grpc.RealAuthServiceServicer):
+    def __init__(self, service: AuthService) -> None:
+        self.service = service
+
+    async def CreateAuthSession(
+        self, request: pb.CreateAuthSessionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateAuthSessionResponse:
+        ctx = call_context()
+        kind = request.WhichOneof("options") or ""
+        session = await self.service.create(
+            CreateInput(
+                tenant=ctx.tenant,
+                provider=request.provider,
+                model=request.model,
+                callback_url=request.callback_url,
+                locale=request.locale,
+                subject_id=request.subject_id,
+                idempotency_key=request.idempotency_key,
+                options_kind=kind,
+                options=getattr(request, kind) if kind else None,
+            )
+        )
+        ctx.provider = session.provider
+        ctx.provider_request_id = session.vendor_data.get("request_id", "")
+        return pb.CreateAuthSessionResponse(response_metadata=response_metadata(), session=session_pb(session))
+
+    async def ExchangeToken(
+        self, request: pb.ExchangeTokenRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ExchangeTokenResponse:
+        ctx = call_context()
+        session = await self.service.exchange(ctx.tenant, session_id=request.session_id, token=request.token)
+        ctx.provider = session.provider
+        result = result_pb(session.result) if session.result is not None else pb.VerificationResult()
+        if session.result is not None:
+            ctx.provider_request_id = session.result.vendor_request_id
+        return pb.ExchangeTokenResponse(
+            response_metadata=response_metadata(), session=session_pb(session), result=result
+        )
+
+    async def GetAuthSession(
+        self, request: pb.GetAuthSessionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetAuthSessionResponse:
+        session = await self.service.get(call_context().tenant, request.session_id)
+        return pb.GetAuthSessionResponse(response_metadata=response_metadata(), session=session_pb(session))
+
+    async def ListProviders(
+        self, request: pb.ListProvidersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListProvidersResponse:
+        return pb.ListProvidersResponse(
+            response_metadata=response_metadata(),
+            providers=[provider_pb(p) for p in self.service.providers.values()],
+        )

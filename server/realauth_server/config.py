@@ -1,0 +1,160 @@
+"""Configuration: a TOML file (docs/configuration.md) overridden by command-line flags.
+
+With no ``[providers.*]`` table at all realauth runs in sandbox mode: one instance of every kind,
+each pointed at its built-in emulator on realauth's own HTTP side.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .providers.base import ProviderSettings
+from .providers.registry import KINDS
+from .secret import Secret, resolve_secret
+
+COMMON_PROVIDER_KEYS = {"kind", "base_url", "sandbox", "exchange_window_seconds", "max_attempts", "default"}
+
+
+@dataclass
+class Settings:
+    host: str = "0.0.0.0"
+    port: int = 50051
+    http_host: str = "0.0.0.0"
+    http_port: int = 8080
+    public_url: str = ""
+    store: str = "sqlite:///var/realauth.db"
+    region: str = "local"
+    shutdown_grace: float = 10.0
+    rpc_cap_seconds: float = 30.0
+    log_level: str = "INFO"
+    log_format: str = "json"
+    landing_secret: Secret | None = None
+    providers: list[ProviderSettings] = field(default_factory=list)
+    sandbox: bool = True
+    config_file: Path | None = None
+
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://127.0.0.1:{self.http_port}").rstrip("/")
+
+    @property
+    def emulator_url(self) -> str:
+        return f"{self.effective_public_url}/sandbox"
+
+    def provider(self, name: str) -> ProviderSettings | None:
+        return next((p for p in self.providers if p.name == name), None)
+
+
+class ConfigError(ValueError):
+    """A configuration problem, reported at start-up with the offending key named."""
+
+
+def _get(table: dict[str, Any], key: str, typ: type | tuple[type, ...], where: str) -> Any:
+    value = table[key]
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}.{key} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file (if any), then apply non-None CLI overrides."""
+    s = Settings()
+    data: dict[str, Any] = {}
+    if config_file:
+        path = Path(config_file)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"--config {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"--config {path}: {exc}") from None
+        s.config_file = path
+    unknown = set(data) - {"server", "providers", "tenants", "auth", "tls"}
+    if unknown:
+        raise ConfigError(f"unknown configuration tables: {sorted(unknown)}")
+    server = data.get("server", {})
+    fields = {
+        "host": str,
+        "port": int,
+        "http_host": str,
+        "http_port": int,
+        "public_url": str,
+        "store": str,
+        "region": str,
+        "shutdown_grace": float,
+        "rpc_cap_seconds": float,
+        "log_level": str,
+        "log_format": str,
+    }
+    for key in server:
+        if key == "landing_secret":
+            continue
+        if key not in fields:
+            raise ConfigError(f"unknown key server.{key}")
+        setattr(s, key, _get(server, key, fields[key], "server"))
+    if "landing_secret" in server:
+        try:
+            s.landing_secret = resolve_secret(_get(server, "landing_secret", str, "server"))
+        except ValueError as exc:
+            raise ConfigError(f"server.landing_secret: {exc}") from None
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(s, key, value)
+    if s.log_format not in ("json", "text"):
+        raise ConfigError("server.log_format must be json or text")
+
+    providers = data.get("providers")
+    if providers:
+        s.sandbox = False
+        s.providers = [_provider(name, table, s) for name, table in providers.items()]
+    else:
+        s.providers = [_provider(kind, {"kind": kind, "sandbox": True}, s) for kind in KINDS]
+    defaults = [p for p in s.providers if p.is_default]
+    if len(defaults) > 1:
+        raise ConfigError("more than one provider has default = true")
+    if not defaults and s.providers:
+        s.providers[0].is_default = True
+    return s
+
+
+def _provider(name: str, table: Any, s: Settings) -> ProviderSettings:
+    where = f"providers.{name}"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    kind = table.get("kind", name)
+    if kind not in KINDS:
+        raise ConfigError(f"{where}.kind: unknown kind {kind!r}; known: {', '.join(KINDS)}")
+    cls = KINDS[kind]
+    sandbox = bool(table.get("sandbox", False))
+    merged = dict(table)
+    if sandbox:
+        for key, value in cls.sandbox_settings(s.emulator_url).items():
+            merged.setdefault(key, value)
+    extra = {k: v for k, v in merged.items() if k not in COMMON_PROVIDER_KEYS}
+    unknown = set(extra) - set(cls.config_keys) - {"api_key"} - {k for k in cls.sandbox_settings(s.emulator_url)}
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+    base_url = merged.get("base_url")
+    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}.base_url must be an http(s) URL (or set sandbox = true)")
+    window = merged.get("exchange_window_seconds", cls.default_exchange_window)
+    if not isinstance(window, int | float) or isinstance(window, bool) or window <= 0:
+        raise ConfigError(f"{where}.exchange_window_seconds must be a positive number")
+    attempts = merged.get("max_attempts", 3)
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or not 1 <= attempts <= 10:
+        raise ConfigError(f"{where}.max_attempts must be an integer in [1, 10]")
+    return ProviderSettings(
+        name=name,
+        kind=kind,
+        base_url=base_url,
+        sandbox=sandbox,
+        exchange_window=float(window),
+        max_attempts=attempts,
+        is_default=bool(merged.get("default", False)),
+        extra=extra,
+    )

@@ -1,0 +1,1 @@
+"""Local emulators of the vendors: the sandbox, and the test double served over real HTTP."""

@@ -1,0 +1,203 @@
+"""Emulator of the Seedance real-avatar relay (seeds 000 and 001), over real HTTP.
+
+Checks what the relay documents: the bearer key, ``model`` against the seed's enum,
+``CallbackURL`` as an absolute URI, ``Lng`` against its enum, and the BytedToken's 120 s window
+(the H5 link must be completed, and the token exchanged, within 120 s of creation). Answers in the
+seed's envelope: ``{ResponseMetadata:{RequestId, Action, Version, Service, Region, Error}, Result}``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import urlencode, urlsplit
+
+from aiohttp import web
+
+from ..providers.seedance import MODELS, SANDBOX_API_KEY, TOKEN_WINDOW
+from .base import Emulator, error_page, h5_page, new_id, with_query
+
+LNG = ("zh", "en", "zh-Hant")
+CREATE_PATH = "/v1/real-avatar/auth/session"
+EXCHANGE_PATH = "/v1/real-avatar/groups/from-token"
+
+
+@dataclass
+class _Token:
+    model: str
+    callback_url: str
+    lng: str
+    created: float
+    config_id: str
+    outcome: str = ""  # "", "pass" or "fail"
+    used: bool = False
+    group_id: str = ""
+
+
+def is_uri(value: str) -> bool:
+    """JSON-schema ``format: uri``: an absolute URI with a scheme (and a host for http/https)."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    if not parts.scheme or any(c.isspace() for c in value):
+        return False
+    return not (parts.scheme in ("http", "https") and not parts.netloc)
+
+
+class SeedanceEmulator(Emulator):
+    vendor: ClassVar[str] = "seedance"
+
+    def __init__(self, *args: Any, api_keys: tuple[str, ...] = (SANDBOX_API_KEY,), **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.api_keys = set(api_keys)
+        self.window = TOKEN_WINDOW
+        self.tokens: dict[str, _Token] = {}
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post(CREATE_PATH, self.create_session)
+        app.router.add_post(EXCHANGE_PATH, self.from_token)
+        app.router.add_get("/h5", self.h5)
+
+    def action_of(self, request: web.Request) -> str:
+        return "CreateSession" if request.path.endswith(CREATE_PATH) else "GroupsFromToken"
+
+    # --- envelope -------------------------------------------------------------------------------
+
+    def _meta(self, action: str) -> dict[str, Any]:
+        stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(self.clock.now()))
+        return {
+            "RequestId": stamp + new_id(10),
+            "Action": action,
+            "Version": "2024-01-01",
+            "Service": "ark",
+            "Region": "cn-beijing",
+        }
+
+    def _error(self, action: str, status: int, code: str, message: str) -> web.Response:
+        meta = self._meta(action)
+        meta["Error"] = {"Code": code, "Message": message}
+        return web.json_response({"ResponseMetadata": meta}, status=status)
+
+    def _ok(self, action: str, result: dict[str, Any]) -> web.Response:
+        return web.json_response({"ResponseMetadata": self._meta(action), "Result": result})
+
+    def error_response(self, status: int, *, rate_limit: bool = False) -> web.Response:
+        if rate_limit:
+            return self._error("", 429, "RequestLimitExceeded", "Request has reached the API rate limit")
+        code = "ServiceUnavailable" if status == 503 else "InternalError"
+        return self._error("", status, code, "The service encountered an internal error")
+
+    async def _body(self, request: web.Request, action: str) -> dict[str, Any] | web.Response:
+        auth = request.headers.get("Authorization", "")
+        if not auth:
+            return self._error(action, 401, "MissingAuthenticationToken", "Authorization header is required")
+        scheme, _, key = auth.partition(" ")
+        if scheme != "Bearer" or key not in self.api_keys:
+            return self._error(action, 401, "InvalidAccessKey", "The API key is invalid")
+        try:
+            body = json.loads(await request.read())
+        except (ValueError, UnicodeDecodeError):
+            return self._error(action, 400, "InvalidParameter", "The request body is not valid JSON")
+        if not isinstance(body, dict):
+            return self._error(action, 400, "InvalidParameter", "The request body must be a JSON object")
+        return body
+
+    def _check_model(self, action: str, body: dict[str, Any]) -> web.Response | None:
+        if "model" not in body:
+            return self._error(action, 400, "MissingParameter", "The parameter model is required")
+        if body["model"] not in MODELS:
+            return self._error(action, 400, "InvalidParameter", f"model must be one of {', '.join(MODELS)}")
+        return None
+
+    # --- interface ⑪ ----------------------------------------------------------------------------
+
+    async def create_session(self, request: web.Request) -> web.Response:
+        action = "CreateVisualValidateSession"
+        body = await self._body(request, action)
+        if isinstance(body, web.Response):
+            return body
+        if (bad := self._check_model(action, body)) is not None:
+            return bad
+        cb = body.get("CallbackURL")
+        if cb is None:
+            return self._error(action, 400, "MissingParameter", "The parameter CallbackURL is required")
+        if not isinstance(cb, str) or not is_uri(cb):
+            return self._error(action, 400, "InvalidParameter", "CallbackURL must be a URI")
+        lng = body.get("Lng", "zh")
+        if lng not in LNG:
+            return self._error(action, 400, "InvalidParameter", f"Lng must be one of {', '.join(LNG)}")
+        now = self.clock.now()
+        token = time.strftime("%Y%m%d%H%M%S", time.gmtime(now)) + new_id(8)
+        config_id = new_id(16).lower()
+        self.tokens[token] = _Token(body["model"], cb, lng, now, config_id)
+        self._forget_old(now)
+        link = f"{self.public_url}/h5?" + urlencode({"configId": config_id, "bytedToken": token, "lng": lng})
+        return self._ok(action, {"BytedToken": token, "H5Link": link, "CallbackURL": cb})
+
+    # --- interface ⑫ ----------------------------------------------------------------------------
+
+    async def from_token(self, request: web.Request) -> web.Response:
+        action = "GetVisualValidateResult"
+        body = await self._body(request, action)
+        if isinstance(body, web.Response):
+            return body
+        if (bad := self._check_model(action, body)) is not None:
+            return bad
+        token = body.get("BytedToken")
+        if token is None:
+            return self._error(action, 400, "MissingParameter", "The parameter BytedToken is required")
+        t = self.tokens.get(token) if isinstance(token, str) else None
+        if t is None or t.used:
+            return self._error(action, 404, "NotFound.BytedToken", "The BytedToken does not exist or was used")
+        if self.clock.now() - t.created > self.window:
+            return self._error(action, 400, "ValidateExpired", "The BytedToken expired (valid 120 s)")
+        if not t.outcome:
+            return self._error(action, 400, "ValidateNotReady", "The verification has not been completed")
+        if t.outcome != "pass":
+            return self._error(action, 400, "ValidateFailed", "The verification did not pass")
+        t.used = True
+        t.group_id = (
+            "group-" + time.strftime("%Y%m%d%H%M%S", time.gmtime(self.clock.now())) + "-" + new_id(3).lower()[:5]
+        )
+        return self._ok(action, {"GroupId": t.group_id})
+
+    # --- the H5 page ----------------------------------------------------------------------------
+
+    async def h5(self, request: web.Request) -> web.StreamResponse:
+        token = request.query.get("bytedToken", "")
+        t = self.tokens.get(token)
+        if t is None or request.query.get("configId") != t.config_id:
+            return error_page(404, "This verification link is not valid.")
+        if self.clock.now() - t.created > self.window:
+            return error_page(410, "This verification link has expired (links are valid for 120 seconds).")
+        if t.outcome:
+            return error_page(409, "This verification was already completed.")
+        outcome = request.query.get("outcome", "")
+        if outcome not in ("", "pass", "fail"):
+            return error_page(400, "outcome must be pass or fail.")
+        if not outcome:
+            base = str(request.url.relative())
+            return h5_page(
+                "Seedance",
+                t.lng,
+                with_query(base, {"outcome": "pass"}),
+                with_query(base, {"outcome": "fail"}),
+                "Completing within 120 seconds of the link's creation is required.",
+            )
+        t.outcome = outcome
+        params = {
+            "bytedToken": token,
+            "resultCode": "10000" if outcome == "pass" else "41007",
+            "algorithmBaseRespCode": "0" if outcome == "pass" else "210312",
+            "reqMeasureInfoValue": "1" if outcome == "pass" else "0",
+            "verify_type": "real_time",
+        }
+        raise web.HTTPFound(with_query(t.callback_url, params))
+
+    def _forget_old(self, now: float) -> None:
+        if len(self.tokens) > 10_000:
+            for k in [k for k, v in self.tokens.items() if now - v.created > 3600]:
+                del self.tokens[k]

@@ -1,0 +1,58 @@
+"""The HTTP side (same process and event loop as gRPC): callback landing, sandbox, metrics."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ..emulators.base import Emulator, error_page
+from ..service import AuthService, LandingRefused
+from .metrics import REGISTRY
+
+
+def build_http_app(service: AuthService, emulators: Mapping[str, Emulator]) -> web.Application:
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+
+    async def landing(request: web.Request) -> web.StreamResponse:
+        query: dict[str, str] = dict(request.query)
+        if request.method == "POST" and request.content_type in (
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ):
+            form = await request.post()
+            query.update({k: v for k, v in form.items() if isinstance(v, str)})
+        try:
+            target = await service.land(request.match_info["session_id"], request.match_info["sig"], query)
+        except LandingRefused as exc:
+            return error_page(exc.status, exc.message)
+        raise web.HTTPFound(target)
+
+    async def metrics(request: web.Request) -> web.Response:
+        body = generate_latest(REGISTRY)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def index(request: web.Request) -> web.Response:
+        items = "".join(
+            f"<li>{html.escape(p.name)} ({html.escape(p.kind)}{', sandbox' if p.settings.sandbox else ''})</li>"
+            for p in service.providers.values()
+        )
+        return web.Response(
+            text=f"<!doctype html><title>realauth</title><h1>realauth</h1><p>Providers:</p><ul>{items}</ul>"
+            "<p>gRPC API: realauth.v1.RealAuthService. Metrics: <a href='/metrics'>/metrics</a>.</p>",
+            content_type="text/html",
+        )
+
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_route("GET", "/v1/callback/{session_id}/{sig}", landing)
+    app.router.add_route("POST", "/v1/callback/{session_id}/{sig}", landing)
+    for vendor, emulator in emulators.items():
+        app.add_subapp(f"/sandbox/{vendor}/", emulator.app())
+    return app

@@ -1,0 +1,1 @@
+"""Adapters, one module per vendor; ``registry`` maps kinds to classes."""

@@ -1,0 +1,292 @@
+"""The small interface every vendor adapter implements, and what they share.
+
+An adapter is one module: settings parsing, request building and signing (through
+``realauth_server.signing``), response parsing and its vendor error table. Adding a vendor is that
+module plus one line in ``providers.registry``.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+from .. import credentials, deadlines
+from ..clock import Clock
+from ..domain import AuthSession, CreateParams, Landing, VendorSession, VerificationResult
+from ..errors import (
+    InternalError,
+    InvalidParameter,
+    ProviderAuthFailed,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RealAuthError,
+)
+from ..secret import Secret, resolve_secret
+
+log = logging.getLogger("realauth.vendor")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class VendorErrorRule:
+    """One row of a vendor's error table: vendor code → neutral error (and retriability)."""
+
+    vendor_code: str
+    error: type[RealAuthError]
+    retriable: bool
+    http_status: int | None = None
+    description: str = ""
+
+
+class ErrorTable:
+    """A vendor's error rows, looked up by exact code, then by the code's dotted prefix."""
+
+    def __init__(self, rows: Sequence[VendorErrorRule]) -> None:
+        self.rows = tuple(rows)
+        self._by_code = {r.vendor_code: r for r in self.rows}
+
+    def lookup(self, vendor_code: str) -> VendorErrorRule | None:
+        code = vendor_code
+        while code:
+            rule = self._by_code.get(code)
+            if rule is not None:
+                return rule
+            if "." not in code:
+                return None
+            code = code.rsplit(".", 1)[0]
+        return None
+
+    def error(self, vendor_code: str, message: str, *, provider: str, vendor_request_id: str = "") -> RealAuthError:
+        rule = self.lookup(vendor_code)
+        cls: type[RealAuthError] = rule.error if rule else ProviderError
+        retriable = rule.retriable if rule else False
+        text = f"{provider}: {message}" if message else f"{provider}: vendor error"
+        if cls is InvalidParameter:
+            return InvalidParameter(
+                "provider_request",
+                text,
+                provider=provider,
+                vendor_code=vendor_code,
+                vendor_request_id=vendor_request_id,
+            )
+        return cls(
+            text,
+            provider=provider,
+            vendor_code=vendor_code,
+            vendor_request_id=vendor_request_id,
+            retriable=retriable,
+        )
+
+
+@dataclass
+class ProviderContext:
+    """What the server hands every adapter: its clock and where its sandbox lives."""
+
+    clock: Clock
+    emulator_url: str  # base URL of the built-in emulators (sandbox mode)
+    config_dir: Any = None
+    http_client_factory: Callable[[], httpx.AsyncClient] | None = None
+
+
+@dataclass
+class ProviderSettings:
+    """Settings every provider instance has, whatever its kind."""
+
+    name: str
+    kind: str
+    base_url: str
+    sandbox: bool
+    exchange_window: float
+    max_attempts: int = 3
+    is_default: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def secret(self, key: str, *, required: bool = True) -> Secret | None:
+        spec = self.extra.get(key)
+        if spec is None or spec == "":
+            if required:
+                raise ValueError(f"providers.{self.name}.{key} is required")
+            return None
+        if not isinstance(spec, str):
+            raise ValueError(f"providers.{self.name}.{key} must be a string (env:NAME, file:/path or literal)")
+        return resolve_secret(spec)
+
+    def string(self, key: str, default: str = "") -> str:
+        value = self.extra.get(key, default)
+        if not isinstance(value, str):
+            raise ValueError(f"providers.{self.name}.{key} must be a string")
+        return value
+
+
+def make_http_client() -> httpx.AsyncClient:
+    """One shared client per provider instance, over aiohttp (httpx's own pool is slow here)."""
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30)
+    return httpx.AsyncClient(transport=AiohttpTransport(limits=limits), timeout=None, trust_env=False)
+
+
+class Provider(abc.ABC):
+    """A vendor adapter. Instances are long-lived and shared by all concurrent calls."""
+
+    kind: ClassVar[str]
+    #: Name of this kind's field in CreateAuthSessionRequest's ``options`` oneof.
+    options_field: ClassVar[str]
+    error_table: ClassVar[ErrorTable]
+    #: Vendor-documented time from creation to the last possible exchange, in seconds.
+    default_exchange_window: ClassVar[float]
+    #: Documentation of known configuration keys beyond the common ones (for docs and validation).
+    config_keys: ClassVar[Mapping[str, str]] = {}
+    #: Which of ``config_keys`` are secrets (resolved from ``env:``/``file:``; tenants may override).
+    secret_keys: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, settings: ProviderSettings, ctx: ProviderContext) -> None:
+        self.settings = settings
+        self.ctx = ctx
+        self.name = settings.name
+        self.http = ctx.http_client_factory() if ctx.http_client_factory else make_http_client()
+        self._secrets: dict[str, Secret] = {}
+        for key in self.secret_keys:
+            secret = settings.secret(key, required=False)
+            if secret is not None:
+                self._secrets[key] = secret
+
+    def credential(self, key: str) -> Secret:
+        """The secret to sign this call with: the calling tenant's, else this provider's own."""
+        profile = credentials.current_profile()
+        if profile is not None:
+            mine = profile.get(self.name)
+            if mine is not None and key in mine:
+                return mine[key]
+        secret = self._secrets.get(key)
+        if secret is None:
+            raise ProviderAuthFailed(
+                f"{self.name}: no {key} configured for this caller or provider", provider=self.name
+            )
+        return secret
+
+    # --- construction -------------------------------------------------------------------------
+
+    @classmethod
+    @abc.abstractmethod
+    def sandbox_settings(cls, emulator_url: str) -> dict[str, Any]:
+        """Config table that points an instance of this kind at the built-in emulator."""
+
+    # --- the interface ------------------------------------------------------------------------
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Routing values this instance serves (only Seedance has any)."""
+        return ()
+
+    def validate(self, params: CreateParams) -> None:  # noqa: B027 - optional hook
+        """Check kind-specific options before any vendor call; raise InvalidParameter."""
+
+    @abc.abstractmethod
+    async def create_session(self, params: CreateParams) -> VendorSession:
+        """Call the vendor's start API. ``params.callback_url`` is realauth's landing URL."""
+
+    @abc.abstractmethod
+    def parse_landing(self, session: AuthSession, query: Mapping[str, str]) -> Landing:
+        """Interpret the vendor's browser redirect parameters."""
+
+    @abc.abstractmethod
+    async def exchange(self, session: AuthSession) -> VerificationResult:
+        """Fetch the verification outcome for a session."""
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    # --- shared plumbing ----------------------------------------------------------------------
+
+    async def send(self, request: httpx.Request, *, action: str) -> httpx.Response:
+        """Send one request within the call's budget; transport failures become neutral errors."""
+        left = deadlines.require(0.05)
+        start = time.monotonic()
+        outcome = "error"
+        try:
+            async with asyncio.timeout(left):
+                response = await self.http.send(request)
+                await response.aread()
+            outcome = str(response.status_code)
+            return response
+        except TimeoutError:
+            outcome = "timeout"
+            raise ProviderTimeout(
+                f"{self.name}: {action} gave no answer within the call's deadline", provider=self.name
+            ) from None
+        except httpx.TimeoutException:
+            outcome = "timeout"
+            raise ProviderTimeout(f"{self.name}: {action} timed out", provider=self.name) from None
+        except httpx.TransportError as exc:
+            outcome = "transport_error"
+            raise ProviderUnavailable(
+                f"{self.name}: {action} failed to reach the vendor ({type(exc).__name__})", provider=self.name
+            ) from None
+        finally:
+            elapsed = time.monotonic() - start
+            observe_vendor_call(self, action, outcome, elapsed)
+
+    async def with_retries(self, action: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Retry retriable errors with jittered backoff, but only inside the call's budget."""
+        delay = 0.2
+        for n in range(1, self.settings.max_attempts + 1):
+            try:
+                return await attempt()
+            except RealAuthError as exc:
+                wait = exc.retry_after if exc.retry_after is not None else delay * (0.5 + random.random())
+                if not exc.is_retriable or n == self.settings.max_attempts or deadlines.remaining() < wait + 0.1:
+                    raise
+                log.info(
+                    "vendor call retry",
+                    extra={"provider": self.name, "action": action, "attempt": n, "error_code": exc.code},
+                )
+                await asyncio.sleep(wait)
+                delay *= 2
+        raise InternalError("unreachable retry state")  # pragma: no cover
+
+
+#: Hook set by the metrics module (keeps providers free of a metrics dependency).
+_vendor_observers: list[Callable[[Provider, str, str, float], None]] = []
+
+
+def observe_vendor_call(provider: Provider, action: str, outcome: str, seconds: float) -> None:
+    for fn in _vendor_observers:
+        fn(provider, action, outcome, seconds)
+    log.info(
+        "vendor call",
+        extra={
+            "provider": provider.name,
+            "kind": provider.kind,
+            "action": action,
+            "outcome": outcome,
+            "latency_ms": round(seconds * 1000, 1),
+        },
+    )
+
+
+def add_vendor_observer(fn: Callable[[Provider, str, str, float], None]) -> None:
+    _vendor_observers.append(fn)
+
+
+def json_body(response: httpx.Response, *, provider: str, action: str) -> dict[str, Any]:
+    """Parse a vendor JSON object body; anything else is a ProviderError (retriable)."""
+    try:
+        data = response.json()
+    except ValueError:
+        raise ProviderError(
+            f"{provider}: {action} answered HTTP {response.status_code} with a body that is not JSON",
+            provider=provider,
+        ) from None
+    if not isinstance(data, dict):
+        raise ProviderError(f"{provider}: {action} answered with a non-object JSON body", provider=provider)
+    return data

@@ -1,0 +1,176 @@
+"""Seedance 2.0 real-avatar auth (ByteDance), through the relay (seeds 000 and 001).
+
+Create: ``POST /v1/real-avatar/auth/session`` → ``BytedToken`` + ``H5Link``.
+Exchange: ``POST /v1/real-avatar/groups/from-token`` → ``GroupId``, within 120 s of creation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import httpx
+
+from .. import errors as E
+from ..domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
+from ..signing.bearer import BearerAuth
+from .base import ErrorTable, Provider, ProviderContext, ProviderSettings, VendorErrorRule, json_body
+
+MODELS = ("doubao-seedance-2-0-260128", "doubao-seedance-2-0-fast-260128")
+#: BytedToken and H5Link live 120 s (seed 001; BytePlus real-human asset guide).
+TOKEN_WINDOW = 120.0
+#: The browser redirect's resultCode for a passed verification.
+RESULT_OK = "10000"
+
+#: Sandbox relay key accepted by the built-in emulator (public: it grants nothing real).
+SANDBOX_API_KEY = "sandbox-seedance-relay-key"
+
+R = VendorErrorRule
+ERRORS = ErrorTable(
+    [
+        R("MissingParameter", E.InvalidParameter, False, 400, "a required body field is missing"),
+        R("InvalidParameter", E.InvalidParameter, False, 400, "a body field has a bad value"),
+        R("MissingRequestInfo", E.InvalidParameter, False, 400, "request information missing"),
+        R("MissingAuthenticationToken", E.ProviderAuthFailed, False, 401, "no API key sent"),
+        R("MissingSignature", E.ProviderAuthFailed, False, 401, "no signature"),
+        R("InvalidTimestamp", E.ProviderAuthFailed, False, 400, "signature expired (clock skew)"),
+        R("InvalidAccessKey", E.ProviderAuthFailed, False, 401, "unknown API key / access key"),
+        R("SignatureDoesNotMatch", E.ProviderAuthFailed, False, 401, "signature mismatch"),
+        R("LackPolicy", E.ProviderAuthFailed, False, 403, "the key lacks a policy"),
+        R("AccessDenied", E.ProviderAuthFailed, False, 403, "the key may not call this API"),
+        R("ServiceNotFound", E.InternalError, False, 404, "wrong service"),
+        R("InvalidActionOrVersion", E.InternalError, False, 404, "wrong action or version"),
+        R("ValidateNotReady", E.VerificationPending, False, 400, "the person has not finished yet"),
+        R("ValidateFailed", E.VerificationFailed, False, 400, "the verification did not pass"),
+        R("ValidateExpired", E.TokenExpired, False, 400, "BytedToken older than 120 s"),
+        R("NotFound.BytedToken", E.TokenNotFound, False, 404, "unknown or already used BytedToken"),
+        R("RequestLimitExceeded", E.RateLimited, True, 429, "account rate limit (3 QPS upstream)"),
+        R("InternalError", E.ProviderUnavailable, True, 500, "vendor internal error"),
+        R("ServiceUnavailable", E.ProviderUnavailable, True, 503, "vendor unavailable"),
+    ]
+)
+
+
+class SeedanceProvider(Provider):
+    kind: ClassVar[str] = "seedance"
+    options_field: ClassVar[str] = "seedance"
+    error_table: ClassVar[ErrorTable] = ERRORS
+    default_exchange_window: ClassVar[float] = TOKEN_WINDOW
+    config_keys: ClassVar[Mapping[str, str]] = {
+        "api_key": "relay API key, sent as `Authorization: Bearer` (secret)",
+        "models": "models this instance serves (default: both Seedance 2.0 models)",
+        "default_model": "model used when a request names none (default: the first of `models`)",
+    }
+
+    secret_keys: ClassVar[tuple[str, ...]] = ("api_key",)
+
+    def __init__(self, settings: ProviderSettings, ctx: ProviderContext) -> None:
+        super().__init__(settings, ctx)
+        models = settings.extra.get("models", list(MODELS))
+        if not isinstance(models, list) or not models or not all(m in MODELS for m in models):
+            raise ValueError(f"providers.{self.name}.models must be a non-empty subset of {list(MODELS)}")
+        self._models = tuple(models)
+        self._default_model = settings.string("default_model", self._models[0])
+        if self._default_model not in self._models:
+            raise ValueError(f"providers.{self.name}.default_model must be one of models")
+
+    @classmethod
+    def sandbox_settings(cls, emulator_url: str) -> dict[str, Any]:
+        return {"base_url": f"{emulator_url}/seedance", "api_key": SANDBOX_API_KEY}
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return self._models
+
+    def validate(self, params: CreateParams) -> None:
+        if params.model and params.model not in self._models:
+            raise E.InvalidParameter("model", f"provider {self.name} serves {', '.join(self._models)}")
+        if params.locale not in LOCALES:
+            raise E.InvalidParameter("locale", f"must be one of {', '.join(LOCALES)}")
+
+    async def _call(self, path: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        async def attempt() -> dict[str, Any]:
+            request = self.http.build_request("POST", self.settings.base_url.rstrip("/") + path, json=body)
+            request = next(BearerAuth(self.credential("api_key")).auth_flow(request))
+            response = await self.send(request, action=action)
+            return self._parse(response, action)
+
+        return await self.with_retries(action, attempt)
+
+    def _parse(self, response: httpx.Response, action: str) -> dict[str, Any]:
+        data = json_body(response, provider=self.name, action=action)
+        meta = data.get("ResponseMetadata") or {}
+        request_id = str(meta.get("RequestId", "")) if isinstance(meta, dict) else ""
+        err = meta.get("Error") if isinstance(meta, dict) else None
+        if isinstance(err, dict) and err.get("Code"):
+            raise self.error_table.error(
+                str(err["Code"]),
+                str(err.get("Message", "")),
+                provider=self.name,
+                vendor_request_id=request_id,
+            )
+        if response.status_code != 200:
+            raise E.ProviderError(
+                f"{self.name}: {action} answered HTTP {response.status_code} without an error code",
+                provider=self.name,
+                vendor_request_id=request_id,
+            )
+        result = data.get("Result")
+        if not isinstance(result, dict):
+            raise E.ProviderError(f"{self.name}: {action} answered without Result", provider=self.name)
+        result["_request_id"] = request_id
+        return result
+
+    async def create_session(self, params: CreateParams) -> VendorSession:
+        model = params.model or self._default_model
+        body = {"model": model, "CallbackURL": params.callback_url, "Lng": params.locale}
+        result = await self._call("/v1/real-avatar/auth/session", "CreateAuthSession", body)
+        token, link = result.get("BytedToken"), result.get("H5Link")
+        if not isinstance(token, str) or not token or not isinstance(link, str) or not link:
+            raise E.ProviderError(f"{self.name}: Result lacks BytedToken or H5Link", provider=self.name)
+        return VendorSession(
+            token=token,
+            verification_url=link,
+            expire_time=self.ctx.clock.now() + TOKEN_WINDOW,
+            vendor_request_id=result["_request_id"],
+            vendor_data={"model": model},
+        )
+
+    def parse_landing(self, session: AuthSession, query: Mapping[str, str]) -> Landing:
+        code = query.get("resultCode", "")
+        params = {
+            k: query[k]
+            for k in ("resultCode", "algorithmBaseRespCode", "reqMeasureInfoValue", "verify_type")
+            if k in query
+        }
+        return Landing(
+            finished=bool(code),
+            passed=(code == RESULT_OK) if code else None,
+            params=params,
+            token=query.get("bytedToken", ""),
+        )
+
+    async def exchange(self, session: AuthSession) -> VerificationResult:
+        code = session.landing.get("resultCode", "")
+        if code and code != RESULT_OK:
+            # A failed verification has no asset group; the redirect already told us the verdict.
+            return VerificationResult(
+                passed=False,
+                vendor_result_code=code,
+                vendor_result_message=f"algorithmBaseRespCode={session.landing.get('algorithmBaseRespCode', '')}",
+                complete_time=self.ctx.clock.now(),
+            )
+        model = session.vendor_data.get("model") or session.model or self._default_model
+        body = {"model": model, "BytedToken": session.token}
+        result = await self._call("/v1/real-avatar/groups/from-token", "ExchangeToken", body)
+        group_id = result.get("GroupId")
+        if not isinstance(group_id, str) or not group_id:
+            raise E.ProviderError(f"{self.name}: Result lacks GroupId", provider=self.name)
+        return VerificationResult(
+            passed=True,
+            group_id=group_id,
+            vendor_result_code=code or RESULT_OK,
+            vendor_result_message="success",
+            complete_time=self.ctx.clock.now(),
+            vendor_request_id=result["_request_id"],
+        )

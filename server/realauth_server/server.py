@@ -1,0 +1,161 @@
+"""Wiring: store, providers, emulators, the gRPC server and the HTTP side, and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass, field
+
+import grpc
+from aiohttp import web
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from realauth.v1 import realauth_pb2, realauth_pb2_grpc
+
+from .api.servicer import RealAuthServicer
+from .clock import SYSTEM_CLOCK, Clock
+from .config import Settings
+from .emulators.base import Emulator
+from .emulators.registry import EMULATORS
+from .http.app import build_http_app
+from .interceptors.auth import SANDBOX_TENANT, AuthInterceptor
+from .interceptors.deadline import DeadlineInterceptor
+from .interceptors.errors import ErrorInterceptor
+from .interceptors.observe import ObserveInterceptor
+from .providers.base import Provider, ProviderContext
+from .providers.registry import KINDS
+from .service import AuthService
+from .store.base import SessionStore
+from .store.factory import open_store
+
+log = logging.getLogger("realauth")
+
+SERVICE_NAME = realauth_pb2.DESCRIPTOR.services_by_name["RealAuthService"].full_name
+MAX_MESSAGE = 16 * 1024 * 1024  # Tencent's CompareImageBase64 alone may be 8 MB
+
+
+@dataclass
+class RealAuthServer:
+    settings: Settings
+    clock: Clock = field(default_factory=lambda: SYSTEM_CLOCK)
+    grpc_port: int = 0
+    http_port: int = 0
+    emulators: dict[str, Emulator] = field(default_factory=dict)
+    providers: dict[str, Provider] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        s = self.settings
+        self.store: SessionStore = open_store(s.store)
+        await self.store.open()
+        landing_key = s.landing_secret.reveal_bytes() if s.landing_secret else await self.store.shared_secret("landing")
+        ctx = ProviderContext(clock=self.clock, emulator_url=s.emulator_url, config_dir=s.config_file)
+        for p in s.providers:
+            self.providers[p.name] = KINDS[p.kind](p, ctx)
+        sandbox_kinds = {p.kind for p in s.providers if p.sandbox}
+        for kind in sandbox_kinds:
+            self.emulators[kind] = EMULATORS[kind](clock=self.clock, public_url=f"{s.emulator_url}/{kind}")
+        default = next(p.name for p in s.providers if p.is_default)
+        self.service = AuthService(
+            store=self.store,
+            providers=self.providers,
+            default_provider=default,
+            clock=self.clock,
+            public_url=s.effective_public_url,
+            landing_key=landing_key,
+        )
+
+        self.http_runner = web.AppRunner(build_http_app(self.service, self.emulators), access_log=None)
+        await self.http_runner.setup()
+        site = web.TCPSite(self.http_runner, s.http_host, s.http_port)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets  # type: ignore[attr-defined]
+        self.http_port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+        self.grpc = grpc.aio.server(
+            interceptors=[
+                ObserveInterceptor(s.region),
+                ErrorInterceptor(),
+                AuthInterceptor(SANDBOX_TENANT),
+                DeadlineInterceptor(s.rpc_cap_seconds),
+            ],
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE),
+                ("grpc.max_send_message_length", MAX_MESSAGE),
+            ],
+        )
+        servicer = RealAuthServicer(self.service)
+        realauth_pb2_grpc.add_RealAuthServiceServicer_to_server(servicer, self.grpc)  # type: ignore[no-untyped-call]
+        self.health = HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
+        reflection.enable_server_reflection(
+            (
+                SERVICE_NAME,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            self.grpc,
+        )
+        self.grpc_port = self.grpc.add_insecure_port(f"{s.host}:{s.port}")
+        if self.grpc_port == 0:
+            raise OSError(f"cannot listen for gRPC on {s.host}:{s.port}")
+        await self.grpc.start()
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace: float | None = None, drain: float = 0.0) -> None:
+        """NOT_SERVING first (probes see it during ``drain``), then let in-flight calls finish."""
+        grace = self.settings.shutdown_grace if grace is None else grace
+        await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if drain > 0:
+            await asyncio.sleep(drain)
+        await self.grpc.stop(grace)
+        await self.http_runner.cleanup()
+        for p in self.providers.values():
+            await p.aclose()
+        await self.store.close()
+
+    def banner(self) -> None:
+        s = self.settings
+        host = "127.0.0.1" if s.host in ("0.0.0.0", "[::]", "::") else s.host
+        mode = "sandbox (built-in vendor emulators, no credentials)" if s.sandbox else "configured providers"
+        log.info(
+            "realauth listening",
+            extra={
+                "grpc": f"{s.host}:{self.grpc_port}",
+                "http": f"{s.http_host}:{self.http_port}",
+                "mode": mode,
+            },
+        )
+        log.info("public URL for browsers and vendors", extra={"public_url": s.effective_public_url})
+        if s.sandbox:
+            log.info("sandbox mode: every caller is the built-in 'sandbox' tenant; no API key is required")
+        log.info(
+            "try it",
+            extra={
+                "cmd": f".venv/bin/buf curl --protocol grpc --http2-prior-knowledge "
+                f'--data \'{{"callback_url":"https://example.com/done"}}\' '
+                f"http://{host}:{self.grpc_port}/realauth.v1.RealAuthService/CreateAuthSession"
+            },
+        )
+
+
+async def serve(settings: Settings, drain: float = 1.0) -> int:
+    server = RealAuthServer(settings)
+    await server.start()
+    server.banner()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info(
+        "shutting down: health is NOT_SERVING, finishing in-flight calls",
+        extra={"grace_s": settings.shutdown_grace},
+    )
+    await server.stop(drain=min(drain, settings.shutdown_grace))
+    log.info("stopped")
+    return 0

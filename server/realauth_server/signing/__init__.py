@@ -1,0 +1,1 @@
+"""Request signing: a pure function per vendor scheme, each wrapped as an ``httpx.Auth``."""

@@ -1,0 +1,26 @@
+"""``--store`` URL → store backend."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from .base import SessionStore
+from .memory import MemoryStore
+from .sqlite import SqliteStore
+
+SCHEMES = ("sqlite", "memory")
+
+
+def open_store(url: str) -> SessionStore:
+    """``sqlite:///relative/or/abs.db`` (``sqlite:////abs``), ``memory://``."""
+    scheme = urlsplit(url).scheme
+    if scheme == "memory":
+        return MemoryStore()
+    if scheme == "sqlite":
+        path = url[len("sqlite://") :]
+        if path.startswith("/"):  # sqlite:///rel.db → rel.db, sqlite:////abs.db → /abs.db
+            path = path[1:]
+        if not path:
+            raise ValueError("--store sqlite:///PATH needs a path")
+        return SqliteStore(path)
+    raise ValueError(f"--store: unsupported scheme {scheme!r}; use one of {', '.join(s + '://' for s in SCHEMES)}")

@@ -1,0 +1,95 @@
+"""Shared fixtures: a real realauth server (gRPC + HTTP on loopback ports) inside the test's loop."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from realauth.v1 import realauth_pb2 as pb
+from realauth.v1 import realauth_pb2_grpc as pb_grpc
+from realauth_server.clock import Clock
+from realauth_server.config import load_settings
+from realauth_server.server import RealAuthServer
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Harness:
+    server: RealAuthServer
+    channel: grpc.aio.Channel
+    stub: pb_grpc.RealAuthServiceStub
+    http: httpx.AsyncClient
+    clock: Clock
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.http_port}"
+
+    def emulator(self, kind: str) -> Any:
+        return self.server.emulators[kind]
+
+    async def create(self, **fields: Any) -> pb.AuthSession:
+        fields.setdefault("callback_url", "https://caller.example/done")
+        resp = await self.stub.CreateAuthSession(pb.CreateAuthSessionRequest(**fields))
+        return resp.session
+
+    async def complete(self, session: pb.AuthSession, outcome: str = "pass") -> httpx.Response:
+        """Do what the person's browser does: open the link with an outcome, follow to the caller."""
+        sep = "&" if "?" in session.verification_url else "?"
+        first = await self.http.get(f"{session.verification_url}{sep}outcome={outcome}")
+        assert first.status_code in (302, 303), first.text
+        landing = await self.http.request("GET", first.headers["location"])
+        return landing
+
+
+ServerFactory = Callable[..., Awaitable[Harness]]
+
+
+@pytest.fixture
+async def make_realauth(tmp_path: Path) -> AsyncIterator[ServerFactory]:
+    started: list[Harness] = []
+
+    async def factory(config: str | None = None, clock: Clock | None = None, **overrides: Any) -> Harness:
+        cfg_path = None
+        if config is not None:
+            cfg_path = tmp_path / f"realauth-{len(started)}.toml"
+            cfg_path.write_text(config)
+        overrides.setdefault("store", "memory://")
+        overrides.setdefault("host", "127.0.0.1")
+        overrides.setdefault("http_host", "127.0.0.1")
+        overrides.setdefault("port", free_port())
+        overrides.setdefault("http_port", free_port())
+        settings = load_settings(str(cfg_path) if cfg_path else None, **overrides)
+        clock = clock or Clock()
+        server = RealAuthServer(settings, clock=clock)
+        await server.start()
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+        h = Harness(server, channel, pb_grpc.RealAuthServiceStub(channel), httpx.AsyncClient(timeout=30), clock)
+        started.append(h)
+        return h
+
+    yield factory
+    for h in started:
+        await h.http.aclose()
+        await h.channel.close()
+        await h.server.stop(grace=1)
+
+
+@pytest.fixture
+async def realauth(make_realauth: ServerFactory) -> Harness:
+    return await make_realauth()
