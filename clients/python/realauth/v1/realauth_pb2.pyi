@@ -301,6 +301,20 @@ class GetAuthSessionResponse(_message.Message):
     session: AuthSession
     def __init__(self, response_metadata: _Optional[_Union[ResponseMetadata, _Mapping]] = ..., session: _Optional[_Union[AuthSession, _Mapping]] = ...) -> None: ...
 
+class WatchAuthSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class WatchAuthSessionResponse(_message.Message):
+    __slots__ = ("response_metadata", "session")
+    RESPONSE_METADATA_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    response_metadata: ResponseMetadata
+    session: AuthSession
+    def __init__(self, response_metadata: _Optional[_Union[ResponseMetadata, _Mapping]] = ..., session: _Optional[_Union[AuthSession, _Mapping]] = ...) -> None: ...
+
 class ListProvidersRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

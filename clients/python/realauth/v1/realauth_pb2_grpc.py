@@ -56,6 +56,11 @@ class RealAuthServiceStub:
                 request_serializer=realauth_dot_v1_dot_realauth__pb2.ListProvidersRequest.SerializeToString,
                 response_deserializer=realauth_dot_v1_dot_realauth__pb2.ListProvidersResponse.FromString,
                 _registered_method=True)
+        self.WatchAuthSession = channel.unary_stream(
+                '/realauth.v1.RealAuthService/WatchAuthSession',
+                request_serializer=realauth_dot_v1_dot_realauth__pb2.WatchAuthSessionRequest.SerializeToString,
+                response_deserializer=realauth_dot_v1_dot_realauth__pb2.WatchAuthSessionResponse.FromString,
+                _registered_method=True)
 
 
 class RealAuthServiceServicer:
@@ -96,6 +101,17 @@ class RealAuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchAuthSession(self, request, context):
+        """WatchAuthSession streams a session: its current state at once, then every change
+        (pending → completed → exchanged, failed or expired) until the session reaches a terminal
+        state or the caller's deadline passes. Expiry is reported without any other request
+        arriving. Works across replicas that share a store. NOT_FOUND for unknown sessions and for
+        another tenant's sessions, like GetAuthSession.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RealAuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -118,6 +134,11 @@ def add_RealAuthServiceServicer_to_server(servicer, server):
                     servicer.ListProviders,
                     request_deserializer=realauth_dot_v1_dot_realauth__pb2.ListProvidersRequest.FromString,
                     response_serializer=realauth_dot_v1_dot_realauth__pb2.ListProvidersResponse.SerializeToString,
+            ),
+            'WatchAuthSession': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchAuthSession,
+                    request_deserializer=realauth_dot_v1_dot_realauth__pb2.WatchAuthSessionRequest.FromString,
+                    response_serializer=realauth_dot_v1_dot_realauth__pb2.WatchAuthSessionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -230,6 +251,33 @@ class RealAuthService:
             '/realauth.v1.RealAuthService/ListProviders',
             realauth_dot_v1_dot_realauth__pb2.ListProvidersRequest.SerializeToString,
             realauth_dot_v1_dot_realauth__pb2.ListProvidersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchAuthSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/realauth.v1.RealAuthService/WatchAuthSession',
+            realauth_dot_v1_dot_realauth__pb2.WatchAuthSessionRequest.SerializeToString,
+            realauth_dot_v1_dot_realauth__pb2.WatchAuthSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,
