@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,10 +17,49 @@ from realauth.v1 import realauth_pb2 as pb
 from realauth.v1 import realauth_pb2_grpc as pb_grpc
 from realauth_server.clock import Clock
 from realauth_server.config import load_settings
+from realauth_server.logs import JsonFormatter
+from realauth_server.secret import Secret
 from realauth_server.server import RealAuthServer
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
+
+
+# --- leak detection: every Secret value created during the suite, every log line it emitted ----------------------
+# tests/test_zz_no_secret_leaks.py (runs last) greps all of it, the metrics and the subprocess logs for each secret.
+
+SECRET_VALUES: set[str] = set()
+LOG_LINES: list[str] = []
+PROCESS_LOGS: list[Path] = []
+
+_secret_init = Secret.__init__
+
+
+def _recording_init(self: Secret, value: str, source: str = "literal") -> None:
+    if len(value) >= 6:
+        SECRET_VALUES.add(value)
+    _secret_init(self, value, source)
+
+
+Secret.__init__ = _recording_init  # type: ignore[method-assign]
+
+
+class _CaptureAll(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(JsonFormatter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            LOG_LINES.append(self.format(record))
+        except Exception:  # pragma: no cover - a formatting bug must not hide the test's own failure
+            LOG_LINES.append(record.getMessage())
+
+
+logging.getLogger().addHandler(_CaptureAll())
+logging.getLogger().setLevel(logging.DEBUG)
+for _noisy in ("aiohttp", "asyncio", "grpc", "hpack", "httpx", "httpcore", "aiosqlite"):
+    logging.getLogger(_noisy).setLevel(logging.INFO)
 
 
 def free_port() -> int:

@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from .conftest import ROOT, VENV_BIN, free_port
+from .conftest import PROCESS_LOGS, ROOT, VENV_BIN, free_port
 
 
 @dataclass
@@ -57,6 +57,7 @@ def start_serve(
     port = port or free_port()
     http_port = http_port or free_port()
     log_path = workdir / f"serve-{port}.log"
+    PROCESS_LOGS.append(log_path)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [

@@ -56,7 +56,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     public = (args.public_url or f"http://127.0.0.1:{args.port}").rstrip("/")
     emulator = EMULATORS[args.vendor](public_url=public)
     log.info("emulator listening", extra={"vendor": args.vendor, "url": public})
-    web.run_app(emulator.app(), host=args.host, port=args.port, print=None, access_log=None)
+    web.run_app(emulator.app(), host=args.host, port=args.port, print=None, access_log=None, handler_cancellation=True)
     return 0
 
 

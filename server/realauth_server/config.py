@@ -19,6 +19,25 @@ COMMON_PROVIDER_KEYS = {"kind", "base_url", "sandbox", "exchange_window_seconds"
 
 
 @dataclass
+class TenantSettings:
+    """A caller: its API keys, the mTLS client-certificate names that identify it, and what it may use."""
+
+    name: str
+    keys: list[Secret] = field(default_factory=list)
+    client_cert_names: list[str] = field(default_factory=list)
+    providers: list[str] | None = None  # None: every configured provider
+    credentials: dict[str, dict[str, Secret]] = field(default_factory=dict)  # provider → key → secret
+
+
+@dataclass
+class TlsSettings:
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+    require_client_cert: bool = False
+
+
+@dataclass
 class Settings:
     host: str = "0.0.0.0"
     port: int = 50051
@@ -33,6 +52,8 @@ class Settings:
     log_format: str = "json"
     landing_secret: Secret | None = None
     providers: list[ProviderSettings] = field(default_factory=list)
+    tenants: list[TenantSettings] = field(default_factory=list)
+    tls: TlsSettings | None = None
     sandbox: bool = True
     config_file: Path | None = None
 
@@ -74,7 +95,7 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"--config {path}: {exc}") from None
         s.config_file = path
-    unknown = set(data) - {"server", "providers", "tenants", "auth", "tls"}
+    unknown = set(data) - {"server", "providers", "tenants", "tls"}
     if unknown:
         raise ConfigError(f"unknown configuration tables: {sorted(unknown)}")
     server = data.get("server", {})
@@ -119,7 +140,96 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
         raise ConfigError("more than one provider has default = true")
     if not defaults and s.providers:
         s.providers[0].is_default = True
+    tenants = data.get("tenants", {})
+    if not isinstance(tenants, dict):
+        raise ConfigError("tenants must be a table of tables")
+    s.tenants = [_tenant(name, table, s) for name, table in tenants.items()]
+    if "tls" in data:
+        s.tls = _tls(data["tls"], s.config_file)
     return s
+
+
+def _secret(spec: Any, where: str) -> Secret:
+    if not isinstance(spec, str) or not spec:
+        raise ConfigError(f"{where} must be a non-empty string (env:NAME, file:/path or a literal)")
+    try:
+        return resolve_secret(spec)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _tenant(name: str, table: Any, s: Settings) -> TenantSettings:
+    where = f"tenants.{name}"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(table) - {"keys", "client_cert_names", "providers", "credentials"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+    t = TenantSettings(name=name)
+    keys = table.get("keys", [])
+    if not isinstance(keys, list):
+        raise ConfigError(f"{where}.keys must be a list")
+    t.keys = [_secret(k, f"{where}.keys[{i}]") for i, k in enumerate(keys)]
+    names = table.get("client_cert_names", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise ConfigError(f"{where}.client_cert_names must be a list of names")
+    t.client_cert_names = list(names)
+    if not t.keys and not t.client_cert_names:
+        raise ConfigError(f"{where} needs keys or client_cert_names")
+    configured = {p.name: p for p in s.providers}
+    if "providers" in table:
+        allowed = table["providers"]
+        if not isinstance(allowed, list) or not all(isinstance(p, str) for p in allowed):
+            raise ConfigError(f"{where}.providers must be a list of provider names")
+        for p in allowed:
+            if p not in configured:
+                raise ConfigError(f"{where}.providers: unknown provider {p!r}")
+        t.providers = list(allowed)
+    creds = table.get("credentials", {})
+    if not isinstance(creds, dict):
+        raise ConfigError(f"{where}.credentials must be a table of provider tables")
+    for provider, keys_table in creds.items():
+        pw = f"{where}.credentials.{provider}"
+        if provider not in configured:
+            raise ConfigError(f"{pw}: unknown provider {provider!r}")
+        if not isinstance(keys_table, dict):
+            raise ConfigError(f"{pw} must be a table")
+        allowed_keys = set(KINDS[configured[provider].kind].secret_keys)
+        bad = set(keys_table) - allowed_keys
+        if bad:
+            raise ConfigError(f"{pw}: unknown keys {sorted(bad)}; this kind takes {sorted(allowed_keys)}")
+        t.credentials[provider] = {k: _secret(v, f"{pw}.{k}") for k, v in keys_table.items()}
+    return t
+
+
+def _tls(table: Any, config_file: Path | None) -> TlsSettings:
+    if not isinstance(table, dict):
+        raise ConfigError("tls must be a table")
+    unknown = set(table) - {"cert_file", "key_file", "client_ca_file", "require_client_cert"}
+    if unknown:
+        raise ConfigError(f"tls: unknown keys {sorted(unknown)}")
+    base = config_file.parent if config_file else Path.cwd()
+
+    def path(key: str, required: bool) -> Path | None:
+        value = table.get(key)
+        if value is None:
+            if required:
+                raise ConfigError(f"tls.{key} is required")
+            return None
+        if not isinstance(value, str):
+            raise ConfigError(f"tls.{key} must be a path")
+        p = (base / value) if not Path(value).is_absolute() else Path(value)
+        if not p.is_file():
+            raise ConfigError(f"tls.{key}: no such file {p}")
+        return p
+
+    cert, key = path("cert_file", True), path("key_file", True)
+    assert cert is not None and key is not None
+    require = table.get("require_client_cert", False)
+    if not isinstance(require, bool):
+        raise ConfigError("tls.require_client_cert must be true or false")
+    ca = path("client_ca_file", require)
+    return TlsSettings(cert, key, ca, require)
 
 
 def _provider(name: str, table: Any, s: Settings) -> ProviderSettings:

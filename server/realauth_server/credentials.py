@@ -16,16 +16,24 @@ from .secret import Secret
 Profile = Mapping[str, Mapping[str, Secret]]
 
 _PROFILE: contextvars.ContextVar[Profile | None] = contextvars.ContextVar("realauth_credentials", default=None)
+_ALLOWED: contextvars.ContextVar[frozenset[str] | None] = contextvars.ContextVar("realauth_allowed", default=None)
 
 
 def current_profile() -> Profile | None:
     return _PROFILE.get()
 
 
+def provider_allowed(name: str) -> bool:
+    """Whether the calling tenant may use this provider (True outside a call or without a list)."""
+    allowed = _ALLOWED.get()
+    return allowed is None or name in allowed
+
+
 @contextmanager
-def using(profile: Profile | None) -> Iterator[None]:
-    token = _PROFILE.set(profile)
+def using(profile: Profile | None, allowed: frozenset[str] | None = None) -> Iterator[None]:
+    token, token_allowed = _PROFILE.set(profile), _ALLOWED.set(allowed)
     try:
         yield
     finally:
         _PROFILE.reset(token)
+        _ALLOWED.reset(token_allowed)

@@ -20,7 +20,7 @@ from .config import Settings
 from .emulators.base import Emulator
 from .emulators.registry import EMULATORS
 from .http.app import build_http_app
-from .interceptors.auth import SANDBOX_TENANT, AuthInterceptor
+from .interceptors.auth import AuthInterceptor
 from .interceptors.deadline import DeadlineInterceptor
 from .interceptors.errors import ErrorInterceptor
 from .interceptors.observe import ObserveInterceptor
@@ -66,7 +66,9 @@ class RealAuthServer:
             landing_key=landing_key,
         )
 
-        self.http_runner = web.AppRunner(build_http_app(self.service, self.emulators), access_log=None)
+        self.http_runner = web.AppRunner(
+            build_http_app(self.service, self.emulators), access_log=None, handler_cancellation=True
+        )
         await self.http_runner.setup()
         site = web.TCPSite(self.http_runner, s.http_host, s.http_port)
         await site.start()
@@ -78,7 +80,7 @@ class RealAuthServer:
             interceptors=[
                 ObserveInterceptor(s.region),
                 ErrorInterceptor(),
-                AuthInterceptor(SANDBOX_TENANT),
+                AuthInterceptor(s.tenants),
                 DeadlineInterceptor(s.rpc_cap_seconds),
             ],
             options=[
@@ -98,7 +100,16 @@ class RealAuthServer:
             ),
             self.grpc,
         )
-        self.grpc_port = self.grpc.add_insecure_port(f"{s.host}:{s.port}")
+        address = f"{s.host}:{s.port}"
+        if s.tls is not None:
+            creds = grpc.ssl_server_credentials(
+                [(s.tls.key_file.read_bytes(), s.tls.cert_file.read_bytes())],
+                root_certificates=s.tls.client_ca_file.read_bytes() if s.tls.client_ca_file else None,
+                require_client_auth=s.tls.require_client_cert,
+            )
+            self.grpc_port = self.grpc.add_secure_port(address, creds)
+        else:
+            self.grpc_port = self.grpc.add_insecure_port(address)
         if self.grpc_port == 0:
             raise OSError(f"cannot listen for gRPC on {s.host}:{s.port}")
         await self.grpc.start()
@@ -131,8 +142,16 @@ class RealAuthServer:
             },
         )
         log.info("public URL for browsers and vendors", extra={"public_url": s.effective_public_url})
-        if s.sandbox:
-            log.info("sandbox mode: every caller is the built-in 'sandbox' tenant; no API key is required")
+        if not s.tenants:
+            if s.sandbox:
+                log.info("sandbox mode: every caller is the built-in 'sandbox' tenant; no API key is required")
+            else:
+                log.warning("no [tenants] configured: the API is open to any caller (tenant 'sandbox')")
+        else:
+            log.info(
+                "callers authenticate with API keys or client certificates",
+                extra={"tenants": ",".join(t.name for t in s.tenants), "tls": s.tls is not None},
+            )
         log.info(
             "try it",
             extra={

@@ -23,6 +23,7 @@ from .. import credentials, deadlines
 from ..clock import Clock
 from ..domain import AuthSession, CreateParams, Landing, VendorSession, VerificationResult
 from ..errors import (
+    AccessDenied,
     InternalError,
     InvalidParameter,
     ProviderAuthFailed,
@@ -161,7 +162,12 @@ class Provider(abc.ABC):
                 self._secrets[key] = secret
 
     def credential(self, key: str) -> Secret:
-        """The secret to sign this call with: the calling tenant's, else this provider's own."""
+        """The secret to sign this call with: the calling tenant's, else this provider's own.
+
+        Every vendor call signs through here, so it is also where a tenant's provider list is enforced.
+        """
+        if not credentials.provider_allowed(self.name):
+            raise AccessDenied(f"this caller may not use provider {self.name!r}", provider=self.name)
         profile = credentials.current_profile()
         if profile is not None:
             mine = profile.get(self.name)
