@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+
 from realauth.v1 import realauth_pb2 as pb
 from realauth.v1 import realauth_pb2_grpc as pb_grpc
 from realauth_server.clock import Clock

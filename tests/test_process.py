@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import grpc
 import httpx
 import pytest
+
 from realauth.v1 import realauth_pb2 as pb
 from realauth.v1 import realauth_pb2_grpc as pb_grpc
 

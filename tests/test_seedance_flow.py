@@ -6,6 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import grpc
 import pytest
+
 from realauth.v1 import realauth_pb2 as pb
 
 from .conftest import Harness

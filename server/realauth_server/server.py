@@ -12,6 +12,7 @@ from aiohttp import web
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
+
 from realauth.v1 import realauth_pb2, realauth_pb2_grpc
 
 from .api.servicer import RealAuthServicer

@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import grpc
+
 from realauth.v1 import realauth_pb2 as pb
 
 API_VERSION = "v1"
