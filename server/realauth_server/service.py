@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import uuid
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -25,6 +26,15 @@ log = logging.getLogger("realauth.service")
 
 MAX_FIELD = 128
 MAX_URL = 2048
+
+#: Leases outlive the call they guard by this much, so a slow store round trip never frees them early.
+LEASE_MARGIN = 5.0
+#: Waiting for another replica's vendor call: first and longest poll interval.
+POLL_FIRST, POLL_MAX = 0.02, 0.25
+#: A watcher re-checks the clock this often (a test clock can jump) and re-reads the store every
+#: RESYNC_TICKS ticks (pub/sub is at-most-once: a lost notification only delays a watcher).
+WATCH_TICK = 0.5
+RESYNC_TICKS = 10
 
 
 @dataclass
@@ -66,6 +76,15 @@ def validate_url(field_name: str, value: str) -> None:
         raise E.InvalidParameter(field_name, "must not contain spaces or control characters")
 
 
+def due_time(session: AuthSession) -> float:
+    """After this moment a non-terminal session is expired."""
+    return max(session.exchange_deadline, session.expire_time)
+
+
+def exchange_lease(session_id: str) -> str:
+    return f"exchange:{session_id}"
+
+
 def validate_short(field_name: str, value: str) -> None:
     if len(value) > MAX_FIELD:
         raise E.InvalidParameter(field_name, f"is longer than {MAX_FIELD} characters")
@@ -91,6 +110,7 @@ class AuthService:
         self.public_url = public_url.rstrip("/")
         self._landing_key = landing_key
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        store.use_clock(clock)
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -102,6 +122,28 @@ class AuthService:
             self._locks[key] = lock
         async with lock:
             yield
+
+    @asynccontextmanager
+    async def _lease(self, name: str, seconds: float, busy: str) -> AsyncIterator[None]:
+        """Hold a store lease (single flight across replicas), waiting within the call's budget."""
+        owner = uuid.uuid4().hex
+        delay = POLL_FIRST
+        while not await self.store.acquire_lease(name, owner, seconds + LEASE_MARGIN):
+            left = deadlines.remaining()
+            if left <= 0:
+                raise E.ProviderTimeout(busy)
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 2, POLL_MAX)
+        try:
+            yield
+        finally:
+            await self._release(name, owner)
+
+    async def _release(self, name: str, owner: str) -> None:
+        try:
+            await self.store.release_lease(name, owner)
+        except Exception:  # the lease expires on its own; never hide the call's own outcome
+            log.warning("could not release a lease", extra={"lease": name.split(":", 1)[0]})
 
     def landing_signature(self, session_id: str) -> str:
         mac = hmac.new(self._landing_key, f"landing:{session_id}".encode(), hashlib.sha256).digest()
@@ -161,10 +203,37 @@ class AuthService:
         if not req.idempotency_key:
             return await self._create(req, provider, params)
         async with self._lock(f"idem:{req.tenant}:{req.idempotency_key}"):
-            existing = await self.store.find_idempotent(req.tenant, req.idempotency_key)
-            if existing is not None:
-                return existing
-            return await self._create(req, provider, params)
+            return await self._create_once(req, provider, params)
+
+    async def _create_once(self, req: CreateInput, provider: Provider, params: CreateParams) -> AuthSession:
+        """Reserve the idempotency key in the store before the vendor call; duplicates wait for it.
+
+        The in-process lock serialises duplicates within this replica; the store's reservation
+        (a lease, released on failure and expiring on its own if this replica dies) does so across
+        replicas. A waiter gives up with ProviderTimeout when its own deadline runs out.
+        """
+        owner = params.session_id
+        delay = POLL_FIRST
+        while True:
+            lease = max(deadlines.remaining(), 0.0) + LEASE_MARGIN
+            claim = await self.store.claim_idempotency(req.tenant, req.idempotency_key, owner, lease)
+            if claim.session is not None:
+                return claim.session
+            if claim.claimed:
+                try:
+                    return await self._create(req, provider, params)
+                finally:
+                    try:
+                        await self.store.release_idempotency(req.tenant, req.idempotency_key, owner)
+                    except Exception:
+                        log.warning("could not release an idempotency reservation")
+            left = deadlines.remaining()
+            if left <= 0:
+                raise E.ProviderTimeout(
+                    "another CreateAuthSession with this idempotency_key is still in progress; retry later"
+                )
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 2, POLL_MAX)
 
     async def _create(self, req: CreateInput, provider: Provider, params: CreateParams) -> AuthSession:
         vendor = await provider.create_session(params)
@@ -206,14 +275,28 @@ class AuthService:
         return await self._expire_if_due(session)
 
     async def _expire_if_due(self, session: AuthSession) -> AuthSession:
+        """Mark a session past its window expired, unless an exchange for it is running right now.
+
+        Expiring takes the same lease as exchanging, so a result fetched in the last moment of the
+        window is never overwritten by (or hidden behind) an expiry.
+        """
         now = self.clock.now()
-        if not session.state.terminal and now > max(session.exchange_deadline, session.expire_time):
-            try:
-                return await self.store.update(session.evolve(state=SessionState.EXPIRED, update_time=now))
-            except StoreConflict:
-                fresh = await self.store.get(session.session_id)
+        if session.state.terminal or now <= due_time(session):
+            return session
+        owner = uuid.uuid4().hex
+        name = exchange_lease(session.session_id)
+        if not await self.store.acquire_lease(name, owner, LEASE_MARGIN):
+            return session  # an exchange holds it: it decides the outcome
+        try:
+            fresh = await self.store.get(session.session_id)
+            if fresh is None or fresh.state.terminal:
                 return fresh or session
-        return session
+            try:
+                return await self.store.update(fresh.evolve(state=SessionState.EXPIRED, update_time=now))
+            except StoreConflict:
+                return await self.store.get(session.session_id) or fresh
+        finally:
+            await self._release(name, owner)
 
     async def exchange(self, tenant: str, *, session_id: str = "", token: str = "") -> AuthSession:
         if session_id:
@@ -229,8 +312,22 @@ class AuthService:
         return await self._exchange(session)
 
     async def _exchange(self, session: AuthSession) -> AuthSession:
-        async with self._lock(f"session:{session.session_id}"):
-            fresh = await self.store.get(session.session_id)
+        """Exchange once: an in-process lock, then a store lease shared by all replicas.
+
+        A vendor token is single use, so two replicas (say, the landing on one and an ExchangeToken
+        on another) must never both send it; the second waits and then reads the first one's result.
+        """
+        sid = session.session_id
+        window = max(session.exchange_deadline - self.clock.now(), 0.0)
+        async with (
+            self._lock(f"session:{sid}"),
+            self._lease(
+                exchange_lease(sid),
+                min(window, max(deadlines.remaining(), 0.0)),
+                f"the exchange of session {sid} is in progress elsewhere; retry",
+            ),
+        ):
+            fresh = await self.store.get(sid)
             session = fresh or session
             if session.state is SessionState.EXCHANGED or (
                 session.state is SessionState.FAILED and session.result is not None
@@ -240,7 +337,7 @@ class AuthService:
             if session.state is SessionState.EXPIRED or now > session.exchange_deadline:
                 if session.state is not SessionState.EXPIRED:
                     await self.store.update(session.evolve(state=SessionState.EXPIRED, update_time=now))
-                raise E.TokenExpired(f"session {session.session_id} passed its exchange deadline; create a new session")
+                raise E.TokenExpired(f"session {sid} passed its exchange deadline; create a new session")
             provider = self.provider_for(session)
             with deadlines.budget(session.exchange_deadline - now, "window"):
                 try:
@@ -256,8 +353,51 @@ class AuthService:
                 except E.TokenExpired:
                     await self.store.update(session.evolve(state=SessionState.EXPIRED, update_time=self.clock.now()))
                     raise
-            state = SessionState.EXCHANGED if result.passed else SessionState.FAILED
-            return await self.store.update(session.evolve(state=state, result=result, update_time=self.clock.now()))
+            return await self._record(session, result)
+
+    async def _record(self, session: AuthSession, result: VerificationResult) -> AuthSession:
+        """Store a vendor result. It was fetched with a single-use token: it wins over any other write."""
+        state = SessionState.EXCHANGED if result.passed else SessionState.FAILED
+        for _attempt in range(3):
+            try:
+                return await self.store.update(session.evolve(state=state, result=result, update_time=self.clock.now()))
+            except StoreConflict:
+                fresh = await self.store.get(session.session_id)
+                if fresh is None:
+                    break
+                if fresh.result is not None:
+                    return fresh
+                session = fresh
+        raise E.InternalError(f"could not record the result of session {session.session_id}")
+
+    async def watch(self, tenant: str, session_id: str) -> AsyncIterator[AuthSession]:
+        """The session now, then every change, until a terminal state.
+
+        Changes come from the store's feed (in-process, or Redis pub/sub from other replicas); the
+        session's own deadline is a timer here, so expiry is reported with no request arriving.
+        """
+        if not session_id:
+            raise E.InvalidParameter("session_id", "is required")
+        validate_short("session_id", session_id)
+        with self.store.feed.listen(session_id) as changes:  # before the first read: miss nothing
+            session = await self.get(tenant, session_id)
+            yield session
+            ticks = 0
+            while not session.state.terminal:
+                wait = min(WATCH_TICK, max(due_time(session) - self.clock.now(), 0.0) + 0.01)
+                try:
+                    nxt = await asyncio.wait_for(changes.get(), wait)
+                except TimeoutError:
+                    ticks += 1
+                    if self.clock.now() <= due_time(session) and ticks % RESYNC_TICKS:
+                        continue
+                    stored = await self.store.get(session_id)
+                    if stored is None:
+                        raise E.SessionNotFound(f"session {session_id} not found") from None
+                    nxt = await self._expire_if_due(stored)
+                if nxt.version > session.version:
+                    session = nxt
+                    yield session
 
     async def land(self, session_id: str, signature: str, query: Mapping[str, str]) -> str:
         """Record the vendor's browser redirect, exchange at once, and return the caller's URL."""
@@ -275,7 +415,7 @@ class AuthService:
         if session.state is not SessionState.PENDING:
             raise LandingRefused(409, "This verification was already completed.")
         now = self.clock.now()
-        if now > max(session.exchange_deadline, session.expire_time):
+        if now > due_time(session):
             await self._expire_if_due(session)
             raise LandingRefused(410, "This verification session has expired.")
         try:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import grpc
+
 from realauth.v1 import realauth_pb2 as pb
 from realauth.v1 import realauth_pb2_grpc as pb_grpc
 
@@ -59,6 +62,14 @@ class RealAuthServicer(pb_grpc.RealAuthServiceServicer):
     ) -> pb.GetAuthSessionResponse:
         session = await self.service.get(call_context().tenant, request.session_id)
         return pb.GetAuthSessionResponse(response_metadata=response_metadata(), session=session_pb(session))
+
+    async def WatchAuthSession(
+        self, request: pb.WatchAuthSessionRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchAuthSessionResponse]:
+        ctx = call_context()
+        async for session in self.service.watch(ctx.tenant, request.session_id):
+            ctx.provider = session.provider
+            yield pb.WatchAuthSessionResponse(response_metadata=response_metadata(), session=session_pb(session))
 
     async def ListProviders(
         self, request: pb.ListProvidersRequest, context: grpc.aio.ServicerContext

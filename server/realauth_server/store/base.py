@@ -3,15 +3,50 @@
 from __future__ import annotations
 
 import abc
+import hashlib
+from dataclasses import dataclass
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..domain import AuthSession
+from ..events import ChangeFeed
+from .retention import Retention
 
 
 class StoreConflict(Exception):
     """The session changed since it was read (optimistic concurrency)."""
 
 
+class StoreUnavailable(OSError):
+    """The backing store cannot be reached (raised at start-up; an OSError so the CLI reports it)."""
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    """Outcome of :meth:`SessionStore.claim_idempotency`: exactly one field says what to do."""
+
+    claimed: bool = False  # this caller may call the vendor, then must release the lease
+    session: AuthSession | None = None  # already created: return it
+    # neither: another request (maybe on another replica) is calling the vendor right now: wait
+
+
+def idempotency_lease(tenant: str, key: str) -> str:
+    return "idem:" + hashlib.sha256(f"{tenant}\0{key}".encode()).hexdigest()
+
+
 class SessionStore(abc.ABC):
+    def __init__(self, retention: Retention | None = None) -> None:
+        self.clock: Clock = SYSTEM_CLOCK
+        self.retention = retention or Retention()
+        #: Every successful insert/update is published here (for Redis: also by other replicas).
+        self.feed = ChangeFeed()
+
+    def use_clock(self, clock: Clock) -> None:
+        """Retention is measured on the service's clock (tests move it)."""
+        self.clock = clock
+
+    def retain_until(self, session: AuthSession) -> float:
+        return self.retention.until(session)
+
     @abc.abstractmethod
     async def open(self) -> None: ...
 
@@ -38,3 +73,33 @@ class SessionStore(abc.ABC):
     @abc.abstractmethod
     async def update(self, session: AuthSession) -> AuthSession:
         """Write back a session read at ``session.version``; raise StoreConflict if it moved on."""
+
+    @abc.abstractmethod
+    async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
+        """Take the named lease for ``seconds`` of real time unless someone else holds it.
+
+        Leases make vendor calls single-flight across replicas; they expire on their own so that a
+        replica dying mid-call blocks nobody for longer than the call could have lasted.
+        """
+
+    @abc.abstractmethod
+    async def release_lease(self, name: str, owner: str) -> None:
+        """Release the lease if ``owner`` still holds it."""
+
+    async def claim_idempotency(self, tenant: str, key: str, owner: str, seconds: float) -> IdempotencyClaim:
+        """Reserve (tenant, key) before the vendor call, or report who has it."""
+        done = await self.find_idempotent(tenant, key)
+        if done is not None:
+            return IdempotencyClaim(session=done)
+        lease = idempotency_lease(tenant, key)
+        if not await self.acquire_lease(lease, owner, seconds):
+            return IdempotencyClaim()
+        # The previous holder may have stored its session between our look-up and our lease.
+        done = await self.find_idempotent(tenant, key)
+        if done is not None:
+            await self.release_lease(lease, owner)
+            return IdempotencyClaim(session=done)
+        return IdempotencyClaim(claimed=True)
+
+    async def release_idempotency(self, tenant: str, key: str, owner: str) -> None:
+        await self.release_lease(idempotency_lease(tenant, key), owner)

@@ -6,13 +6,14 @@ from urllib.parse import urlsplit
 
 from .base import SessionStore
 from .memory import MemoryStore
+from .redis import RedisStore
 from .sqlite import SqliteStore
 
-SCHEMES = ("sqlite", "memory")
+SCHEMES = ("sqlite", "memory", "redis")
 
 
 def open_store(url: str) -> SessionStore:
-    """``sqlite:///relative/or/abs.db`` (``sqlite:////abs``), ``memory://``."""
+    """``sqlite:///relative/or/abs.db`` (``sqlite:////abs``), ``memory://``, ``redis://host:port/db``."""
     scheme = urlsplit(url).scheme
     if scheme == "memory":
         return MemoryStore()
@@ -23,4 +24,12 @@ def open_store(url: str) -> SessionStore:
         if not path:
             raise ValueError("--store sqlite:///PATH needs a path")
         return SqliteStore(path)
+    if scheme in ("redis", "rediss"):
+        parts = urlsplit(url)
+        if not parts.hostname:
+            raise ValueError("--store redis://HOST:PORT/DB needs a host")
+        db = parts.path.strip("/")
+        if db and not db.isdigit():
+            raise ValueError("--store redis://HOST:PORT/DB: DB must be a number")
+        return RedisStore(url)
     raise ValueError(f"--store: unsupported scheme {scheme!r}; use one of {', '.join(s + '://' for s in SCHEMES)}")

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import heapq
 import secrets
+import time
 
 from ..domain import AuthSession
 from .base import SessionStore, StoreConflict
+from .retention import Retention
 
 
 class MemoryStore(SessionStore):
-    def __init__(self) -> None:
+    def __init__(self, retention: Retention | None = None) -> None:
+        super().__init__(retention)
         self._rows: dict[str, dict[str, object]] = {}
+        self._retain: dict[str, float] = {}
+        self._expiry: list[tuple[float, str]] = []  # heap of (retain_until, session_id)
         self._tokens: dict[str, str] = {}
         self._idem: dict[tuple[str, str], str] = {}
         self._secrets: dict[str, bytes] = {}
+        self._leases: dict[str, tuple[str, float]] = {}  # name → (owner, monotonic deadline)
 
     async def open(self) -> None:
         return None
@@ -21,26 +28,53 @@ class MemoryStore(SessionStore):
     async def close(self) -> None:
         return None
 
+    def _purge(self) -> None:
+        """Drop sessions past retention, with their token and idempotency entries."""
+        now = self.clock.now()
+        while self._expiry and self._expiry[0][0] < now:
+            until, sid = heapq.heappop(self._expiry)
+            if self._retain.get(sid) != until:
+                continue  # re-scheduled by a later write
+            row = self._rows.pop(sid)
+            del self._retain[sid]
+            token, tenant, key = str(row["token"]), str(row["tenant"]), str(row["idempotency_key"])
+            if token and self._tokens.get(token) == sid:
+                del self._tokens[token]
+            if key and self._idem.get((tenant, key)) == sid:
+                del self._idem[(tenant, key)]
+
+    def _store(self, session: AuthSession) -> None:
+        self._rows[session.session_id] = session.to_dict()
+        until = self.retain_until(session)
+        if self._retain.get(session.session_id) != until:
+            self._retain[session.session_id] = until
+            heapq.heappush(self._expiry, (until, session.session_id))
+        if session.token:
+            self._tokens[session.token] = session.session_id
+        self.feed.publish(session)
+
     async def insert(self, session: AuthSession) -> AuthSession:
+        self._purge()
         if session.idempotency_key:
             existing = self._idem.get((session.tenant, session.idempotency_key))
             if existing is not None:
-                return AuthSession.from_dict(self._rows[existing])  # type: ignore[arg-type]
+                return AuthSession.from_dict(self._rows[existing])
             self._idem[(session.tenant, session.idempotency_key)] = session.session_id
-        self._rows[session.session_id] = session.to_dict()
-        if session.token:
-            self._tokens[session.token] = session.session_id
+        self._store(session)
         return session
 
     async def get(self, session_id: str) -> AuthSession | None:
+        self._purge()
         row = self._rows.get(session_id)
-        return AuthSession.from_dict(row) if row is not None else None  # type: ignore[arg-type]
+        return AuthSession.from_dict(row) if row is not None else None
 
     async def get_by_token(self, token: str) -> AuthSession | None:
+        self._purge()
         sid = self._tokens.get(token)
         return await self.get(sid) if sid else None
 
     async def find_idempotent(self, tenant: str, key: str) -> AuthSession | None:
+        self._purge()
         sid = self._idem.get((tenant, key))
         return await self.get(sid) if sid else None
 
@@ -48,11 +82,27 @@ class MemoryStore(SessionStore):
         return self._secrets.setdefault(name, secrets.token_bytes(32))
 
     async def update(self, session: AuthSession) -> AuthSession:
+        self._purge()
         row = self._rows.get(session.session_id)
         if row is None or row["version"] != session.version:
             raise StoreConflict(session.session_id)
         new = session.evolve(version=session.version + 1)
-        self._rows[session.session_id] = new.to_dict()
-        if new.token:
-            self._tokens[new.token] = new.session_id
+        self._store(new)
         return new
+
+    async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
+        now = time.monotonic()
+        held = self._leases.get(name)
+        if held is not None and held[1] > now and held[0] != owner:
+            return False
+        self._leases[name] = (owner, now + seconds)
+        return True
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        held = self._leases.get(name)
+        if held is not None and held[0] == owner:
+            del self._leases[name]
+
+    def __len__(self) -> int:
+        self._purge()
+        return len(self._rows)

@@ -1,15 +1,21 @@
-"""Embedded SQLite store (``sqlite:///path``), the single-replica default: survives restarts."""
+"""Embedded SQLite store (``sqlite:///path``), the single-replica default: survives restarts.
+
+Retention: every row carries ``retain_until`` (see retention.py); reads never return a row past
+it, and expired rows are deleted at most once a minute, on access.
+"""
 
 from __future__ import annotations
 
 import json
 import secrets
+import time
 from pathlib import Path
 
 import aiosqlite
 
 from ..domain import AuthSession
 from .base import SessionStore, StoreConflict
+from .retention import Retention
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -26,13 +32,20 @@ CREATE UNIQUE INDEX IF NOT EXISTS sessions_idem ON sessions(tenant, idempotency_
     WHERE idempotency_key != '';
 CREATE INDEX IF NOT EXISTS sessions_token ON sessions(token) WHERE token != '';
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until REAL NOT NULL);
 """
+
+#: Rows written before retention existed are kept this long past their expire time.
+LEGACY_RETENTION = 3 * 86_400.0
+PURGE_EVERY = 60.0
 
 
 class SqliteStore(SessionStore):
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, retention: Retention | None = None) -> None:
+        super().__init__(retention)
         self.path = path
         self._db: aiosqlite.Connection | None = None
+        self._next_purge = 0.0
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -48,6 +61,12 @@ class SqliteStore(SessionStore):
         await self._db.execute("PRAGMA synchronous=NORMAL")
         await self._db.execute("PRAGMA busy_timeout=5000")
         await self._db.executescript(SCHEMA)
+        async with self._db.execute("PRAGMA table_info(sessions)") as cur:
+            columns = {row[1] for row in await cur.fetchall()}
+        if "retain_until" not in columns:  # a database from before retention: migrate in place
+            await self._db.execute("ALTER TABLE sessions ADD COLUMN retain_until REAL NOT NULL DEFAULT 0")
+            await self._db.execute("UPDATE sessions SET retain_until = expire_at + ?", (LEGACY_RETENTION,))
+        await self._db.execute("CREATE INDEX IF NOT EXISTS sessions_retain ON sessions(retain_until)")
         await self._db.commit()
 
     async def close(self) -> None:
@@ -55,44 +74,62 @@ class SqliteStore(SessionStore):
             await self._db.close()
             self._db = None
 
-    async def insert(self, session: AuthSession) -> AuthSession:
-        cur = await self.db.execute(
-            "INSERT INTO sessions (session_id, tenant, token, idempotency_key, state, version, expire_at, data)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (
-                session.session_id,
-                session.tenant,
-                session.token,
-                session.idempotency_key,
-                session.state.value,
-                session.version,
-                session.expire_time,
-                json.dumps(session.to_dict()),
-            ),
-        )
+    async def purge(self) -> int:
+        """Delete sessions past retention (and stale leases); returns how many sessions went."""
+        cur = await self.db.execute("DELETE FROM sessions WHERE retain_until < ?", (self.clock.now(),))
+        await self.db.execute("DELETE FROM leases WHERE until < ?", (time.time(),))
         await self.db.commit()
-        if cur.rowcount == 0 and session.idempotency_key:
-            existing = await self.find_idempotent(session.tenant, session.idempotency_key)
-            if existing is not None:
-                return existing
-        return session
+        self._next_purge = self.clock.now() + PURGE_EVERY
+        return cur.rowcount
 
-    async def _one(self, sql: str, args: tuple[object, ...]) -> AuthSession | None:
-        async with self.db.execute(sql, args) as cur:
+    async def _maybe_purge(self) -> None:
+        if self.clock.now() >= self._next_purge:
+            await self.purge()
+
+    async def insert(self, session: AuthSession) -> AuthSession:
+        await self._maybe_purge()
+        for _attempt in range(2):
+            cur = await self.db.execute(
+                "INSERT INTO sessions (session_id, tenant, token, idempotency_key, state, version, expire_at,"
+                " retain_until, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (
+                    session.session_id,
+                    session.tenant,
+                    session.token,
+                    session.idempotency_key,
+                    session.state.value,
+                    session.version,
+                    session.expire_time,
+                    self.retain_until(session),
+                    json.dumps(session.to_dict()),
+                ),
+            )
+            await self.db.commit()
+            if cur.rowcount == 1:
+                self.feed.publish(session)
+                return session
+            if session.idempotency_key:
+                existing = await self.find_idempotent(session.tenant, session.idempotency_key)
+                if existing is not None:
+                    return existing
+            await self.purge()  # the conflicting row is past retention but not yet deleted
+        raise StoreConflict(session.session_id)
+
+    async def _one(self, where: str, args: tuple[object, ...]) -> AuthSession | None:
+        await self._maybe_purge()
+        sql = f"SELECT data FROM sessions WHERE {where} AND retain_until >= ?"
+        async with self.db.execute(sql, (*args, self.clock.now())) as cur:
             row = await cur.fetchone()
         return AuthSession.from_dict(json.loads(row[0])) if row else None
 
     async def get(self, session_id: str) -> AuthSession | None:
-        return await self._one("SELECT data FROM sessions WHERE session_id = ?", (session_id,))
+        return await self._one("session_id = ?", (session_id,))
 
     async def get_by_token(self, token: str) -> AuthSession | None:
-        return await self._one("SELECT data FROM sessions WHERE token = ? AND token != ''", (token,))
+        return await self._one("token = ? AND token != ''", (token,))
 
     async def find_idempotent(self, tenant: str, key: str) -> AuthSession | None:
-        return await self._one(
-            "SELECT data FROM sessions WHERE tenant = ? AND idempotency_key = ? AND idempotency_key != ''",
-            (tenant, key),
-        )
+        return await self._one("tenant = ? AND idempotency_key = ? AND idempotency_key != ''", (tenant, key))
 
     async def shared_secret(self, name: str) -> bytes:
         await self.db.execute(
@@ -107,19 +144,36 @@ class SqliteStore(SessionStore):
     async def update(self, session: AuthSession) -> AuthSession:
         new = session.evolve(version=session.version + 1)
         cur = await self.db.execute(
-            "UPDATE sessions SET token = ?, state = ?, version = ?, expire_at = ?, data = ?"
-            " WHERE session_id = ? AND version = ?",
+            "UPDATE sessions SET token = ?, state = ?, version = ?, expire_at = ?, retain_until = ?, data = ?"
+            " WHERE session_id = ? AND version = ? AND retain_until >= ?",
             (
                 new.token,
                 new.state.value,
                 new.version,
                 new.expire_time,
+                self.retain_until(new),
                 json.dumps(new.to_dict()),
                 session.session_id,
                 session.version,
+                self.clock.now(),
             ),
         )
         await self.db.commit()
         if cur.rowcount == 0:
             raise StoreConflict(session.session_id)
+        self.feed.publish(new)
         return new
+
+    async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
+        now = time.time()  # leases bound real vendor calls: real time, shared by processes on this host
+        cur = await self.db.execute(
+            "INSERT INTO leases (name, owner, until) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE"
+            " SET owner = excluded.owner, until = excluded.until WHERE leases.until < ? OR leases.owner = ?",
+            (name, owner, now + seconds, now, owner),
+        )
+        await self.db.commit()
+        return bool(cur.rowcount)
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        await self.db.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
+        await self.db.commit()

@@ -1,0 +1,253 @@
+"""Redis store (``redis://host:port/db``): shared by many replicas.
+
+Keys (prefix ``realauth:``), all with the session's retention as TTL (retention.py):
+- ``s:<session_id>``: hash ``v`` (version) and ``d`` (the session as JSON);
+- ``t:<token>``: session id (token index); ``i:<sha256(tenant, key)>``: session id (idempotency);
+- ``l:<name>``: a lease (owner id, ``SET NX PX``); ``secret:<name>``: shared secrets (no TTL).
+Writes are Lua scripts, so the version check, the indexes, the TTLs and the change notification
+(``PUBLISH realauth:events <session JSON>``) happen atomically and in version order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import secrets
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ..domain import AuthSession
+from .base import SessionStore, StoreConflict, StoreUnavailable
+from .retention import Retention
+
+log = logging.getLogger("realauth.store")
+
+PREFIX = "realauth:"
+
+# KEYS: session, token index, idempotency index. ARGV: session id, version, json, ttl ms,
+# has token, has idempotency key, channel.
+INSERT = """
+if ARGV[6] == '1' then
+  local existing = redis.call('GET', KEYS[3])
+  if existing and redis.call('EXISTS', ARGV[8] .. existing) == 1 then
+    return existing
+  end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return false
+end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if ARGV[5] == '1' then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[4]) end
+if ARGV[6] == '1' then redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[4]) end
+redis.call('PUBLISH', ARGV[7], ARGV[3])
+return ARGV[1]
+"""
+
+# KEYS: session, token index, idempotency index. ARGV: expected version, new version, json,
+# ttl ms, has token, has idempotency key, channel, session id.
+UPDATE = """
+if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if ARGV[5] == '1' then redis.call('SET', KEYS[2], ARGV[8], 'PX', ARGV[4]) end
+if ARGV[6] == '1' then redis.call('SET', KEYS[3], ARGV[8], 'PX', ARGV[4]) end
+redis.call('PUBLISH', ARGV[7], ARGV[3])
+return 1
+"""
+
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+#: How long open() waits for Redis and for the change subscription.
+CONNECT_TIMEOUT = 5.0
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value
+
+
+class RedisStore(SessionStore):
+    def __init__(self, url: str, retention: Retention | None = None, prefix: str = PREFIX) -> None:
+        super().__init__(retention)
+        self.url = url
+        self.prefix = prefix
+        self.channel = prefix + "events"
+        self._r: aioredis.Redis | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    @property
+    def r(self) -> aioredis.Redis:
+        if self._r is None:
+            raise RuntimeError("RedisStore used before open()")
+        return self._r
+
+    def _where(self) -> str:
+        """The URL without any password, for error messages."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        return f"{parts.hostname}:{parts.port or 6379}{parts.path}"
+
+    async def open(self) -> None:
+        self._r = aioredis.Redis.from_url(
+            self.url, socket_connect_timeout=CONNECT_TIMEOUT, health_check_interval=30, decode_responses=False
+        )
+        try:
+            await asyncio.wait_for(self._r.ping(), CONNECT_TIMEOUT)
+        except (RedisError, OSError, TimeoutError) as exc:
+            await self._r.aclose()
+            self._r = None
+            raise StoreUnavailable(f"cannot reach Redis at {self._where()}: {type(exc).__name__}") from None
+        self._insert = self._r.register_script(INSERT)
+        self._update = self._r.register_script(UPDATE)
+        self._release = self._r.register_script(RELEASE)
+        self._listener = asyncio.create_task(self._listen(), name="realauth-redis-events")
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), CONNECT_TIMEOUT)
+        except TimeoutError:
+            await self.close()
+            raise StoreUnavailable(f"cannot subscribe to {self.channel} at {self._where()}") from None
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        if self._r is not None:
+            await self._r.aclose()
+            self._r = None
+
+    async def _listen(self) -> None:
+        """Relay change notifications from every replica to this process's watchers; reconnect on loss."""
+        backoff = 0.1
+        while True:
+            pubsub = self.r.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                self._subscribed.set()
+                backoff = 0.1
+                while True:
+                    message = await pubsub.get_message(timeout=30.0)
+                    if message is None or message.get("type") != "message":
+                        continue
+                    try:
+                        session = AuthSession.from_dict(json.loads(message["data"]))
+                    except (ValueError, TypeError, KeyError):
+                        log.warning("ignoring a malformed change notification")
+                        continue
+                    self.feed.publish(session)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                # Watchers resync from the store periodically, so a gap here only delays them.
+                log.warning("change subscription lost; reconnecting", extra={"error": type(exc).__name__})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    # --- keys -----------------------------------------------------------------------------------
+
+    def _session_key(self, session_id: str) -> str:
+        return f"{self.prefix}s:{session_id}"
+
+    def _token_key(self, token: str) -> str:
+        return f"{self.prefix}t:{token}"
+
+    def _idem_key(self, tenant: str, key: str) -> str:
+        return f"{self.prefix}i:" + hashlib.sha256(f"{tenant}\0{key}".encode()).hexdigest()
+
+    def _ttl_ms(self, session: AuthSession) -> int:
+        return max(1, math.ceil((self.retain_until(session) - self.clock.now()) * 1000))
+
+    def _write_args(self, session: AuthSession) -> tuple[list[str], list[Any]]:
+        keys = [
+            self._session_key(session.session_id),
+            self._token_key(session.token),
+            self._idem_key(session.tenant, session.idempotency_key),
+        ]
+        args: list[Any] = [
+            session.version,
+            json.dumps(session.to_dict()),
+            self._ttl_ms(session),
+            "1" if session.token else "0",
+            "1" if session.idempotency_key else "0",
+            self.channel,
+        ]
+        return keys, args
+
+    # --- SessionStore ---------------------------------------------------------------------------
+
+    async def insert(self, session: AuthSession) -> AuthSession:
+        keys, args = self._write_args(session)
+        got = await self._insert(keys=keys, args=[session.session_id, *args, self.prefix + "s:"])
+        if got is None:
+            raise StoreConflict(session.session_id)
+        sid = _bytes(got).decode()
+        if sid == session.session_id:
+            return session
+        existing = await self.get(sid)
+        if existing is None:  # expired between the script and this read: nothing to return it to
+            raise StoreConflict(session.session_id)
+        return existing
+
+    async def get(self, session_id: str) -> AuthSession | None:
+        data = await self.r.hget(self._session_key(session_id), "d")
+        return AuthSession.from_dict(json.loads(data)) if data else None
+
+    async def _get_indexed(self, key: str) -> AuthSession | None:
+        sid = await self.r.get(key)
+        return await self.get(_bytes(sid).decode()) if sid else None
+
+    async def get_by_token(self, token: str) -> AuthSession | None:
+        return await self._get_indexed(self._token_key(token)) if token else None
+
+    async def find_idempotent(self, tenant: str, key: str) -> AuthSession | None:
+        return await self._get_indexed(self._idem_key(tenant, key)) if key else None
+
+    async def shared_secret(self, name: str) -> bytes:
+        key = f"{self.prefix}secret:{name}"
+        await self.r.set(key, secrets.token_bytes(32), nx=True)
+        value = await self.r.get(key)
+        if not value:
+            raise StoreUnavailable(f"shared secret {name!r} vanished from Redis")
+        return _bytes(value)
+
+    async def update(self, session: AuthSession) -> AuthSession:
+        new = session.evolve(version=session.version + 1)
+        keys, args = self._write_args(new)
+        ok = await self._update(keys=keys, args=[session.version, *args, new.session_id])
+        if not ok:
+            raise StoreConflict(session.session_id)
+        return new
+
+    async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
+        key = f"{self.prefix}l:{name}"
+        ms = max(1, math.ceil(seconds * 1000))
+        if await self.r.set(key, owner, nx=True, px=ms):
+            return True
+        # Re-entrant for the same owner (a retry of the same attempt): extend.
+        current = await self.r.get(key)
+        if current is not None and _bytes(current).decode() == owner:
+            await self.r.pexpire(key, ms)
+            return True
+        return False
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        await self._release(keys=[f"{self.prefix}l:{name}"], args=[owner])
