@@ -1,0 +1,482 @@
+"""Volcengine visual identity verification, H5 edition (seed 002; vendors.md §2).
+
+Create: STS ``AssumeRole`` (temporary keys the H5 page needs) → ``CertH5ConfigInit`` → ``config_id``;
+for h5 type "3" also ``CertH5Token`` → ``byted_token``. The person opens the H5 URL, which redirects
+to realauth's landing with ``bytedToken``. Exchange: ``CertVerifyQuery`` (cert_pro_verify_query).
+All calls are Volcengine V4-signed (service ``cv``, region ``cn-north-1``; STS: service ``sts``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import calendar
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import urlencode
+
+import httpx
+
+from .. import errors as E
+from ..domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
+from ..secret import Secret
+from ..signing.volc_v4 import VolcV4Auth
+from .base import ErrorTable, Provider, ProviderContext, ProviderSettings, VendorErrorRule, json_body
+
+VERSION = "2022-08-31"
+SERVICE = "cv"
+REGION = "cn-north-1"
+STS_VERSION = "2018-01-01"
+RESULT_OK = 10000
+#: config_id lifetime when expire_duration is not given, and its range (seed 002).
+DEFAULT_EXPIRE = 900
+EXPIRE_RANGE = (60, 7200)
+#: byted_token from CertH5Token: 60 min, one verification.
+BYTED_TOKEN_WINDOW = 3600.0
+#: CertVerifyQuery keeps a result 1 h after the verification.
+QUERY_KEEP = 3600.0
+#: STS session length asked for (AssumeRole allows 900–43200 s); must outlive any config.
+STS_DURATION = 3 * 3600
+MOTIONS = ("0", "1", "2", "3")
+
+#: Sandbox credentials the built-in emulator accepts (public: they grant nothing real).
+SANDBOX_ACCESS_KEY_ID = "AKLTsandboxrealauthvolcengine"
+SANDBOX_SECRET_ACCESS_KEY = "c2FuZGJveC1yZWFsYXV0aC12b2xjZW5naW5lLXNr"
+SANDBOX_ROLE_TRN = "trn:iam::2100000000:role/realauth-sandbox-h5"
+
+R = VendorErrorRule
+ERRORS = ErrorTable(
+    [
+        # Service layer (`code`), vendors.md §2.3.
+        R("50200", E.InvalidParameter, False, 400, "request parameter error"),
+        R("50201", E.InvalidParameter, False, 400, "a required parameter is missing"),
+        R("50204", E.InvalidParameter, False, 400, "a parameter has the wrong type"),
+        *(
+            R(str(c), E.InvalidParameter, False, 400, "image/video size, decode or body size error")
+            for c in range(50205, 50215)
+        ),
+        R("50215", E.VerificationFailed, False, 200, "algorithm error, see algorithm_base_resp"),
+        R("50215.41000", E.VerificationPending, False, 200, "the person has not finished the H5 flow"),
+        R("50215.210102", E.TokenNotFound, False, 200, "no result for this byted_token (unknown or older than 1 h)"),
+        R("50215.100000", E.ProviderUnavailable, True, 200, "algorithm internal error"),
+        R("50215.100001", E.ProviderUnavailable, True, 200, "data source internal error"),
+        R("50215.201403", E.RateLimited, False, 200, "daily frequency limit for this id number"),
+        R("50400", E.ProviderAuthFailed, False, 401, "auth failed: no API permission, bad timestamp or signature"),
+        R("50402", E.InternalError, False, 404, "API does not exist"),
+        R("50411", E.InvalidParameter, False, 400, "image pre-moderation not passed"),
+        R("50412", E.InvalidParameter, False, 400, "text pre-moderation not passed"),
+        R("50413", E.InvalidParameter, False, 400, "pre-moderation not passed"),
+        R("50511", E.ProviderUnavailable, True, 400, "post image moderation not passed (doc: retriable)"),
+        R("50512", E.InvalidParameter, False, 400, "post text moderation not passed"),
+        R("50429", E.RateLimited, True, 429, "QPS limit reached"),
+        R("50430", E.RateLimited, True, 429, "concurrency limit reached"),
+        R("50500", E.ProviderUnavailable, True, 500, "internal error"),
+        R("50501", E.ProviderUnavailable, True, 500, "internal RPC error"),
+        R("60102", E.VerificationFailed, False, 200, "no face detected"),
+        # Gateway (`ResponseMetadata.Error.Code`), vendors.md §1.2.
+        R("MissingParameter", E.InvalidParameter, False, 400, "a required parameter is missing"),
+        R("InvalidParameter", E.InvalidParameter, False, 400, "a parameter has a bad value"),
+        R("MissingAuthenticationToken", E.ProviderAuthFailed, False, 401, "no Authorization"),
+        R("MissingRequestInfo", E.ProviderAuthFailed, False, 400, "X-Date or other request info missing"),
+        R("MissingSignature", E.ProviderAuthFailed, False, 401, "no signature"),
+        R("InvalidTimestamp", E.ProviderAuthFailed, False, 400, "signature expired (clock skew > 900 s)"),
+        R("ServiceNotFound", E.InternalError, False, 404, "wrong service"),
+        R("InvalidActionOrVersion", E.InternalError, False, 404, "wrong action or version"),
+        R("InvalidAccessKey", E.ProviderAuthFailed, False, 401, "unknown access key"),
+        R("SignatureDoesNotMatch", E.ProviderAuthFailed, False, 401, "signature mismatch (wrong secret key?)"),
+        R("LackPolicy", E.ProviderAuthFailed, False, 403, "the key lacks a policy"),
+        R("AccessDenied", E.ProviderAuthFailed, False, 403, "the key may not call this API"),
+        R("RequestLimitExceeded", E.RateLimited, True, 429, "gateway rate limit"),
+        R("InternalError", E.ProviderUnavailable, True, 500, "gateway internal error"),
+        R("ServiceUnavailable", E.ProviderUnavailable, True, 503, "gateway unavailable"),
+    ]
+)
+
+IDCARD_RE = re.compile(r"^(\d{17}[\dXx]|\d{15})$")
+
+
+@dataclass
+class _StsKeys:
+    access_key_id: Secret
+    secret_access_key: Secret
+    session_token: Secret
+    expires: float
+
+
+def _opt_int(msg: Any, name: str) -> int | None:
+    return int(getattr(msg, name)) if msg is not None and msg.HasField(name) else None
+
+
+def _enum(value: str, allowed: tuple[str, ...], field: str) -> None:
+    if value and value not in allowed:
+        raise E.InvalidParameter(field, f"must be one of {', '.join(repr(a) for a in allowed)}")
+
+
+def _range(value: int | None, lo: int, hi: int, field: str) -> None:
+    if value is not None and not lo <= value <= hi:
+        raise E.InvalidParameter(field, f"must be in [{lo}, {hi}]")
+
+
+def build_config_body(options: Any, redirect_url: str) -> dict[str, Any]:
+    """CertH5ConfigInit's body from VolcengineOptions (already validated); unset fields are left out."""
+    h5: dict[str, Any] = {"type": "0"}
+    live: dict[str, Any] = {"ref_source": "1", "liveness_type": "motion"}
+    body: dict[str, Any] = {"req_key": "cert_h5_config_init", "h5_config": h5, "liveness_config": live}
+    if options is not None:
+        hc = options.h5_config
+        for name in (
+            "type",
+            "theme_color",
+            "show_guide",
+            "show_result",
+            "protocol_name",
+            "protocol_link",
+            "enable_record",
+        ):
+            if getattr(hc, name):
+                h5[name] = getattr(hc, name)
+        for name in ("ignore_homepage_agreement", "ignore_bottom_text"):
+            if getattr(hc, name):
+                h5[name] = True
+        lc = options.liveness_config
+        for name in ("ref_source", "liveness_type"):
+            if getattr(lc, name):
+                live[name] = getattr(lc, name)
+        for name in ("liveness_timeout", "motion_count", "max_liveness_trial"):
+            if (v := _opt_int(lc, name)) is not None:
+                live[name] = v
+        if lc.motion_list:
+            live["motion_list"] = list(lc.motion_list)
+        if lc.fixed_motion_list:
+            live["fixed_motion_list"] = list(lc.fixed_motion_list)
+        if (v := _opt_int(options, "expire_duration")) is not None:
+            body["expire_duration"] = v
+    h5["redirect_url"] = redirect_url
+    return body
+
+
+def validate_options(options: Any) -> None:
+    """Every documented range and enum of seed 002, named by its path under ``volcengine``."""
+    if options is None:
+        return
+    hc, lc = options.h5_config, options.liveness_config
+    p = "volcengine.h5_config."
+    _enum(hc.type, ("0", "1", "2", "3"), p + "type")
+    for name in ("show_guide", "show_result", "enable_record"):
+        _enum(getattr(hc, name), ("0", "1"), p + name)
+    if len(hc.theme_color) > 64:
+        raise E.InvalidParameter(p + "theme_color", "is longer than 64 characters")
+    if len(hc.protocol_name) > 128:
+        raise E.InvalidParameter(p + "protocol_name", "is longer than 128 characters")
+    if hc.protocol_link and not hc.protocol_link.startswith(("http://", "https://")):
+        raise E.InvalidParameter(p + "protocol_link", "must be an absolute http(s) URL")
+    if len(hc.protocol_link) > 2048:
+        raise E.InvalidParameter(p + "protocol_link", "is longer than 2048 characters")
+    h5_type = hc.type or "0"
+    p = "volcengine.liveness_config."
+    _enum(lc.ref_source, ("0", "1"), p + "ref_source")
+    if lc.ref_source == "0" and h5_type != "3":
+        raise E.InvalidParameter(p + "ref_source", "must be '1' unless h5_config.type is '3'")
+    _enum(lc.liveness_type, ("motion", "reflection"), p + "liveness_type")
+    _range(_opt_int(lc, "liveness_timeout"), 5, 60, p + "liveness_timeout")
+    for m in lc.motion_list:
+        _enum(m or "?", MOTIONS, p + "motion_list")
+    if len(set(lc.motion_list)) != len(lc.motion_list):
+        raise E.InvalidParameter(p + "motion_list", "has duplicates")
+    motions = list(lc.motion_list) or list(MOTIONS)
+    for m in lc.fixed_motion_list:
+        if m not in motions:
+            raise E.InvalidParameter(p + "fixed_motion_list", "must be a subset of motion_list")
+    if len(set(lc.fixed_motion_list)) != len(lc.fixed_motion_list):
+        raise E.InvalidParameter(p + "fixed_motion_list", "has duplicates")
+    count = _opt_int(lc, "motion_count")
+    _range(count, 1, 4, p + "motion_count")
+    if count is not None and count > len(motions):
+        raise E.InvalidParameter(p + "motion_count", f"must be at most the length of motion_list ({len(motions)})")
+    if len(lc.fixed_motion_list) > (count if count is not None else 2):
+        raise E.InvalidParameter(p + "fixed_motion_list", "has more motions than motion_count")
+    _range(_opt_int(lc, "max_liveness_trial"), 1, 100, p + "max_liveness_trial")
+    _range(_opt_int(options, "expire_duration"), *EXPIRE_RANGE, "volcengine.expire_duration")
+    ref_source = lc.ref_source or "1"
+    if h5_type != "3":
+        for name in ("idcard_name", "idcard_no", "ref_image"):
+            if getattr(options, name):
+                raise E.InvalidParameter(f"volcengine.{name}", "is only used with h5_config.type '3'")
+        return
+    if ref_source == "1":
+        if not options.idcard_name:
+            raise E.InvalidParameter("volcengine.idcard_name", "is required with h5_config.type '3' and ref_source '1'")
+        if len(options.idcard_name) > 64:
+            raise E.InvalidParameter("volcengine.idcard_name", "is longer than 64 characters")
+        if not IDCARD_RE.match(options.idcard_no):
+            raise E.InvalidParameter("volcengine.idcard_no", "must be a 15- or 18-character id card number")
+        if options.ref_image:
+            raise E.InvalidParameter("volcengine.ref_image", "is only used with ref_source '0'")
+    else:
+        if not options.ref_image:
+            raise E.InvalidParameter("volcengine.ref_image", "is required with h5_config.type '3' and ref_source '0'")
+        if options.idcard_name or options.idcard_no:
+            field = "volcengine.idcard_name" if options.idcard_name else "volcengine.idcard_no"
+            raise E.InvalidParameter(field, "is only used with ref_source '1'")
+
+
+class VolcengineProvider(Provider):
+    kind: ClassVar[str] = "volcengine"
+    options_field: ClassVar[str] = "volcengine"
+    error_table: ClassVar[ErrorTable] = ERRORS
+    #: Longest config lifetime (7200 s) plus the 1 h the query keeps a result.
+    default_exchange_window: ClassVar[float] = EXPIRE_RANGE[1] + QUERY_KEEP
+    config_keys: ClassVar[Mapping[str, str]] = {
+        "access_key_id": "Volcengine access key id (secret)",
+        "secret_access_key": "Volcengine secret access key (secret)",
+        "session_token": "STS session token, when access_key_id/secret_access_key are themselves temporary (secret)",
+        "role_trn": "role assumed through STS for the H5 page's temporary keys, e.g. trn:iam::<account>:role/<name>",
+        "sts_base_url": "STS endpoint (default https://sts.volcengineapi.com)",
+        "h5_url": "the H5 page (default https://h5-v2.kych5.com)",
+        "region": "signing region (default cn-north-1)",
+    }
+    secret_keys: ClassVar[tuple[str, ...]] = ("access_key_id", "secret_access_key", "session_token")
+
+    def __init__(self, settings: ProviderSettings, ctx: ProviderContext) -> None:
+        super().__init__(settings, ctx)
+        self.role_trn = settings.string("role_trn")
+        self.sts_base_url = settings.string("sts_base_url", "https://sts.volcengineapi.com").rstrip("/")
+        self.h5_url = settings.string("h5_url", "https://h5-v2.kych5.com")
+        self.region = settings.string("region", REGION)
+        self._sts: dict[str, _StsKeys] = {}
+        self._sts_lock = asyncio.Lock()
+
+    @classmethod
+    def sandbox_settings(cls, emulator_url: str) -> dict[str, Any]:
+        base = f"{emulator_url}/volcengine"
+        return {
+            "base_url": base,
+            "sts_base_url": base,
+            "h5_url": f"{base}/h5",
+            "access_key_id": SANDBOX_ACCESS_KEY_ID,
+            "secret_access_key": SANDBOX_SECRET_ACCESS_KEY,
+            "role_trn": SANDBOX_ROLE_TRN,
+        }
+
+    def validate(self, params: CreateParams) -> None:
+        if params.locale not in LOCALES:
+            raise E.InvalidParameter("locale", f"must be one of {', '.join(LOCALES)}")
+        validate_options(params.options)
+
+    # --- calls ----------------------------------------------------------------------------------
+
+    def _auth(self, service: str) -> VolcV4Auth:
+        token: Secret | None
+        try:
+            token = self.credential("session_token")
+        except E.ProviderAuthFailed:
+            token = None
+        return VolcV4Auth(
+            self.credential("access_key_id"),
+            self.credential("secret_access_key"),
+            region=self.region,
+            service=service,
+            clock=self.ctx.clock.now,
+            session_token=token,
+        )
+
+    async def _signed(self, request: httpx.Request, auth: VolcV4Auth, action: str) -> httpx.Response:
+        return await self.send(next(auth.auth_flow(request)), action=action)
+
+    async def _cv(self, action: str, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """One visual call → (data, request_id); errors mapped through the table."""
+        url = f"{self.settings.base_url.rstrip('/')}/?" + urlencode({"Action": action, "Version": VERSION})
+
+        async def attempt() -> tuple[dict[str, Any], str]:
+            request = self.http.build_request("POST", url, json=body)
+            response = await self._signed(request, self._auth(SERVICE), action)
+            return self._parse_cv(response, action)
+
+        return await self.with_retries(action, attempt)
+
+    def _gateway_error(self, data: dict[str, Any]) -> E.RealAuthError | None:
+        meta = data.get("ResponseMetadata")
+        if not isinstance(meta, dict):
+            return None
+        err = meta.get("Error")
+        if isinstance(err, dict) and err.get("Code"):
+            return self.error_table.error(
+                str(err["Code"]),
+                str(err.get("Message", "")),
+                provider=self.name,
+                vendor_request_id=str(meta.get("RequestId", "")),
+            )
+        return None
+
+    def _parse_cv(self, response: httpx.Response, action: str) -> tuple[dict[str, Any], str]:
+        data = json_body(response, provider=self.name, action=action)
+        if (gw := self._gateway_error(data)) is not None:
+            raise gw
+        request_id = str(data.get("request_id", ""))
+        code = data.get("code")
+        if not isinstance(code, int):
+            raise E.ProviderError(
+                f"{self.name}: {action} answered HTTP {response.status_code} without a code",
+                provider=self.name,
+                vendor_request_id=request_id,
+            )
+        payload = data.get("data")
+        if code != RESULT_OK:
+            vendor_code = str(code)
+            if code == 50215 and isinstance(payload, dict):
+                sub = (payload.get("algorithm_base_resp") or {}).get("status_code")
+                if isinstance(sub, int):
+                    vendor_code = f"50215.{sub}"
+            raise self.error_table.error(
+                vendor_code, str(data.get("message", "")), provider=self.name, vendor_request_id=request_id
+            )
+        if not isinstance(payload, dict):
+            raise E.ProviderError(f"{self.name}: {action} answered without data", provider=self.name)
+        return payload, request_id
+
+    async def _sts_keys(self) -> _StsKeys:
+        """Temporary keys for the H5 page: AssumeRole (cached until 5 min before expiry), or configured ones."""
+        if not self.role_trn:
+            try:
+                token = self.credential("session_token")
+            except E.ProviderAuthFailed:
+                raise E.ProviderAuthFailed(
+                    f"{self.name}: the H5 page needs temporary keys: set role_trn, or session_token with STS keys",
+                    provider=self.name,
+                ) from None
+            return _StsKeys(self.credential("access_key_id"), self.credential("secret_access_key"), token, 0.0)
+        ak = self.credential("access_key_id")
+        now = self.ctx.clock.now()
+        cached = self._sts.get(ak.fingerprint())
+        if cached is not None and cached.expires - 300 > now:
+            return cached
+        async with self._sts_lock:
+            cached = self._sts.get(ak.fingerprint())
+            if cached is not None and cached.expires - 300 > self.ctx.clock.now():
+                return cached
+            keys = await self.with_retries("AssumeRole", self._assume_role)
+            self._sts[ak.fingerprint()] = keys
+            return keys
+
+    async def _assume_role(self) -> _StsKeys:
+        query = {
+            "Action": "AssumeRole",
+            "Version": STS_VERSION,
+            "RoleTrn": self.role_trn,
+            "RoleSessionName": f"realauth-{self.name}"[:64],
+            "DurationSeconds": str(STS_DURATION),
+        }
+        request = self.http.build_request("POST", f"{self.sts_base_url}/?{urlencode(query)}")
+        response = await self._signed(request, self._auth("sts"), "AssumeRole")
+        data = json_body(response, provider=self.name, action="AssumeRole")
+        if (gw := self._gateway_error(data)) is not None:
+            raise gw
+        creds = (data.get("Result") or {}).get("Credentials") if isinstance(data.get("Result"), dict) else None
+        try:
+            assert isinstance(creds, dict)
+            expires = float(calendar.timegm(time.strptime(str(creds["ExpiredTime"])[:19], "%Y-%m-%dT%H:%M:%S")))
+            return _StsKeys(
+                Secret(str(creds["AccessKeyId"]), "sts"),
+                Secret(str(creds["SecretAccessKey"]), "sts"),
+                Secret(str(creds["SessionToken"]), "sts"),
+                expires,
+            )
+        except (AssertionError, KeyError, ValueError):
+            raise E.ProviderError(
+                f"{self.name}: AssumeRole answered without usable Credentials", provider=self.name
+            ) from None
+
+    # --- the interface --------------------------------------------------------------------------
+
+    async def create_session(self, params: CreateParams) -> VendorSession:
+        options = params.options
+        body = build_config_body(options, params.callback_url)
+        sts = await self._sts_keys()
+        data, request_id = await self._cv("CertH5ConfigInit", body)
+        config_id = data.get("config_id")
+        if not isinstance(config_id, str) or not config_id:
+            raise E.ProviderError(f"{self.name}: CertH5ConfigInit answered without config_id", provider=self.name)
+        now = self.ctx.clock.now()
+        expire = now + float(body.get("expire_duration", DEFAULT_EXPIRE))
+        h5_type = body["h5_config"]["type"]
+        token, byted_token = config_id, ""
+        if h5_type == "3":
+            tb: dict[str, Any] = {
+                "req_key": "cert_h5_token",
+                "h5_config_id": config_id,
+                "sts_token": sts.session_token.reveal(),
+            }
+            if options.idcard_name:
+                tb["idcard_name"] = options.idcard_name
+                tb["idcard_no"] = options.idcard_no
+            if options.ref_image:
+                tb["ref_image"] = base64.b64encode(options.ref_image).decode()
+            tdata, request_id = await self._cv("CertH5Token", tb)
+            byted_token = tdata.get("byted_token", "")
+            if not isinstance(byted_token, str) or not byted_token:
+                raise E.ProviderError(f"{self.name}: CertH5Token answered without byted_token", provider=self.name)
+            token = byted_token
+            expire = min(expire, now + BYTED_TOKEN_WINDOW)
+        link = {
+            "accessKeyId": sts.access_key_id.reveal(),
+            "secretAccessKey": sts.secret_access_key.reveal(),
+            "sessionToken": sts.session_token.reveal(),
+            "configId": config_id,
+        }
+        if byted_token:
+            link["bytedToken"] = byted_token
+        link["lng"] = params.locale
+        sep = "&" if "?" in self.h5_url else "?"
+        return VendorSession(
+            token=token,
+            verification_url=self.h5_url + sep + urlencode(link),
+            expire_time=expire,
+            vendor_request_id=request_id,
+            vendor_data={"config_id": config_id, "h5_type": h5_type},
+        )
+
+    def parse_landing(self, session: AuthSession, query: Mapping[str, str]) -> Landing:
+        code = query.get("resultCode", "")
+        params = {
+            k: query[k]
+            for k in ("resultCode", "algorithmBaseRespCode", "reqMeasureInfoValue", "bytedToken")
+            if k in query
+        }
+        # Only a type-3 session knows its byted_token in advance; otherwise the H5 mints it.
+        same_token = session.vendor_data.get("h5_type") == "3"
+        return Landing(
+            finished=bool(code) and bool(query.get("bytedToken")),
+            passed=(code == str(RESULT_OK)) if code else None,
+            params=params,
+            token=query.get("bytedToken", "") if same_token else "",
+        )
+
+    async def exchange(self, session: AuthSession) -> VerificationResult:
+        byted_token = session.landing.get("bytedToken", "")
+        if not byted_token and session.vendor_data.get("h5_type") == "3":
+            byted_token = session.token
+        if not byted_token:
+            raise E.VerificationPending(
+                f"{self.name}: the person has not finished the H5 flow (no bytedToken yet)", provider=self.name
+            )
+        body = {"req_key": "cert_pro_verify_query", "byted_token": byted_token, "omit_data": True}
+        data, request_id = await self._cv("CertVerifyQuery", body)
+        passed = data.get("result") is True
+        details = data.get("source_comp_details") if isinstance(data.get("source_comp_details"), dict) else {}
+        score = details.get("score") if isinstance(details, dict) else None
+        verdict = data.get("verify_algorithm_base_resp") or data.get("algorithm_base_resp") or {}
+        message = str(verdict.get("status_message", "")) if isinstance(verdict, dict) else ""
+        code = session.landing.get("resultCode") or (
+            str(RESULT_OK) if passed else str(verdict.get("status_code", "")) if isinstance(verdict, dict) else ""
+        )
+        return VerificationResult(
+            passed=passed,
+            score=float(score) if isinstance(score, int | float) and not isinstance(score, bool) else None,
+            vendor_result_code=code,
+            vendor_result_message=message or ("success" if passed else "not passed"),
+            complete_time=self.ctx.clock.now(),
+            vendor_request_id=request_id,
+        )
