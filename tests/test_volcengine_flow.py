@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import grpc
 import pytest
+
 from realauth.v1 import realauth_pb2 as pb
 from realauth_server.clock import Clock
 from realauth_server.emulators.base import FaultPlan
