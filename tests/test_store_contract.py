@@ -1,0 +1,319 @@
+"""One contract, every backend: memory, SQLite and a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from realauth_server.clock import Clock
+from realauth_server.domain import AuthSession, SessionState, VerificationResult, new_session_id
+from realauth_server.store.base import SessionStore, StoreConflict, StoreUnavailable
+from realauth_server.store.factory import open_store
+from realauth_server.store.memory import MemoryStore
+from realauth_server.store.redis import RedisStore
+from realauth_server.store.retention import DAY, Retention
+from realauth_server.store.sqlite import SqliteStore
+
+from .conftest import free_port
+from .redis_util import redis_server, redis_url  # noqa: F401  (fixtures)
+
+BACKENDS = ["memory", "sqlite", "redis"]
+StoreFactory = Callable[..., SessionStore]
+
+
+@pytest.fixture(params=BACKENDS)
+async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
+    """Builds opened stores of one backend; several calls share the same data (where it can)."""
+    kind = request.param
+    url = request.getfixturevalue("redis_url") if kind == "redis" else ""
+    pending: list[SessionStore] = []
+
+    def factory(clock: Clock | None = None, retention: Retention | None = None) -> SessionStore:
+        store: SessionStore
+        if kind == "memory":
+            store = pending[0] if pending else MemoryStore(retention)  # one process, one memory
+        elif kind == "sqlite":
+            store = SqliteStore(str(tmp_path / "store.db"), retention)
+        else:
+            store = RedisStore(url, retention)
+        if clock is not None:
+            store.use_clock(clock)
+        pending.append(store)
+        return store
+
+    yield factory
+    for store in {id(s): s for s in pending}.values():
+        await store.close()
+
+
+async def opened(store: SessionStore) -> SessionStore:
+    if isinstance(store, MemoryStore):
+        return store
+    await store.open()
+    return store
+
+
+def make_session(clock: Clock, **changes: object) -> AuthSession:
+    now = clock.now()
+    s = AuthSession(
+        session_id=new_session_id(),
+        tenant="t1",
+        provider="seedance",
+        provider_kind="seedance",
+        state=SessionState.PENDING,
+        token="tok-" + new_session_id(),
+        verification_url="https://vendor.example/h5",
+        callback_url="https://caller.example/done",
+        create_time=now,
+        expire_time=now + 120,
+        exchange_deadline=now + 120,
+        update_time=now,
+    )
+    return s.evolve(**changes)
+
+
+async def test_insert_read_update_with_version_check(make_store: StoreFactory) -> None:
+    clock = Clock()
+    store = await opened(make_store(clock))
+    s = make_session(clock, idempotency_key="k1")
+    assert await store.insert(s) == s
+    assert await store.get(s.session_id) == s
+    assert await store.get_by_token(s.token) == s
+    assert await store.find_idempotent("t1", "k1") == s
+    assert await store.find_idempotent("t2", "k1") is None
+    assert await store.get("ses_missing") is None and await store.get_by_token("nope") is None
+
+    dup = make_session(clock, idempotency_key="k1")
+    assert (await store.insert(dup)).session_id == s.session_id
+    assert await store.get(dup.session_id) is None
+
+    done = await store.update(s.evolve(state=SessionState.COMPLETED, landing={"resultCode": "10000"}))
+    assert done.version == s.version + 1
+    with pytest.raises(StoreConflict):
+        await store.update(s.evolve(state=SessionState.EXPIRED))  # stale version
+    result = VerificationResult(passed=True, group_id="group-1", score=0.9, complete_time=clock.now())
+    final = await store.update(done.evolve(state=SessionState.EXCHANGED, result=result))
+    got = await store.get(s.session_id)
+    assert got == final and got.result == result and got.version == 2
+
+
+async def test_concurrent_updates_exactly_one_wins(make_store: StoreFactory) -> None:
+    clock = Clock()
+    store = await opened(make_store(clock))
+    s = await store.insert(make_session(clock))
+    outcomes = await asyncio.gather(
+        *(store.update(s.evolve(update_time=clock.now() + i)) for i in range(20)), return_exceptions=True
+    )
+    assert sum(isinstance(o, AuthSession) for o in outcomes) == 1
+    assert sum(isinstance(o, StoreConflict) for o in outcomes) == 19
+
+
+async def test_changes_are_published_in_version_order(make_store: StoreFactory) -> None:
+    clock = Clock()
+    writer = await opened(make_store(clock))
+    reader = await opened(make_store(clock))  # another replica for sqlite/redis
+    s = make_session(clock)
+    feed = reader.feed if not isinstance(reader, SqliteStore) else writer.feed  # SQLite: one process
+    with feed.listen(s.session_id) as changes:
+        s = await writer.insert(s)
+        s = await writer.update(s.evolve(state=SessionState.COMPLETED))
+        s = await writer.update(s.evolve(state=SessionState.EXCHANGED))
+        seen = [await asyncio.wait_for(changes.get(), 5) for _ in range(3)]
+    assert [(x.version, x.state) for x in seen] == [
+        (0, SessionState.PENDING),
+        (1, SessionState.COMPLETED),
+        (2, SessionState.EXCHANGED),
+    ]
+    assert feed.listening(s.session_id) == 0
+
+
+async def test_shared_secret_is_the_same_for_every_replica(make_store: StoreFactory) -> None:
+    a = await opened(make_store())
+    b = await opened(make_store())
+    first = await a.shared_secret("landing")
+    assert len(first) == 32
+    assert await b.shared_secret("landing") == first
+    assert await a.shared_secret("other") != first
+    results = await asyncio.gather(*(make_store_secret(make_store) for _ in range(5)))
+    assert set(results) == {first}
+
+
+async def make_store_secret(make_store: StoreFactory) -> bytes:
+    return await (await opened(make_store())).shared_secret("landing")
+
+
+async def test_leases_are_exclusive_reentrant_released_and_expire(make_store: StoreFactory) -> None:
+    a = await opened(make_store())
+    b = await opened(make_store())
+    assert await a.acquire_lease("exchange:x", "owner-a", 5)
+    assert not await b.acquire_lease("exchange:x", "owner-b", 5)
+    assert await a.acquire_lease("exchange:x", "owner-a", 5)  # same owner: extends
+    await b.release_lease("exchange:x", "owner-b")  # not the holder: no effect
+    assert not await b.acquire_lease("exchange:x", "owner-b", 5)
+    await a.release_lease("exchange:x", "owner-a")
+    assert await b.acquire_lease("exchange:x", "owner-b", 0.3)
+    assert not await a.acquire_lease("exchange:x", "owner-a", 5)
+    await asyncio.sleep(0.45)  # a holder that died: the lease lapses on its own
+    assert await a.acquire_lease("exchange:x", "owner-a", 5)
+
+
+async def test_idempotency_claim_reserves_before_the_vendor_call(make_store: StoreFactory) -> None:
+    clock = Clock()
+    a = await opened(make_store(clock))
+    b = await opened(make_store(clock))
+    first = await a.claim_idempotency("t1", "order-1", "claim-a", 10)
+    assert first.claimed and first.session is None
+    waiting = await b.claim_idempotency("t1", "order-1", "claim-b", 10)
+    assert not waiting.claimed and waiting.session is None  # pending elsewhere: wait
+    other_tenant = await b.claim_idempotency("t2", "order-1", "claim-c", 10)
+    assert other_tenant.claimed
+    # The vendor call failed: released, and the next caller may try.
+    await a.release_idempotency("t1", "order-1", "claim-a")
+    retry = await b.claim_idempotency("t1", "order-1", "claim-b", 10)
+    assert retry.claimed
+    s = await b.insert(make_session(clock, idempotency_key="order-1"))
+    await b.release_idempotency("t1", "order-1", "claim-b")
+    done = await a.claim_idempotency("t1", "order-1", "claim-a2", 10)
+    assert not done.claimed and done.session is not None and done.session.session_id == s.session_id
+
+
+async def test_retention_follows_the_vendor_kind() -> None:
+    clock = Clock()
+    r = Retention()
+    s = make_session(clock)
+    assert r.until(s) == pytest.approx(s.create_time + 120 + DAY)  # seedance: window + realauth's day
+    tencent = s.evolve(provider_kind="tencent", expire_time=s.create_time + 600, exchange_deadline=s.create_time + 600)
+    assert r.until(tencent) == pytest.approx(s.create_time + 3 * DAY)  # Tencent keeps results 3 days
+    volc = s.evolve(provider_kind="volcengine", expire_time=s.create_time + 900)
+    assert r.until(volc) == pytest.approx(s.create_time + 900 + DAY)
+    megvii = s.evolve(provider_kind="megvii", expire_time=s.create_time + 3600, exchange_deadline=s.create_time + 3600)
+    assert r.until(megvii) == pytest.approx(s.create_time + 3600 + DAY)
+    assert Retention(result_seconds=0).until(megvii) == pytest.approx(s.create_time + DAY)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_local_stores_forget_sessions_after_retention(kind: str, tmp_path: Path) -> None:
+    clock = Clock()
+    retention = Retention(result_seconds=60, vendor_seconds={})
+    store: SessionStore = MemoryStore(retention) if kind == "memory" else SqliteStore(str(tmp_path / "r.db"), retention)
+    store.use_clock(clock)
+    await store.open()
+    try:
+        s = await store.insert(make_session(clock, idempotency_key="k"))
+        clock.advance(120 + 59)
+        assert await store.get(s.session_id) is not None
+        clock.advance(2)
+        assert await store.get(s.session_id) is None
+        assert await store.get_by_token(s.token) is None
+        assert await store.find_idempotent("t1", "k") is None
+        with pytest.raises(StoreConflict):
+            await store.update(s)
+        # The key is free again, and nothing is left behind.
+        again = await store.insert(make_session(clock, idempotency_key="k"))
+        assert (await store.find_idempotent("t1", "k")) == again
+        if isinstance(store, SqliteStore):
+            async with store.db.execute("SELECT COUNT(*) FROM sessions") as cur:
+                assert (await cur.fetchone()) == (1,)
+        else:
+            assert len(store) == 1
+    finally:
+        await store.close()
+
+
+async def test_sqlite_migrates_a_database_from_before_retention(tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    clock = Clock()
+    s = make_session(clock)
+    con = sqlite3.connect(path)
+    con.executescript(
+        "CREATE TABLE sessions (session_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, token TEXT NOT NULL DEFAULT '',"
+        " idempotency_key TEXT NOT NULL DEFAULT '', state TEXT NOT NULL, version INTEGER NOT NULL,"
+        " expire_at REAL NOT NULL, data TEXT NOT NULL);"
+    )
+    con.execute(
+        "INSERT INTO sessions VALUES (?, ?, ?, '', 'pending', 0, ?, ?)",
+        (s.session_id, s.tenant, s.token, s.expire_time, json.dumps(s.to_dict())),
+    )
+    con.commit()
+    con.close()
+    store = SqliteStore(str(path))
+    await store.open()
+    try:
+        assert await store.get(s.session_id) == s
+    finally:
+        await store.close()
+
+
+async def test_redis_keys_carry_ttls_and_nothing_remains(redis_url: str) -> None:  # noqa: F811
+    clock = Clock()
+    store = RedisStore(redis_url, Retention(result_seconds=1.0, vendor_seconds={}))
+    store.use_clock(clock)
+    await store.open()
+    r = aioredis.Redis.from_url(redis_url)
+    try:
+        s = make_session(clock, idempotency_key="k", expire_time=clock.now(), exchange_deadline=clock.now())
+        s = await store.insert(s)
+        s = await store.update(s.evolve(state=SessionState.EXPIRED))
+        await store.acquire_lease("exchange:" + s.session_id, "me", 0.5)
+        keys = sorted(k.decode() for k in await r.keys("realauth:*"))
+        assert len(keys) == 4, keys  # session, token index, idempotency index, lease
+        for key in keys:
+            ttl = await r.pttl(key)
+            assert 0 < ttl <= 1000, (key, ttl)
+        assert await store.get(s.session_id) == s
+        for _ in range(50):  # at most 5 s: Redis expires keys within ~100 ms of their TTL
+            if not await r.keys("realauth:*"):
+                break
+            await asyncio.sleep(0.1)
+        assert await r.keys("realauth:*") == []
+        assert await store.get(s.session_id) is None and await store.get_by_token(s.token) is None
+        assert await store.find_idempotent("t1", "k") is None
+    finally:
+        await r.aclose()
+        await store.close()
+
+
+async def test_redis_ttl_is_the_retention_per_kind(redis_url: str) -> None:  # noqa: F811
+    clock = Clock()
+    store = RedisStore(redis_url)
+    store.use_clock(clock)
+    await store.open()
+    r = aioredis.Redis.from_url(redis_url)
+    try:
+        seedance = await store.insert(make_session(clock))
+        tencent = await store.insert(make_session(clock, provider_kind="tencent", provider="tencent"))
+        ttl_s = await r.pttl(f"realauth:s:{seedance.session_id}") / 1000
+        ttl_t = await r.pttl(f"realauth:s:{tencent.session_id}") / 1000
+        assert DAY + 118 < ttl_s <= DAY + 120
+        assert 3 * DAY - 2 < ttl_t <= 3 * DAY
+        assert abs(await r.pttl(f"realauth:t:{seedance.token}") / 1000 - ttl_s) < 2
+        # Time moved by the service's clock counts too (TTLs are set from it at each write).
+        clock.advance(100)
+        moved = await store.update(seedance)
+        assert DAY + 18 < await r.pttl(f"realauth:s:{moved.session_id}") / 1000 <= DAY + 20
+    finally:
+        await r.aclose()
+        await store.close()
+
+
+async def test_unreachable_redis_fails_fast_and_names_no_password() -> None:
+    store = open_store(f"redis://:hunter2-password@127.0.0.1:{free_port()}/0")
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable) as err:
+        await store.open()
+    assert time.monotonic() - started < 8
+    assert "hunter2" not in str(err.value) and "127.0.0.1" in str(err.value)
+
+
+@pytest.mark.parametrize("url", ["redis:///0", "redis://localhost:6379/x", "mysql://x"])
+def test_bad_store_urls_are_refused(url: str) -> None:
+    with pytest.raises(ValueError):
+        open_store(url)
