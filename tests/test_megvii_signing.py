@@ -7,6 +7,7 @@ import hashlib
 import hmac
 
 import pytest
+
 from realauth_server.secret import Secret
 from realauth_server.signing import megvii as m
 
