@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
+
 from realauth_server.clock import Clock
 from realauth_server.secret import Secret
 from realauth_server.signing import tc3
@@ -99,7 +100,7 @@ def test_sdk_vectors(action: str, params: dict[str, Any], expected: str) -> None
 
 class _Captured:
     status_code = 200
-    headers = {"Content-Type": "application/json"}
+    headers: ClassVar[dict[str, str]] = {"Content-Type": "application/json"}
     content = b'{"Response": {"RequestId": "captured"}}'
 
 
