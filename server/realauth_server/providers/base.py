@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
+import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
@@ -230,13 +231,17 @@ class Provider(abc.ABC):
             raise ProviderTimeout(
                 f"{self.name}: {action} gave no answer within the call's deadline", provider=self.name
             ) from None
-        except httpx.TimeoutException:
-            outcome = "timeout"
-            raise ProviderTimeout(f"{self.name}: {action} timed out", provider=self.name) from None
         except httpx.TransportError as exc:
+            # httpx-aiohttp reports a dropped connection (ServerDisconnectedError) as ConnectTimeout: classify by
+            # the underlying aiohttp error, so a reset is "unavailable" and only a real timeout is a timeout.
+            cause = exc.__cause__
+            if isinstance(exc, httpx.TimeoutException) and not isinstance(cause, aiohttp.ClientConnectionError):
+                outcome = "timeout"
+                raise ProviderTimeout(f"{self.name}: {action} timed out", provider=self.name) from None
             outcome = "transport_error"
+            kind = type(cause).__name__ if cause is not None else type(exc).__name__
             raise ProviderUnavailable(
-                f"{self.name}: {action} failed to reach the vendor ({type(exc).__name__})", provider=self.name
+                f"{self.name}: {action} failed to reach the vendor ({kind})", provider=self.name
             ) from None
         finally:
             elapsed = time.monotonic() - start
