@@ -10,18 +10,33 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-from ..providers.seedance import MODELS, SANDBOX_API_KEY, TOKEN_WINDOW
+from ..providers.seedance import (
+    ARK_REGION,
+    ARK_SERVICE,
+    ARK_VERSION,
+    MODELS,
+    SANDBOX_API_KEY,
+    SANDBOX_ARK_ACCESS_KEY_ID,
+    SANDBOX_ARK_SECRET_ACCESS_KEY,
+    TOKEN_WINDOW,
+)
+from ..signing.volc_v4 import SignatureError, verify_v4
 from .base import Emulator, error_page, h5_page, new_id, with_query
 
 LNG = ("zh", "en", "zh-Hant")
 CREATE_PATH = "/v1/real-avatar/auth/session"
 EXCHANGE_PATH = "/v1/real-avatar/groups/from-token"
+ARK_CREATE = "CreateVisualValidateSession"
+ARK_RESULT = "GetVisualValidateResult"
+#: Account-level limit of both Ark actions (BytePlus real-human asset guide).
+ARK_QPS = 3
 
 
 @dataclass
@@ -34,6 +49,7 @@ class _Token:
     outcome: str = ""  # "", "pass" or "fail"
     used: bool = False
     group_id: str = ""
+    project: str = ""  # Ark transport only
 
 
 def is_uri(value: str) -> bool:
@@ -55,13 +71,19 @@ class SeedanceEmulator(Emulator):
         self.api_keys = set(api_keys)
         self.window = TOKEN_WINDOW
         self.tokens: dict[str, _Token] = {}
+        self.ark_keys = {SANDBOX_ARK_ACCESS_KEY_ID: SANDBOX_ARK_SECRET_ACCESS_KEY}
+        self.ark_qps = ARK_QPS
+        self._ark_calls: dict[str, deque[float]] = {ARK_CREATE: deque(), ARK_RESULT: deque()}
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post(CREATE_PATH, self.create_session)
         app.router.add_post(EXCHANGE_PATH, self.from_token)
+        app.router.add_post("/", self.ark)
         app.router.add_get("/h5", self.h5)
 
     def action_of(self, request: web.Request) -> str:
+        if "Action" in request.query:
+            return request.query["Action"]
         return "CreateSession" if request.path.endswith(CREATE_PATH) else "GroupsFromToken"
 
     # --- envelope -------------------------------------------------------------------------------
@@ -129,13 +151,17 @@ class SeedanceEmulator(Emulator):
         lng = body.get("Lng", "zh")
         if lng not in LNG:
             return self._error(action, 400, "InvalidParameter", f"Lng must be one of {', '.join(LNG)}")
+        token, link = self._new_token(body["model"], cb, lng, "")
+        return self._ok(action, {"BytedToken": token, "H5Link": link, "CallbackURL": cb})
+
+    def _new_token(self, model: str, cb: str, lng: str, project: str) -> tuple[str, str]:
         now = self.clock.now()
         token = time.strftime("%Y%m%d%H%M%S", time.gmtime(now)) + new_id(8)
         config_id = new_id(16).lower()
-        self.tokens[token] = _Token(body["model"], cb, lng, now, config_id)
+        self.tokens[token] = _Token(model, cb, lng, now, config_id, project=project)
         self._forget_old(now)
         link = f"{self.public_url}/h5?" + urlencode({"configId": config_id, "bytedToken": token, "lng": lng})
-        return self._ok(action, {"BytedToken": token, "H5Link": link, "CallbackURL": cb})
+        return token, link
 
     # --- interface ⑫ ----------------------------------------------------------------------------
 
@@ -146,11 +172,14 @@ class SeedanceEmulator(Emulator):
             return body
         if (bad := self._check_model(action, body)) is not None:
             return bad
+        return self._group(action, body, "")
+
+    def _group(self, action: str, body: dict[str, Any], project: str) -> web.Response:
         token = body.get("BytedToken")
         if token is None:
             return self._error(action, 400, "MissingParameter", "The parameter BytedToken is required")
         t = self.tokens.get(token) if isinstance(token, str) else None
-        if t is None or t.used:
+        if t is None or t.used or t.project != project:
             return self._error(action, 404, "NotFound.BytedToken", "The BytedToken does not exist or was used")
         if self.clock.now() - t.created > self.window:
             return self._error(action, 400, "ValidateExpired", "The BytedToken expired (valid 120 s)")
@@ -163,6 +192,56 @@ class SeedanceEmulator(Emulator):
             "group-" + time.strftime("%Y%m%d%H%M%S", time.gmtime(self.clock.now())) + "-" + new_id(3).lower()[:5]
         )
         return self._ok(action, {"GroupId": t.group_id})
+
+    # --- Ark OpenAPI (POST /?Action=…&Version=2024-01-01, V4-signed) ----------------------------------
+
+    async def ark(self, request: web.Request) -> web.Response:
+        action, version = request.query.get("Action", ""), request.query.get("Version", "")
+        if action not in (ARK_CREATE, ARK_RESULT) or version != ARK_VERSION:
+            return self._error(action, 404, "InvalidActionOrVersion", f"{action}/{version} is not supported")
+        raw = await request.read()
+        try:
+            verify_v4(
+                method=request.method,
+                path=request.path,
+                query=list(request.query.items()),
+                headers=request.headers,
+                body=raw,
+                lookup=self.ark_keys.get,
+                region=ARK_REGION,
+                service=ARK_SERVICE,
+                now=self.clock.now(),
+            )
+        except SignatureError as exc:
+            return self._error(action, exc.status, exc.code, exc.message)
+        now = self.clock.now()
+        calls = self._ark_calls[action]
+        while calls and now - calls[0] >= 1.0:
+            calls.popleft()
+        if len(calls) >= self.ark_qps:
+            return self._error(action, 429, "RequestLimitExceeded", f"{action} is limited to {self.ark_qps} QPS")
+        calls.append(now)
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return self._error(action, 400, "InvalidParameter", "The request body is not valid JSON")
+        if not isinstance(body, dict):
+            return self._error(action, 400, "InvalidParameter", "The request body must be a JSON object")
+        allowed = {"CallbackURL", "ProjectName"} if action == ARK_CREATE else {"BytedToken", "ProjectName"}
+        if unknown := sorted(set(body) - allowed):
+            return self._error(action, 400, "InvalidParameter", f"Unknown parameter {unknown[0]}")
+        project = body.get("ProjectName", "default")
+        if not isinstance(project, str) or not project or len(project) > 64:
+            return self._error(action, 400, "InvalidParameter", "ProjectName must be a non-empty string")
+        if action == ARK_RESULT:
+            return self._group(action, body, project)
+        cb = body.get("CallbackURL")
+        if cb is None:
+            return self._error(action, 400, "MissingParameter", "The parameter CallbackURL is required")
+        if not isinstance(cb, str) or not is_uri(cb):
+            return self._error(action, 400, "InvalidParameter", "CallbackURL must be a URI")
+        token, link = self._new_token("", cb, "zh", project)
+        return self._ok(action, {"BytedToken": token, "H5Link": link, "CallbackURL": cb})
 
     # --- the H5 page ----------------------------------------------------------------------------
 
@@ -182,7 +261,7 @@ class SeedanceEmulator(Emulator):
             base = str(request.url.relative())
             return h5_page(
                 "Seedance",
-                t.lng,
+                request.query.get("lng", t.lng),
                 with_query(base, {"outcome": "pass"}),
                 with_query(base, {"outcome": "fail"}),
                 "Completing within 120 seconds of the link's creation is required.",

@@ -1,19 +1,24 @@
-"""Seedance 2.0 real-avatar auth (ByteDance), through the relay (seeds 000 and 001).
+"""Seedance 2.0 real-avatar auth (ByteDance), through the relay (seeds 000 and 001) or Ark directly.
 
-Create: ``POST /v1/real-avatar/auth/session`` → ``BytedToken`` + ``H5Link``.
-Exchange: ``POST /v1/real-avatar/groups/from-token`` → ``GroupId``, within 120 s of creation.
+Relay: ``POST /v1/real-avatar/auth/session`` → ``BytedToken`` + ``H5Link``;
+``POST /v1/real-avatar/groups/from-token`` → ``GroupId``, within 120 s of creation.
+Ark (``transport = "ark"``, vendors.md §1.2): the same two steps as the Volcengine OpenAPI actions
+``CreateVisualValidateSession`` / ``GetVisualValidateResult`` (Version 2024-01-01) on
+open.volcengineapi.com, V4-signed with service ``ark``, region ``cn-beijing``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
 from .. import errors as E
 from ..domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
 from ..signing.bearer import BearerAuth
+from ..signing.volc_v4 import VolcV4Auth
 from .base import ErrorTable, Provider, ProviderContext, ProviderSettings, VendorErrorRule, json_body
 
 MODELS = ("doubao-seedance-2-0-260128", "doubao-seedance-2-0-fast-260128")
@@ -24,6 +29,14 @@ RESULT_OK = "10000"
 
 #: Sandbox relay key accepted by the built-in emulator (public: it grants nothing real).
 SANDBOX_API_KEY = "sandbox-seedance-relay-key"
+#: Sandbox Ark access key pair accepted by the built-in emulator (public: it grants nothing real).
+SANDBOX_ARK_ACCESS_KEY_ID = "AKLTsandboxrealauthark"
+SANDBOX_ARK_SECRET_ACCESS_KEY = "c2FuZGJveC1yZWFsYXV0aC1hcms="
+TRANSPORTS = ("relay", "ark")
+ARK_VERSION = "2024-01-01"
+ARK_SERVICE = "ark"
+ARK_REGION = "cn-beijing"
+ARK_ACTIONS = {"CreateAuthSession": "CreateVisualValidateSession", "ExchangeToken": "GetVisualValidateResult"}
 
 R = VendorErrorRule
 ERRORS = ErrorTable(
@@ -60,9 +73,14 @@ class SeedanceProvider(Provider):
         "api_key": "relay API key, sent as `Authorization: Bearer` (secret)",
         "models": "models this instance serves (default: both Seedance 2.0 models)",
         "default_model": "model used when a request names none (default: the first of `models`)",
+        "transport": '"relay" (default: the relay\'s REST API with api_key) or "ark" (Volcengine Ark OpenAPI, V4)',
+        "access_key_id": "Volcengine access key id for transport ark (secret)",
+        "secret_access_key": "Volcengine secret access key for transport ark (secret)",
+        "project_name": 'Ark project for transport ark (default "default"; SeedanceOptions.project_name overrides)',
+        "region": "Ark signing region for transport ark (default cn-beijing; BytePlus: ap-southeast-1)",
     }
 
-    secret_keys: ClassVar[tuple[str, ...]] = ("api_key",)
+    secret_keys: ClassVar[tuple[str, ...]] = ("api_key", "access_key_id", "secret_access_key")
 
     def __init__(self, settings: ProviderSettings, ctx: ProviderContext) -> None:
         super().__init__(settings, ctx)
@@ -73,10 +91,20 @@ class SeedanceProvider(Provider):
         self._default_model = settings.string("default_model", self._models[0])
         if self._default_model not in self._models:
             raise ValueError(f"providers.{self.name}.default_model must be one of models")
+        self.transport = settings.string("transport", "relay")
+        if self.transport not in TRANSPORTS:
+            raise ValueError(f"providers.{self.name}.transport must be one of {list(TRANSPORTS)}")
+        self.project_name = settings.string("project_name", "default")
+        self.region = settings.string("region", ARK_REGION)
 
     @classmethod
     def sandbox_settings(cls, emulator_url: str) -> dict[str, Any]:
-        return {"base_url": f"{emulator_url}/seedance", "api_key": SANDBOX_API_KEY}
+        return {
+            "base_url": f"{emulator_url}/seedance",
+            "api_key": SANDBOX_API_KEY,
+            "access_key_id": SANDBOX_ARK_ACCESS_KEY_ID,
+            "secret_access_key": SANDBOX_ARK_SECRET_ACCESS_KEY,
+        }
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -87,9 +115,29 @@ class SeedanceProvider(Provider):
             raise E.InvalidParameter("model", f"provider {self.name} serves {', '.join(self._models)}")
         if params.locale not in LOCALES:
             raise E.InvalidParameter("locale", f"must be one of {', '.join(LOCALES)}")
+        project = params.options.project_name if params.options is not None else ""
+        if project and self.transport != "ark":
+            raise E.InvalidParameter("seedance.project_name", f"provider {self.name} uses the relay, not Ark")
+        if len(project) > 64 or any(not (c.isalnum() or c in "-_.") for c in project):
+            raise E.InvalidParameter("seedance.project_name", "must be at most 64 letters, digits, '-', '_' or '.'")
 
     async def _call(self, path: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
         async def attempt() -> dict[str, Any]:
+            if self.transport == "ark":
+                # The Ark action takes no model; its body is the relay's minus model and Lng.
+                ark_body = {k: v for k, v in body.items() if k not in ("model", "Lng")}
+                url = f"{self.settings.base_url.rstrip('/')}/?Action={ARK_ACTIONS[action]}&Version={ARK_VERSION}"
+                request = self.http.build_request("POST", url, json=ark_body)
+                auth = VolcV4Auth(
+                    self.credential("access_key_id"),
+                    self.credential("secret_access_key"),
+                    region=self.region,
+                    service=ARK_SERVICE,
+                    clock=self.ctx.clock.now,
+                )
+                request = next(auth.auth_flow(request))
+                response = await self.send(request, action=ARK_ACTIONS[action])
+                return self._parse(response, action)
             request = self.http.build_request("POST", self.settings.base_url.rstrip("/") + path, json=body)
             request = next(BearerAuth(self.credential("api_key")).auth_flow(request))
             response = await self.send(request, action=action)
@@ -123,17 +171,24 @@ class SeedanceProvider(Provider):
 
     async def create_session(self, params: CreateParams) -> VendorSession:
         model = params.model or self._default_model
-        body = {"model": model, "CallbackURL": params.callback_url, "Lng": params.locale}
+        body: dict[str, Any] = {"model": model, "CallbackURL": params.callback_url, "Lng": params.locale}
+        vendor_data = {"model": model}
+        if self.transport == "ark":
+            project = (params.options.project_name if params.options is not None else "") or self.project_name
+            body["ProjectName"] = project
+            vendor_data["project_name"] = project
         result = await self._call("/v1/real-avatar/auth/session", "CreateAuthSession", body)
         token, link = result.get("BytedToken"), result.get("H5Link")
         if not isinstance(token, str) or not token or not isinstance(link, str) or not link:
             raise E.ProviderError(f"{self.name}: Result lacks BytedToken or H5Link", provider=self.name)
+        if self.transport == "ark":
+            link = _with_lng(link, params.locale)
         return VendorSession(
             token=token,
             verification_url=link,
             expire_time=self.ctx.clock.now() + TOKEN_WINDOW,
             vendor_request_id=result["_request_id"],
-            vendor_data={"model": model},
+            vendor_data=vendor_data,
         )
 
     def parse_landing(self, session: AuthSession, query: Mapping[str, str]) -> Landing:
@@ -162,6 +217,8 @@ class SeedanceProvider(Provider):
             )
         model = session.vendor_data.get("model") or session.model or self._default_model
         body = {"model": model, "BytedToken": session.token}
+        if self.transport == "ark":
+            body["ProjectName"] = session.vendor_data.get("project_name") or self.project_name
         result = await self._call("/v1/real-avatar/groups/from-token", "ExchangeToken", body)
         group_id = result.get("GroupId")
         if not isinstance(group_id, str) or not group_id:
@@ -174,3 +231,10 @@ class SeedanceProvider(Provider):
             complete_time=self.ctx.clock.now(),
             vendor_request_id=result["_request_id"],
         )
+
+
+def _with_lng(link: str, locale: str) -> str:
+    """Ark takes no language; its H5Link carries ``lng`` (zh, en, zh-Hant), so set it there."""
+    parts = urlsplit(link)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "lng"]
+    return urlunsplit(parts._replace(query=urlencode([*query, ("lng", locale)])))
