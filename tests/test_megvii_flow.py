@@ -459,3 +459,23 @@ async def test_standalone_emulator_serves_vendor_paths(tmp_path: Any) -> None:
     finally:
         proc.terminate()
         await proc.wait()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"flow": "sdk"}, "flow"),
+        ({"procedure_type": "blink"}, "procedure_type"),
+        ({"return_method": "PUT"}, "return_method"),
+        ({"notify_url": "ftp://x"}, "notify_url"),
+    ],
+)
+def test_bad_configuration_is_refused_with_the_key(extra: dict[str, str], message: str) -> None:
+    from realauth_server.clock import Clock
+    from realauth_server.providers.base import ProviderContext, ProviderSettings
+
+    settings = ProviderSettings(
+        name="m", kind="megvii", base_url="https://api.megvii.com", sandbox=False, exchange_window=86400, extra=extra
+    )
+    with pytest.raises(ValueError, match=f"providers.m.{message}"):
+        MegviiProvider(settings, ProviderContext(clock=Clock(), emulator_url=""))
