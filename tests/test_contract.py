@@ -1,0 +1,96 @@
+"""The contract and its artefacts stay in step: buf lint/format/breaking, fresh stubs, fresh docs, packaging."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from realauth_server.errors import ERROR_CODES
+from realauth_server.providers.registry import KINDS
+
+from .conftest import ROOT, VENV_BIN
+
+
+def run(*cmd: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BUF_CACHE_DIR": str(ROOT / ".cache" / "buf"), "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_buf_lint_standard() -> None:
+    out = run(str(VENV_BIN / "buf"), "lint")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_buf_format_clean() -> None:
+    out = run(str(VENV_BIN / "buf"), "format", "--diff", "--exit-code")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_buf_breaking_against_main() -> None:
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    has_main = run("git", "rev-parse", "--verify", "--quiet", "main")
+    if has_main.returncode != 0:
+        pytest.skip("no local main branch to compare with")
+    out = run(str(VENV_BIN / "buf"), "breaking", "--against", ".git#branch=main")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_generated_stubs_are_fresh() -> None:
+    out = run(sys.executable, "tools/check_generated.py")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_errors_doc_is_generated_from_the_tables() -> None:
+    out = run(sys.executable, "tools/gen_errors_doc.py", "--check")
+    assert out.returncode == 0, out.stderr
+    text = (ROOT / "docs" / "errors.md").read_text()
+    for code in ERROR_CODES:
+        assert f"`{code}`" in text
+    for kind, cls in KINDS.items():
+        assert f"### {kind}" in text
+        for row in cls.error_table.rows:
+            assert f"`{row.vendor_code.replace('|', chr(92) + '|')}`" in text
+
+
+def test_every_provider_kind_is_documented() -> None:
+    index = (ROOT / "docs" / "providers.md").read_text()
+    for kind in KINDS:
+        assert f"providers/{kind}.md" in index
+        page = (ROOT / "docs" / "providers" / f"{kind}.md").read_text()
+        assert "sandbox" in page.lower()
+
+
+def test_readme_links_resolve() -> None:
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    for target in re.findall(r"\]\(([^)#]+)\)", readme):
+        if not target.startswith("http"):
+            assert (ROOT / target).exists(), f"README links to missing {target}"
+
+
+@pytest.mark.slow
+def test_wheel_carries_server_and_typed_stubs(tmp_path: Path) -> None:
+    """What the Dockerfile installs: a non-editable wheel with both packages and the .pyi stubs."""
+    out = run(
+        str(VENV_BIN / "python"), "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+        str(tmp_path), ".", timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (wheel,) = tmp_path.glob("realauth-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for required in (
+        "realauth_server/server.py",
+        "realauth_server/py.typed",
+        "realauth/v1/realauth_pb2.py",
+        "realauth/v1/realauth_pb2.pyi",
+        "realauth/v1/realauth_pb2_grpc.py",
+    ):
+        assert required in names
+    assert any(n.endswith("entry_points.txt") for n in names)
