@@ -41,9 +41,8 @@ def render() -> str:
         "InternalError": "a fault in realauth; quote the request id",
     }
     for code, info in ERROR_CODES.items():
-        out.append(
-            f"| `{code}` | `{info.grpc_code.name}` | {'yes' if info.retriable else 'no'} | {cell(meanings.get(code, ''))} |"
-        )
+        retriable = "yes" if info.retriable else "no"
+        out.append(f"| `{code}` | `{info.grpc_code.name}` | {retriable} | {cell(meanings.get(code, ''))} |")
     out += [
         "",
         "An unknown vendor code becomes `ProviderError`; the vendor's code is always in ErrorInfo metadata.",
