@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 ARGS ?=
 
-.PHONY: all venv generate check-generated lint fmt test serve clean
+.PHONY: all venv generate check-generated lint fmt test serve clean redis-server
 
 all: test
 
@@ -42,7 +42,11 @@ fmt: $(STAMP)
 	$(BIN)/ruff format server tests tools
 	$(BIN)/ruff check --fix server tests tools
 
-test: $(STAMP) check-generated lint
+# The Redis store tests start a real redis-server (never a fake); install it when absent (Debian, as root).
+redis-server:
+	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+
+test: $(STAMP) check-generated lint redis-server
 	$(BIN)/python -m pytest $(ARGS)
 
 serve: $(STAMP)
