@@ -12,6 +12,8 @@ gives no page a person can open, and realauth's contract is a link. See docs/pro
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -54,6 +56,24 @@ NOTIFY_MARK = "realauth_notify"
 #: Sandbox credentials accepted by the built-in emulator (public: they grant nothing real).
 SANDBOX_API_KEY = "sandbox-megvii-api-key"
 SANDBOX_API_SECRET = "sandbox-megvii-api-secret"
+
+
+class _RedactQuerySecrets(logging.Filter):
+    """get_result takes api_key/api_secret in its query (vendor design); httpx logs request URLs at INFO."""
+
+    _pattern = re.compile(r"\b(api_key|api_secret)=[^&\s\"']*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "api_secret=" in message or "api_key=" in message:
+            record.msg, record.args = self._pattern.sub(r"\1=****", message), None
+        return True
+
+
+_redactor = _RedactQuerySecrets()
+for _name in ("httpx", "httpcore"):
+    if _redactor not in logging.getLogger(_name).filters:
+        logging.getLogger(_name).addFilter(_redactor)
 
 R = VendorErrorRule
 #: Vendor code → neutral error. AUTHORIZATION_ERROR rows are keyed "AUTHORIZATION_ERROR.<reason>";
