@@ -14,7 +14,7 @@ import calendar
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
@@ -100,9 +100,15 @@ IDCARD_RE = re.compile(r"^(\d{17}[\dXx]|\d{15})$")
 
 @dataclass
 class _StsKeys:
-    access_key_id: Secret
-    secret_access_key: Secret
-    session_token: Secret
+    """Temporary keys that the vendor's design puts into the H5 URL handed to the caller.
+
+    They are part of ``verification_url`` (stored and returned like any session field), so they are
+    plain strings here, kept out of reprs; realauth itself never logs them.
+    """
+
+    access_key_id: str = field(repr=False)
+    secret_access_key: str = field(repr=False)
+    session_token: str = field(repr=False)
     expires: float
 
 
@@ -347,7 +353,12 @@ class VolcengineProvider(Provider):
                     f"{self.name}: the H5 page needs temporary keys: set role_trn, or session_token with STS keys",
                     provider=self.name,
                 ) from None
-            return _StsKeys(self.credential("access_key_id"), self.credential("secret_access_key"), token, 0.0)
+            return _StsKeys(
+                self.credential("access_key_id").reveal(),
+                self.credential("secret_access_key").reveal(),
+                token.reveal(),
+                0.0,
+            )
         ak = self.credential("access_key_id")
         now = self.ctx.clock.now()
         cached = self._sts.get(ak.fingerprint())
@@ -379,9 +390,9 @@ class VolcengineProvider(Provider):
             assert isinstance(creds, dict)
             expires = float(calendar.timegm(time.strptime(str(creds["ExpiredTime"])[:19], "%Y-%m-%dT%H:%M:%S")))
             return _StsKeys(
-                Secret(str(creds["AccessKeyId"]), "sts"),
-                Secret(str(creds["SecretAccessKey"]), "sts"),
-                Secret(str(creds["SessionToken"]), "sts"),
+                str(creds["AccessKeyId"]),
+                str(creds["SecretAccessKey"]),
+                str(creds["SessionToken"]),
                 expires,
             )
         except (AssertionError, KeyError, ValueError):
@@ -407,7 +418,7 @@ class VolcengineProvider(Provider):
             tb: dict[str, Any] = {
                 "req_key": "cert_h5_token",
                 "h5_config_id": config_id,
-                "sts_token": sts.session_token.reveal(),
+                "sts_token": sts.session_token,
             }
             if options.idcard_name:
                 tb["idcard_name"] = options.idcard_name
@@ -421,9 +432,9 @@ class VolcengineProvider(Provider):
             token = byted_token
             expire = min(expire, now + BYTED_TOKEN_WINDOW)
         link = {
-            "accessKeyId": sts.access_key_id.reveal(),
-            "secretAccessKey": sts.secret_access_key.reveal(),
-            "sessionToken": sts.session_token.reveal(),
+            "accessKeyId": sts.access_key_id,
+            "secretAccessKey": sts.secret_access_key,
+            "sessionToken": sts.session_token,
             "configId": config_id,
         }
         if byted_token:
