@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from multidict import CIMultiDict
+
 from realauth_server.secret import Secret
 from realauth_server.signing.volc_v4 import (
     SignatureError,
