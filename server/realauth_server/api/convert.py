@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from realauth.v1 import realauth_pb2 as pb
 
 from ..domain import AuthSession, SessionState, VerificationResult
