@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 ARGS ?=
 
-.PHONY: all venv generate check-generated lint fmt test serve clean redis-server
+.PHONY: all venv generate check-generated lint fmt test serve bench clean redis-server
 
 all: test
 
@@ -48,6 +48,10 @@ redis-server:
 
 test: $(STAMP) check-generated lint redis-server
 	$(BIN)/python -m pytest $(ARGS)
+
+# Ratios against baselines measured in the same run (not a test: numbers depend on the machine).
+bench: $(STAMP)
+	$(BIN)/python tools/bench.py $(ARGS)
 
 serve: $(STAMP)
 	$(BIN)/realauth serve $(ARGS)
