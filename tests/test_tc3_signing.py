@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import httpx
@@ -11,6 +13,17 @@ import pytest
 from realauth_server.clock import Clock
 from realauth_server.secret import Secret
 from realauth_server.signing import tc3
+
+
+@pytest.fixture(autouse=True)
+def _quiet_sdk_debug_log() -> Iterator[None]:
+    """The SDK (a test oracle here) logs whole requests, Authorization included, at DEBUG."""
+    sdk_log = logging.getLogger("tencentcloud_sdk_common")
+    level = sdk_log.level
+    sdk_log.setLevel(logging.INFO)
+    yield
+    sdk_log.setLevel(level)
+
 
 # The "Signature v3" page's worked example (CVM DescribeInstances).
 DOC_ID = "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE"
@@ -99,6 +112,9 @@ def test_sdk_vectors(action: str, params: dict[str, Any], expected: str) -> None
 
 
 class _Captured:
+    raw = type("Raw", (), {"version": 11})()
+    reason = "OK"
+    text = ""
     status_code = 200
     headers: ClassVar[dict[str, str]] = {"Content-Type": "application/json"}
     content = b'{"Response": {"RequestId": "captured"}}'

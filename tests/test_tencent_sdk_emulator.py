@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import subprocess
 import time
@@ -22,6 +23,16 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from realauth_server.providers.tencent import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY
 
 from .conftest import VENV_BIN, free_port
+
+
+@pytest.fixture(autouse=True)
+def _quiet_sdk_debug_log() -> Iterator[None]:
+    """The SDK (a test oracle here) logs whole requests, Authorization included, at DEBUG."""
+    sdk_log = logging.getLogger("tencentcloud_sdk_common")
+    level = sdk_log.level
+    sdk_log.setLevel(logging.INFO)
+    yield
+    sdk_log.setLevel(level)
 
 
 @pytest.fixture
