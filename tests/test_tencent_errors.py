@@ -334,3 +334,27 @@ def test_region_is_validated_at_start_up() -> None:
     settings.extra.update(region="ap-bangkok", requests_per_second=21)
     with pytest.raises(ValueError, match="requests_per_second"):
         TencentProvider(settings, ProviderContext(clock=Clock(), emulator_url=""))
+
+
+async def test_pacing_wait_is_charged_to_the_deadline_budget() -> None:
+    from realauth_server import deadlines
+    from realauth_server.errors import RateLimited
+    from realauth_server.providers.tencent import RateWindow
+
+    limiter = RateWindow(2, 1.0)
+    loop = asyncio.get_running_loop()
+    with deadlines.budget(5, "caller"):
+        for _ in range(2):
+            async with limiter.slot(provider="t", action="A"):
+                pass
+        start = loop.time()
+        async with limiter.slot(provider="t", action="A"):  # waits for the first permit to come back
+            assert loop.time() - start >= 0.9
+    with deadlines.budget(0.4, "caller"):
+        async with limiter.slot(provider="t", action="A"):  # the last free permit
+            pass
+        start = loop.time()
+        with pytest.raises(RateLimited) as err:
+            async with limiter.slot(provider="t", action="A"):
+                pass
+        assert loop.time() - start < 0.5 and err.value.retry_after == 1.0
