@@ -75,7 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--public-url",
         help="base URL browsers and vendors use to reach the HTTP side (default http://127.0.0.1:PORT)",
     )
-    serve.add_argument("--store", help="session store: sqlite:///PATH (default sqlite:///var/realauth.db) or memory://")
+    serve.add_argument(
+        "--store",
+        help="session store: sqlite:///PATH (default sqlite:///var/realauth.db), redis://HOST:PORT/DB or memory://",
+    )
     serve.add_argument("--log-format", choices=("json", "text"), help="log line format (default json)")
     serve.add_argument("--log-level", help="DEBUG, INFO (default), WARNING, ERROR")
     serve.set_defaults(func=cmd_serve)

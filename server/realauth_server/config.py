@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .credentials import TenantAccess
 from .providers.base import ProviderSettings
 from .providers.registry import KINDS
 from .secret import Secret, resolve_secret
@@ -27,6 +28,11 @@ class TenantSettings:
     client_cert_names: list[str] = field(default_factory=list)
     providers: list[str] | None = None  # None: every configured provider
     credentials: dict[str, dict[str, Secret]] = field(default_factory=dict)  # provider → key → secret
+
+    @property
+    def access(self) -> TenantAccess:
+        allowed = frozenset(self.providers) if self.providers is not None else None
+        return TenantAccess(self.credentials or None, allowed)
 
 
 @dataclass

@@ -10,10 +10,20 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from .secret import Secret
 
 Profile = Mapping[str, Mapping[str, Secret]]
+
+
+@dataclass(frozen=True)
+class TenantAccess:
+    """What a tenant signs with and may use; also applied to work done for it outside an RPC (landings)."""
+
+    profile: Profile | None = None
+    allowed: frozenset[str] | None = None
+
 
 _PROFILE: contextvars.ContextVar[Profile | None] = contextvars.ContextVar("realauth_credentials", default=None)
 _ALLOWED: contextvars.ContextVar[frozenset[str] | None] = contextvars.ContextVar("realauth_allowed", default=None)

@@ -139,6 +139,14 @@ class ProviderError(RealAuthError):
     retriable = True
 
 
+class ServiceUnavailable(RealAuthError):
+    """realauth itself cannot serve right now (session store unreachable, shutting down): retry, elsewhere."""
+
+    code = "ServiceUnavailable"
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+    retriable = True
+
+
 class InternalError(RealAuthError):
     code = "InternalError"
     grpc_code = grpc.StatusCode.INTERNAL
@@ -158,6 +166,7 @@ ALL_ERRORS: tuple[type[RealAuthError], ...] = (
     ProviderUnavailable,
     ProviderTimeout,
     ProviderError,
+    ServiceUnavailable,
     InternalError,
 )
 

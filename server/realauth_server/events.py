@@ -18,12 +18,12 @@ QUEUE_SIZE = 64
 
 class ChangeFeed:
     def __init__(self) -> None:
-        self._listeners: dict[str, set[asyncio.Queue[AuthSession]]] = {}
+        self._listeners: dict[str, set[asyncio.Queue[AuthSession | None]]] = {}
 
     @contextmanager
-    def listen(self, session_id: str) -> Iterator[asyncio.Queue[AuthSession]]:
+    def listen(self, session_id: str) -> Iterator[asyncio.Queue[AuthSession | None]]:
         """Receive every later write of ``session_id`` (subscribe before reading, to miss nothing)."""
-        queue: asyncio.Queue[AuthSession] = asyncio.Queue(QUEUE_SIZE)
+        queue: asyncio.Queue[AuthSession | None] = asyncio.Queue(QUEUE_SIZE)
         self._listeners.setdefault(session_id, set()).add(queue)
         try:
             yield queue
@@ -40,6 +40,14 @@ class ChangeFeed:
                 # Drop the oldest: watchers only ever move forward by version, and resync from the store.
                 queue.get_nowait()
             queue.put_nowait(session)
+
+    def close_all(self) -> None:
+        """Wake every watcher with ``None``: the server is shutting down and they should end."""
+        for queues in self._listeners.values():
+            for queue in queues:
+                if queue.full():
+                    queue.get_nowait()
+                queue.put_nowait(None)
 
     def listening(self, session_id: str) -> int:
         return len(self._listeners.get(session_id, ()))

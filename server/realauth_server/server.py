@@ -65,6 +65,7 @@ class RealAuthServer:
             clock=self.clock,
             public_url=s.effective_public_url,
             landing_key=landing_key,
+            tenants={t.name: t.access for t in s.tenants},
         )
 
         self.http_runner = web.AppRunner(
@@ -124,6 +125,7 @@ class RealAuthServer:
         await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
         if drain > 0:
             await asyncio.sleep(drain)
+        self.service.begin_shutdown()
         await self.grpc.stop(grace)
         await self.http_runner.cleanup()
         for p in self.providers.values():

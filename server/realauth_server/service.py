@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from . import deadlines
+from . import credentials, deadlines
 from . import errors as E
 from .clock import Clock
 from .domain import AuthSession, CreateParams, SessionState, VerificationResult, new_session_id
@@ -102,8 +102,10 @@ class AuthService:
         clock: Clock,
         public_url: str,
         landing_key: bytes,
+        tenants: Mapping[str, credentials.TenantAccess] | None = None,
     ) -> None:
         self.store = store
+        self.tenants = dict(tenants or {})
         self.providers = dict(providers)
         self.default_provider = default_provider
         self.clock = clock
@@ -111,6 +113,10 @@ class AuthService:
         self._landing_key = landing_key
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         store.use_clock(clock)
+
+    def begin_shutdown(self) -> None:
+        """End open watches (they get UNAVAILABLE and reconnect elsewhere); called before the gRPC stop."""
+        self.store.feed.close_all()
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -395,6 +401,8 @@ class AuthService:
                     if stored is None:
                         raise E.SessionNotFound(f"session {session_id} not found") from None
                     nxt = await self._expire_if_due(stored)
+                if nxt is None:
+                    raise E.ServiceUnavailable("the server is shutting down; watch again (another replica)")
                 if nxt.version > session.version:
                     session = nxt
                     yield session
@@ -406,31 +414,34 @@ class AuthService:
         session = await self.store.get(session_id)
         if session is None:
             raise LandingRefused(404, "This verification session does not exist.")
-        provider = self.provider_for(session)
-        landing = provider.parse_landing(session, query)
-        if landing.token and not hmac.compare_digest(landing.token.encode(), session.token.encode()):
-            raise LandingRefused(403, "This result belongs to another verification session.")
-        if not landing.finished:
-            raise LandingRefused(400, "The vendor did not report a finished verification.")
-        if session.state is not SessionState.PENDING:
-            raise LandingRefused(409, "This verification was already completed.")
-        now = self.clock.now()
-        if now > due_time(session):
-            await self._expire_if_due(session)
-            raise LandingRefused(410, "This verification session has expired.")
-        try:
-            session = await self.store.update(
-                session.evolve(state=SessionState.COMPLETED, landing=landing.params, update_time=now)
-            )
-        except StoreConflict:
-            raise LandingRefused(409, "This verification was already completed.") from None
-        try:
-            session = await self._exchange(session)
-        except E.RealAuthError as exc:
-            # The caller can still ExchangeToken within the window; the landing itself succeeded.
-            log.warning(
-                "exchange at landing failed",
-                extra={"session_id": session_id, "error_code": exc.code, "provider": session.provider},
-            )
-            session = await self.store.get(session_id) or session
+        # No RPC context here: sign and verify with the session tenant's own credentials, as its calls would.
+        access = self.tenants.get(session.tenant, credentials.TenantAccess())
+        with credentials.using(access.profile, access.allowed):
+            provider = self.provider_for(session)
+            landing = provider.parse_landing(session, query)
+            if landing.token and not hmac.compare_digest(landing.token.encode(), session.token.encode()):
+                raise LandingRefused(403, "This result belongs to another verification session.")
+            if not landing.finished:
+                raise LandingRefused(400, "The vendor did not report a finished verification.")
+            if session.state is not SessionState.PENDING:
+                raise LandingRefused(409, "This verification was already completed.")
+            now = self.clock.now()
+            if now > due_time(session):
+                await self._expire_if_due(session)
+                raise LandingRefused(410, "This verification session has expired.")
+            try:
+                session = await self.store.update(
+                    session.evolve(state=SessionState.COMPLETED, landing=landing.params, update_time=now)
+                )
+            except StoreConflict:
+                raise LandingRefused(409, "This verification was already completed.") from None
+            try:
+                session = await self._exchange(session)
+            except E.RealAuthError as exc:
+                # The caller can still ExchangeToken within the window; the landing itself succeeded.
+                log.warning(
+                    "exchange at landing failed",
+                    extra={"session_id": session_id, "error_code": exc.code, "provider": session.provider},
+                )
+                session = await self.store.get(session_id) or session
         return with_query(session.callback_url, {"session_id": session.session_id, "state": session.state.value})

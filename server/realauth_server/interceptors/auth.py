@@ -74,6 +74,6 @@ class AuthInterceptor(ScopeInterceptor):
     async def scope(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         tenant = self.identify(context)
         call_context().tenant = tenant.name
-        allowed = frozenset(tenant.providers) if tenant.providers is not None else None
-        with credentials.using(tenant.credentials or None, allowed):
+        access = tenant.access
+        with credentials.using(access.profile, access.allowed):
             yield

@@ -17,7 +17,8 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from ..errors import InternalError, RealAuthError
+from ..errors import InternalError, RealAuthError, ServiceUnavailable
+from ..store.factory import UNAVAILABLE_ERRORS
 from .base import ScopeInterceptor
 from .context import call_context
 
@@ -69,6 +70,10 @@ class ErrorInterceptor(ScopeInterceptor):
             await self._abort(context, exc)
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
+        except UNAVAILABLE_ERRORS as exc:
+            ctx = call_context()
+            log.warning("session store unavailable", extra={"request_id": ctx.request_id, "error": type(exc).__name__})
+            await self._abort(context, ServiceUnavailable("the session store is unavailable; retry shortly"))
         except Exception:
             ctx = call_context()
             log.exception("unhandled error", extra={"request_id": ctx.request_id, "action": ctx.action})

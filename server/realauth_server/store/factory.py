@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 from urllib.parse import urlsplit
+
+import redis.exceptions
 
 from .base import SessionStore
 from .memory import MemoryStore
@@ -10,6 +13,13 @@ from .redis import RedisStore
 from .sqlite import SqliteStore
 
 SCHEMES = ("sqlite", "memory", "redis")
+
+#: Store failures that mean "cannot serve right now" (UNAVAILABLE, retriable), not a bug (INTERNAL).
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    sqlite3.OperationalError,
+)
 
 
 def open_store(url: str) -> SessionStore:
