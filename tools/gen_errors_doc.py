@@ -38,6 +38,7 @@ def render() -> str:
         "ProviderUnavailable": "the vendor could not be reached or failed (5xx, reset)",
         "ProviderTimeout": "the vendor did not answer within the call's deadline",
         "ProviderError": "the vendor answered with something unreadable or an unknown code",
+        "ServiceUnavailable": "realauth itself cannot serve right now (store unreachable, shutting down); retry",
         "InternalError": "a fault in realauth; quote the request id",
     }
     for code, info in ERROR_CODES.items():
