@@ -19,7 +19,7 @@ from . import errors as E
 from .clock import Clock
 from .domain import AuthSession, CreateParams, SessionState, VerificationResult, new_session_id
 from .emulators.base import with_query
-from .providers.base import Provider
+from .providers.base import LANDING_PATH, PUSH_PATH, Provider, PushRejected
 from .store.base import SessionStore, StoreConflict
 
 log = logging.getLogger("realauth.service")
@@ -35,6 +35,10 @@ POLL_FIRST, POLL_MAX = 0.02, 0.25
 #: RESYNC_TICKS ticks (pub/sub is at-most-once: a lost notification only delays a watcher).
 WATCH_TICK = 0.5
 RESYNC_TICKS = 10
+#: A push body larger than this is refused (vendors push a few KiB of JSON or form data).
+MAX_PUSH_BYTES = 64 * 1024
+#: How long a push may wait for a running exchange of its session before asking the vendor to retry.
+PUSH_BUDGET = 10.0
 
 
 @dataclass
@@ -57,6 +61,18 @@ class LandingRefused(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+class PushRefused(LandingRefused):
+    """A vendor push that must change nothing (same shape as a refused landing: HTTP status, plain text)."""
+
+
+@dataclass(frozen=True)
+class PushOutcome:
+    """What a verified push did: the session's state afterwards, and whether this push wrote it."""
+
+    state: SessionState
+    recorded: bool
 
 
 def validate_url(field_name: str, value: str) -> None:
@@ -156,7 +172,10 @@ class AuthService:
         return base64.urlsafe_b64encode(mac[:24]).decode().rstrip("=")
 
     def landing_url(self, session_id: str) -> str:
-        return f"{self.public_url}/v1/callback/{session_id}/{self.landing_signature(session_id)}"
+        return f"{self.public_url}{LANDING_PATH}{session_id}/{self.landing_signature(session_id)}"
+
+    def push_url(self, session_id: str) -> str:
+        return f"{self.public_url}{PUSH_PATH}{session_id}/{self.landing_signature(session_id)}"
 
     def provider_for(self, session: AuthSession) -> Provider:
         provider = self.providers.get(session.provider)
@@ -424,6 +443,8 @@ class AuthService:
             if not landing.finished:
                 raise LandingRefused(400, "The vendor did not report a finished verification.")
             if session.state is not SessionState.PENDING:
+                if settled_before_landing(session):
+                    return caller_url(session)
                 raise LandingRefused(409, "This verification was already completed.")
             now = self.clock.now()
             if now > due_time(session):
@@ -434,6 +455,9 @@ class AuthService:
                     session.evolve(state=SessionState.COMPLETED, landing=landing.params, update_time=now)
                 )
             except StoreConflict:
+                fresh = await self.store.get(session_id)
+                if fresh is not None and settled_before_landing(fresh):
+                    return caller_url(fresh)
                 raise LandingRefused(409, "This verification was already completed.") from None
             try:
                 session = await self._exchange(session)
@@ -444,4 +468,95 @@ class AuthService:
                     extra={"session_id": session_id, "error_code": exc.code, "provider": session.provider},
                 )
                 session = await self.store.get(session_id) or session
-        return with_query(session.callback_url, {"session_id": session.session_id, "state": session.state.value})
+        return caller_url(session)
+
+    async def push(self, session_id: str, signature: str, body: bytes, content_type: str) -> PushOutcome:
+        """Record a result the vendor pushed server to server; the browser may never come back.
+
+        Idempotent: a push for a session that already has its outcome changes nothing and still succeeds
+        (the vendor stops retrying). Writes only under the session's exchange lease, so a push and an
+        exchange never both record a result.
+        """
+        provider_name = ""
+        try:
+            if not hmac.compare_digest(signature.encode(), self.landing_signature(session_id).encode()):
+                raise PushRefused(403, "This push URL is not valid.")
+            if len(body) > MAX_PUSH_BYTES:
+                raise PushRefused(400, f"The push body is larger than {MAX_PUSH_BYTES} bytes.")
+            session = await self.store.get(session_id)
+            if session is None:
+                raise PushRefused(404, "This verification session does not exist.")
+            provider_name = session.provider
+            outcome = await self._push(session, body, content_type)
+        except LandingRefused as exc:
+            log.info(
+                "vendor push refused",
+                extra={"session_id": session_id, "provider": provider_name, "status": exc.status},
+            )
+            raise
+        except E.RealAuthError as exc:
+            log.warning(
+                "vendor push not recorded",
+                extra={"session_id": session_id, "provider": provider_name, "error_code": exc.code},
+            )
+            raise
+        log.info(
+            "vendor push",
+            extra={
+                "session_id": session_id,
+                "provider": provider_name,
+                "state": outcome.state.value,
+                "recorded": outcome.recorded,
+            },
+        )
+        return outcome
+
+    async def _push(self, session: AuthSession, body: bytes, content_type: str) -> PushOutcome:
+        access = self.tenants.get(session.tenant, credentials.TenantAccess())
+        with credentials.using(access.profile, access.allowed):
+            provider = self.provider_for(session)
+            try:
+                pushed = provider.parse_push(session, body, content_type)
+            except PushRejected as exc:
+                raise PushRefused(exc.status, exc.message) from None
+            except E.RealAuthError:
+                # No usable credential for this tenant (or the provider is not allowed to it).
+                raise PushRefused(403, "This push cannot be verified for this session.") from None
+        if pushed is None:
+            raise PushRefused(404, "This provider takes no result pushes.")
+        if pushed.result is None:
+            return PushOutcome(session.state, recorded=False)  # progress only: nothing to record
+        sid = session.session_id
+        with deadlines.budget(PUSH_BUDGET, "push"):
+            async with (
+                self._lock(f"session:{sid}"),
+                self._lease(exchange_lease(sid), 0.0, f"the exchange of session {sid} is in progress; retry"),
+            ):
+                fresh = await self.store.get(sid) or session
+                if fresh.state.terminal:
+                    return PushOutcome(fresh.state, recorded=False)
+                now = self.clock.now()
+                if now > fresh.exchange_deadline:
+                    try:
+                        fresh = await self.store.update(fresh.evolve(state=SessionState.EXPIRED, update_time=now))
+                    except StoreConflict:
+                        fresh = await self.store.get(sid) or fresh
+                    return PushOutcome(fresh.state, recorded=False)
+                stored = await self._record(fresh, pushed.result)
+                return PushOutcome(stored.state, recorded=stored.result == pushed.result)
+
+
+def settled_before_landing(session: AuthSession) -> bool:
+    """A result is recorded but no browser landing was (a vendor push, or an early ExchangeToken).
+
+    The person's browser then returning is not a replay: it goes on to the caller with the stored state.
+    """
+    return (
+        session.state in (SessionState.EXCHANGED, SessionState.FAILED)
+        and session.result is not None
+        and (not session.landing)
+    )
+
+
+def caller_url(session: AuthSession) -> str:
+    return with_query(session.callback_url, {"session_id": session.session_id, "state": session.state.value})

@@ -4,8 +4,9 @@ Serves ``POST /?Action=<A>&Version=2022-08-31`` like visual.volcengineapi.com (C
 CertH5Token, CertVerifyQuery), ``/?Action=AssumeRole&Version=2018-01-01`` like sts.volcengineapi.com,
 and the H5 page at ``/h5``. Checks the V4 signature from the raw bytes received (X-Date skew 900 s),
 unknown keys, required fields, enums and ranges of seed 002, config_id lifetime (expire_duration,
-default 15 min), byted_token 60 min and single use, query data kept 1 h. Answers in the service
-envelope ``{code, data, message, request_id, status, time_elapsed}``; gateway errors (signature,
+default 15 min), byted_token 60 min and single use, query data kept 1 h. With ``callback_info.switch``
+the finished page pushes the encrypted result to ``callback_info.url`` (``block``: before redirecting).
+Answers in the service envelope ``{code, data, message, request_id, status, time_elapsed}``; gateway errors (signature,
 action) as ``ResponseMetadata.Error``.
 """
 
@@ -20,6 +21,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -31,13 +33,18 @@ from ..providers.volcengine import (
     QUERY_KEEP,
     REGION,
     SANDBOX_ACCESS_KEY_ID,
+    SANDBOX_CALLBACK_CLIENT,
+    SANDBOX_CALLBACK_KEY,
     SANDBOX_ROLE_TRN,
     SANDBOX_SECRET_ACCESS_KEY,
     STS_VERSION,
     VERSION,
+    callback_key_bytes,
+    encrypt_field,
 )
 from ..signing.volc_v4 import SignatureError, verify_v4
 from .base import Emulator, error_page, h5_page, new_id, with_query
+from .push import Pusher
 
 #: A key pair that signs correctly but has no CV permission (answers code 50400).
 SANDBOX_DENIED_ACCESS_KEY_ID = "AKLTsandboxrealauthnopermission"
@@ -131,6 +138,30 @@ def _check_keys(obj: Any, spec: Mapping[str, type], where: str, required: tuple[
             raise Refused(50201, f"{where}.{key} is required")
 
 
+def _verdict(t: _Token) -> dict[str, Any]:
+    """The verdict fields CertVerifyQuery answers and the callback push carries."""
+    passed = t.outcome == "pass"
+    verdict = {"status_code": 0, "status_message": "SUCCESS"} if passed else {
+        "status_code": 210312, "status_message": "server action liveness failed"}  # fmt: skip
+    return {
+        "source_comp_details": {
+            "score": t.score,
+            "thresholds": {"1e-3": 45.0, "1e-4": 55.0, "1e-5": 65.0, "1e-6": 75.0},
+            "alive": passed,
+        },
+        "verify_algorithm_base_resp": verdict,
+        "verify_req_measure_info": {"measure_type": "cert_pro", "value": 1 if passed else 0},
+    }
+
+
+def _is_uri(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in value)
+
+
 def _enum(obj: dict[str, Any], key: str, allowed: tuple[str, ...], where: str) -> None:
     if key in obj and obj[key] not in allowed:
         raise Refused(50200, f"{where}.{key} must be one of {', '.join(allowed)}")
@@ -159,6 +190,9 @@ class VolcengineEmulator(Emulator):
         #: Concurrent API requests allowed before 50430 (None: unlimited; not documented).
         self.max_concurrent: int | None = None
         self.vstats = _Stats()
+        #: Registered callback clients: client_name → 128-bit key (seed 002: issued per client_name).
+        self.callback_clients: dict[str, bytes] = {SANDBOX_CALLBACK_CLIENT: callback_key_bytes(SANDBOX_CALLBACK_KEY)}
+        self.pusher = Pusher()
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/", self.dispatch)
@@ -366,7 +400,13 @@ class VolcengineEmulator(Emulator):
         if "tos_config" in body:
             _check_keys(body["tos_config"], TOS_KEYS, "tos_config", tuple(TOS_KEYS))
         if "callback_info" in body:
-            _check_keys(body["callback_info"], CALLBACK_KEYS, "callback_info", tuple(CALLBACK_KEYS))
+            cb = body["callback_info"]
+            _check_keys(cb, CALLBACK_KEYS, "callback_info", tuple(CALLBACK_KEYS))
+            if cb["switch"]:
+                if not _is_uri(cb["url"]):
+                    raise Refused(50200, "callback_info.url must be an absolute http(s) URL when switch is true")
+                if cb["client_name"] not in self.callback_clients:
+                    raise Refused(50200, "callback_info.client_name is not a registered callback client")
         _range(body, "expire_duration", *EXPIRE_RANGE, "body")
         now = self.clock.now()
         config_id = str(uuid.uuid4())
@@ -430,24 +470,15 @@ class VolcengineEmulator(Emulator):
             raise Refused(50215, "no result for this byted_token", sub=210102)
         if not t.outcome:
             raise Refused(50215, "the verification has not been finished", sub=41000)
-        passed = t.outcome == "pass"
         omit_images = body.get("omit_data", False) or body.get("omit_image_data", False)
-        verdict = {"status_code": 0, "status_message": "SUCCESS"} if passed else {
-            "status_code": 210312, "status_message": "server action liveness failed"}  # fmt: skip
         return {
             "algorithm_base_resp": {"status_code": 0, "status_message": "SUCCESS"},
             "binary_data_base64": [],
-            "result": passed,
+            "result": t.outcome == "pass",
             "risk_result": "{}",
             "images": {} if omit_images else {"image_best": "", "image_env": ""},
             "video": "",  # the sandbox records no video
-            "source_comp_details": {
-                "score": t.score,
-                "thresholds": {"1e-3": 45.0, "1e-4": 55.0, "1e-5": 65.0, "1e-6": 75.0},
-                "alive": passed,
-            },
-            "verify_algorithm_base_resp": verdict,
-            "verify_req_measure_info": {"measure_type": "cert_pro", "value": 1 if passed else 0},
+            **_verdict(t),
         }
 
     # --- the H5 page ----------------------------------------------------------------------------
@@ -498,7 +529,21 @@ class VolcengineEmulator(Emulator):
             "reqMeasureInfoValue": "1" if outcome == "pass" else "0",
             "bytedToken": token,
         }
+        callback = cfg.body.get("callback_info")
+        if callback is not None and callback["switch"] and callback["url"]:
+            push = self.callback_body(self.callback_clients[callback["client_name"]], token, t)
+            if callback["block"]:
+                await self.pusher.deliver(callback["url"], push, "application/json")  # before the browser moves
+            else:
+                self.pusher.background(callback["url"], push, "application/json")
         raise web.HTTPFound(with_query(cfg.body["h5_config"]["redirect_url"], params))
+
+    @staticmethod
+    def callback_body(key: bytes, token: str, t: _Token) -> bytes:
+        """The CallBackInfo push: ``result`` plain, every other field its JSON encrypted (seed 002)."""
+        fields: dict[str, Any] = {**_verdict(t), "byted_token": token}
+        sealed = {name: encrypt_field(key, json.dumps(value).encode()) for name, value in fields.items()}
+        return json.dumps({"result": t.outcome == "pass", **sealed}).encode()
 
     def _forget_old(self, now: float) -> None:
         if len(self.configs) + len(self.tokens) > 20_000:

@@ -1,4 +1,4 @@
-"""The HTTP side (same process and event loop as gRPC): callback landing, sandbox, metrics."""
+"""The HTTP side (same process and event loop as gRPC): callback landing, vendor pushes, sandbox, metrics."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from .. import errors as E
 from ..emulators.base import Emulator, error_page
-from ..service import AuthService, LandingRefused
+from ..service import MAX_PUSH_BYTES, AuthService, LandingRefused
 from .metrics import REGISTRY
 
 
@@ -29,6 +30,27 @@ def build_http_app(service: AuthService, emulators: Mapping[str, Emulator]) -> w
         except LandingRefused as exc:
             return error_page(exc.status, exc.message)
         raise web.HTTPFound(target)
+
+    async def push(request: web.Request) -> web.Response:
+        """A vendor's server-to-server result (plain-text answers: vendors log them, browsers never see them)."""
+        if request.content_length is not None and request.content_length > MAX_PUSH_BYTES:
+            return web.Response(status=400, text=f"push body larger than {MAX_PUSH_BYTES} bytes\n")
+        body = bytearray()
+        while len(body) <= MAX_PUSH_BYTES:
+            chunk = await request.content.read(MAX_PUSH_BYTES + 1 - len(body))
+            if not chunk:
+                break
+            body += chunk
+        try:
+            outcome = await service.push(
+                request.match_info["session_id"], request.match_info["sig"], bytes(body), request.content_type
+            )
+        except LandingRefused as exc:
+            return web.Response(status=exc.status, text=exc.message + "\n")
+        except E.RealAuthError:
+            # Busy (an exchange of this session is running) or the store is down: the vendor should retry.
+            return web.Response(status=503, text="temporarily unavailable; retry\n")
+        return web.Response(text=f"ok {outcome.state.value}\n")
 
     async def metrics(request: web.Request) -> web.Response:
         body = generate_latest(REGISTRY)
@@ -53,6 +75,7 @@ def build_http_app(service: AuthService, emulators: Mapping[str, Emulator]) -> w
     app.router.add_get("/metrics", metrics)
     app.router.add_route("GET", "/v1/callback/{session_id}/{sig}", landing)
     app.router.add_route("POST", "/v1/callback/{session_id}/{sig}", landing)
+    app.router.add_post("/v1/push/{session_id}/{sig}", push)
     for vendor, emulator in emulators.items():
         app.add_subapp(f"/sandbox/{vendor}/", emulator.app())
     return app

@@ -39,6 +39,38 @@ log = logging.getLogger("realauth.vendor")
 
 T = TypeVar("T")
 
+#: realauth's HTTP paths handed to vendors: the browser landing and the server-to-server push. Both end in
+#: ``<session_id>/<signature>`` with the same signature, so an adapter derives one from the other.
+LANDING_PATH = "/v1/callback/"
+PUSH_PATH = "/v1/push/"
+
+
+def push_url_for(landing_url: str) -> str:
+    """The push URL of the session whose landing URL this is (same public URL, session and signature)."""
+    head, sep, tail = landing_url.rpartition(LANDING_PATH)
+    if not sep:
+        raise InternalError("the landing URL has no landing path; cannot derive the push URL")
+    return head + PUSH_PATH + tail
+
+
+class PushRejected(Exception):
+    """A vendor push that must change nothing: malformed, undecryptable, forged or for another session.
+
+    ``status`` is the HTTP answer (400 or 403); ``message`` is plain text for the vendor, never a payload.
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class PushResult:
+    """What a verified vendor push says: a final result, or (``result`` None) progress with nothing to record."""
+
+    result: VerificationResult | None
+
 
 @dataclass(frozen=True)
 class VendorErrorRule:
@@ -209,6 +241,14 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     async def exchange(self, session: AuthSession) -> VerificationResult:
         """Fetch the verification outcome for a session."""
+
+    def parse_push(self, session: AuthSession, body: bytes, content_type: str) -> PushResult | None:
+        """Verify and read a vendor's server-to-server result push for this session.
+
+        None: this provider (or this configuration) takes no pushes. Raise :class:`PushRejected` for a
+        body that must change nothing. Runs with the session tenant's credentials, like the landing.
+        """
+        return None
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import calendar
+import hmac
+import json
 import re
 import time
 from collections.abc import Mapping
@@ -19,12 +22,23 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import httpx
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from .. import errors as E
 from ..domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
 from ..secret import Secret
 from ..signing.volc_v4 import VolcV4Auth
-from .base import ErrorTable, Provider, ProviderContext, ProviderSettings, VendorErrorRule, json_body
+from .base import (
+    ErrorTable,
+    Provider,
+    ProviderContext,
+    ProviderSettings,
+    PushRejected,
+    PushResult,
+    VendorErrorRule,
+    json_body,
+    push_url_for,
+)
 
 VERSION = "2022-08-31"
 SERVICE = "cv"
@@ -46,6 +60,13 @@ MOTIONS = ("0", "1", "2", "3")
 SANDBOX_ACCESS_KEY_ID = "AKLTsandboxrealauthvolcengine"
 SANDBOX_SECRET_ACCESS_KEY = "c2FuZGJveC1yZWFsYXV0aC12b2xjZW5naW5lLXNr"
 SANDBOX_ROLE_TRN = "trn:iam::2100000000:role/realauth-sandbox-h5"
+#: A callback client registered with the built-in emulator, and its 128-bit key (public, sandbox only).
+SANDBOX_CALLBACK_CLIENT = "realauth-sandbox"
+SANDBOX_CALLBACK_KEY = "hex:7265616c617574682d73616e64626f78"
+
+#: Encrypted fields of the callback body (seed 002 CallBackInfo); ``result`` alone is plain.
+PUSH_FIELDS = ("source_comp_details", "verify_req_measure_info", "verify_algorithm_base_resp", "byted_token")
+BYTED_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 R = VendorErrorRule
 ERRORS = ErrorTable(
@@ -164,6 +185,73 @@ def build_config_body(options: Any, redirect_url: str) -> dict[str, Any]:
     return body
 
 
+def callback_key_bytes(text: str) -> bytes:
+    """The 128-bit callback key from its configured form: ``hex:<32 hex>``, ``base64:<…>`` or 16 raw characters.
+
+    The error names the form, never the value.
+    """
+    if text.startswith("hex:"):
+        try:
+            key = bytes.fromhex(text[4:])
+        except ValueError:
+            raise ValueError("callback_key: hex: must be followed by 32 hexadecimal digits") from None
+    elif text.startswith("base64:"):
+        try:
+            key = base64.b64decode(text[7:], validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("callback_key: base64: must be followed by standard base64") from None
+    else:
+        key = text.encode("utf-8")
+    if len(key) != 16:
+        raise ValueError("callback_key must be 128 bits: 16 raw characters, hex:<32 digits> or base64:<16 bytes>")
+    return key
+
+
+def encrypt_field(key: bytes, plain: bytes) -> str:
+    """The vendor's field encryption: AES-128-CBC, IV = key, PKCS#7-style padding, standard base64."""
+    pad = 16 - len(plain) % 16
+    enc = Cipher(algorithms.AES(key), modes.CBC(key)).encryptor()
+    return base64.b64encode(enc.update(plain + bytes([pad]) * pad) + enc.finalize()).decode()
+
+
+def decrypt_field(key: bytes, value: object, name: str) -> bytes:
+    """Undo :func:`encrypt_field`; the last byte gives the padding length (1..16, never past the start)."""
+    if not isinstance(value, str):
+        raise PushRejected(400, f"{name} must be a base64 string")
+    try:
+        data = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise PushRejected(400, f"{name} is not base64") from None
+    if not data or len(data) % 16:
+        raise PushRejected(400, f"{name} is not a whole number of AES blocks")
+    dec = Cipher(algorithms.AES(key), modes.CBC(key)).decryptor()
+    text = dec.update(data) + dec.finalize()
+    pad = text[-1]
+    if not 1 <= pad <= 16 or pad > len(text):
+        raise PushRejected(400, f"{name} does not decrypt with the callback key (bad padding)")
+    return text[:-pad]
+
+
+def _decrypt_json(key: bytes, value: object, name: str) -> Any:
+    try:
+        return json.loads(decrypt_field(key, value, name).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise PushRejected(400, f"{name} does not decrypt to JSON with the callback key") from None
+
+
+def _decrypt_token(key: bytes, value: object) -> str:
+    """byted_token decrypts to its JSON serialisation (a quoted string); a bare token is accepted too."""
+    plain = decrypt_field(key, value, "byted_token")
+    try:
+        text = plain.decode("utf-8")
+        token = json.loads(text) if text.startswith('"') else text
+    except (UnicodeDecodeError, ValueError):
+        token = None
+    if not isinstance(token, str) or not BYTED_TOKEN_RE.match(token):
+        raise PushRejected(400, "byted_token does not decrypt to a token with the callback key")
+    return token
+
+
 def validate_options(options: Any) -> None:
     """Every documented range and enum of seed 002, named by its path under ``volcengine``."""
     if options is None:
@@ -243,6 +331,9 @@ class VolcengineProvider(Provider):
         "sts_base_url": "STS endpoint (default https://sts.volcengineapi.com)",
         "h5_url": "the H5 page (default https://h5-v2.kych5.com)",
         "region": "signing region (default cn-north-1)",
+        "callback_client_name": "client_name registered with Volcengine for result pushes (enables them with the key)",
+        "callback_key": "the client's 128-bit push key (secret): 16 raw characters, hex:<32 digits> or base64:<…>",
+        "callback_block": "true: the vendor pushes before redirecting the browser (callback_info.block; default false)",
     }
     secret_keys: ClassVar[tuple[str, ...]] = ("access_key_id", "secret_access_key", "session_token")
 
@@ -254,6 +345,19 @@ class VolcengineProvider(Provider):
         self.region = settings.string("region", REGION)
         self._sts: dict[str, _StsKeys] = {}
         self._sts_lock = asyncio.Lock()
+        self.callback_client_name = settings.string("callback_client_name")
+        self._callback_key = settings.secret("callback_key", required=False)
+        if bool(self.callback_client_name) != bool(self._callback_key):
+            raise ValueError(f"providers.{self.name}: set both callback_client_name and callback_key, or neither")
+        if self._callback_key is not None:
+            try:
+                callback_key_bytes(self._callback_key.reveal())
+            except ValueError as exc:
+                raise ValueError(f"providers.{self.name}.{exc}") from None
+        block = settings.extra.get("callback_block", False)
+        if not isinstance(block, bool):
+            raise ValueError(f"providers.{self.name}.callback_block must be true or false")
+        self.callback_block = block
 
     @classmethod
     def sandbox_settings(cls, emulator_url: str) -> dict[str, Any]:
@@ -405,6 +509,13 @@ class VolcengineProvider(Provider):
     async def create_session(self, params: CreateParams) -> VendorSession:
         options = params.options
         body = build_config_body(options, params.callback_url)
+        if self._callback_key is not None:
+            body["callback_info"] = {
+                "switch": True,
+                "block": self.callback_block,
+                "url": push_url_for(params.callback_url),
+                "client_name": self.callback_client_name,
+            }
         sts = await self._sts_keys()
         data, request_id = await self._cv("CertH5ConfigInit", body)
         config_id = data.get("config_id")
@@ -490,4 +601,55 @@ class VolcengineProvider(Provider):
             vendor_result_message=message or ("success" if passed else "not passed"),
             complete_time=self.ctx.clock.now(),
             vendor_request_id=request_id,
+        )
+
+    def parse_push(self, session: AuthSession, body: bytes, content_type: str) -> PushResult | None:
+        """The encrypted CallBackInfo push (seed 002): JSON, every field but ``result`` AES-128-CBC + base64.
+
+        The scheme has no MAC, so the plain ``result`` is not trusted alone: a pass needs the encrypted
+        ``verify_algorithm_base_resp`` with status 0, and the push's ``byted_token`` must be this session's.
+        """
+        if self._callback_key is None:
+            return None
+        key = callback_key_bytes(self._callback_key.reveal())
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, ValueError):
+            raise PushRejected(400, "the push body is not JSON") from None
+        if not isinstance(data, dict):
+            raise PushRejected(400, "the push body is not a JSON object")
+        for name in ("result", "byted_token"):
+            if name not in data:
+                raise PushRejected(400, f"the push has no {name}")
+        result = data["result"]
+        if not isinstance(result, bool):
+            raise PushRejected(400, "result must be true or false")
+        token = _decrypt_token(key, data["byted_token"])
+        plain = {name: _decrypt_json(key, data[name], name) for name in PUSH_FIELDS[:3] if data.get(name) is not None}
+        for name, value in plain.items():
+            if not isinstance(value, dict):
+                raise PushRejected(400, f"{name} must decrypt to a JSON object")
+        expected = session.landing.get("bytedToken", "")
+        if not expected and session.vendor_data.get("h5_type") == "3":
+            expected = session.token
+        # Types 0-2 mint their byted_token on the vendor page: before the landing realauth cannot know it,
+        # and the push is bound to the session by its signed URL and the key alone (docs/providers/volcengine.md).
+        if expected and not hmac.compare_digest(token.encode(), expected.encode()):
+            raise PushRejected(403, "this push is for another verification session")
+        verdict = plain.get("verify_algorithm_base_resp", {})
+        status = verdict.get("status_code")
+        if result and status != 0:
+            raise PushRejected(400, "result is true but the encrypted verdict is missing or not a success")
+        details = plain.get("source_comp_details", {})
+        score = details.get("score")
+        message = verdict.get("status_message")
+        code = session.landing.get("resultCode") or (str(RESULT_OK) if result else str(status or ""))
+        return PushResult(
+            VerificationResult(
+                passed=result,
+                score=float(score) if isinstance(score, int | float) and not isinstance(score, bool) else None,
+                vendor_result_code=code,
+                vendor_result_message=str(message) if message else ("success" if result else "not passed"),
+                complete_time=self.ctx.clock.now(),
+            )
         )

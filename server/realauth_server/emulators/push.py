@@ -1,0 +1,69 @@
+"""How emulators deliver a vendor's server-to-server result push: awaited or in the background, bounded, retried.
+
+A vendor retries a push the receiver did not acknowledge; ours tries ``ATTEMPTS`` times, each within
+``TIMEOUT`` seconds, on a transport error or a non-2xx answer, then gives up. Nothing here runs unbounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import aiohttp
+
+log = logging.getLogger("realauth.emulator")
+
+TIMEOUT = 3.0
+ATTEMPTS = 3
+BACKOFF = 0.2  # seconds before the second attempt, doubled after
+
+
+@dataclass
+class PushStats:
+    attempts: int = 0
+    delivered: int = 0  # pushes answered 2xx
+    abandoned: int = 0  # pushes given up after ATTEMPTS
+    statuses: list[int] = field(default_factory=list)  # every answer's status, 0 for a transport error
+
+
+class Pusher:
+    def __init__(self) -> None:
+        self.stats = PushStats()
+        self._tasks: set[asyncio.Task[int]] = set()
+
+    async def deliver(self, url: str, body: bytes, content_type: str) -> int:
+        """POST until a 2xx or ``ATTEMPTS`` tries; returns the last status (0: no answer)."""
+        status = 0
+        delay = BACKOFF
+        timeout = aiohttp.ClientTimeout(total=TIMEOUT)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            for attempt in range(1, ATTEMPTS + 1):
+                self.stats.attempts += 1
+                try:
+                    async with http.post(url, data=body, headers={"Content-Type": content_type}) as resp:
+                        await resp.read()
+                        status = resp.status
+                except (aiohttp.ClientError, TimeoutError):
+                    status = 0
+                self.stats.statuses.append(status)
+                if 200 <= status < 300:
+                    self.stats.delivered += 1
+                    return status
+                if attempt < ATTEMPTS:
+                    await asyncio.sleep(delay)
+                    delay *= 2
+        self.stats.abandoned += 1
+        log.info("emulator push not acknowledged", extra={"status": status})
+        return status
+
+    def background(self, url: str, body: bytes, content_type: str) -> None:
+        """Deliver after the current answer went out (the vendor's non-blocking push)."""
+        task = asyncio.get_running_loop().create_task(self.deliver(url, body, content_type))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def settle(self) -> None:
+        """Wait for background pushes in flight (tests); each is bounded, so this is too."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
