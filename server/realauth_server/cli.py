@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--store",
         help="session store: sqlite:///PATH (default sqlite:///var/realauth.db), redis://HOST:PORT/DB or memory://",
     )
-    serve.add_argument("--log-format", choices=("json", "text"), help="log line format (default json)")
+    serve.add_argument(
+        "--log-format", choices=("auto", "json", "text"), help="auto (default: text on a terminal, else json)"
+    )
     serve.add_argument("--log-level", help="DEBUG, INFO (default), WARNING, ERROR")
     serve.set_defaults(func=cmd_serve)
 

@@ -55,7 +55,7 @@ class Settings:
     shutdown_grace: float = 10.0
     rpc_cap_seconds: float = 30.0
     log_level: str = "INFO"
-    log_format: str = "json"
+    log_format: str = "auto"
     landing_secret: Secret | None = None
     providers: list[ProviderSettings] = field(default_factory=list)
     tenants: list[TenantSettings] = field(default_factory=list)
@@ -132,8 +132,8 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
     for key, value in overrides.items():
         if value is not None:
             setattr(s, key, value)
-    if s.log_format not in ("json", "text"):
-        raise ConfigError("server.log_format must be json or text")
+    if s.log_format not in ("auto", "json", "text"):
+        raise ConfigError("server.log_format must be auto, json or text")
 
     providers = data.get("providers")
     if providers:
