@@ -21,6 +21,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The stubs are committed; regenerate them when missing or older than the proto (output is reproducible).
+STUBS := clients/python/realauth/v1/realauth_pb2.py
+$(STUBS): proto/realauth/v1/realauth.proto | $(STAMP)
+	$(MAKE) generate
+
 # Regenerate the committed Python stubs from proto/ (reproducible: pinned grpcio-tools).
 generate: $(STAMP)
 	rm -rf clients/python/realauth/v1/*_pb2*.py clients/python/realauth/v1/*_pb2*.pyi
@@ -46,14 +51,14 @@ fmt: $(STAMP)
 redis-server:
 	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 
-test: $(STAMP) check-generated lint redis-server
+test: $(STAMP) $(STUBS) check-generated lint redis-server
 	$(BIN)/python -m pytest $(ARGS)
 
 # Ratios against baselines measured in the same run (not a test: numbers depend on the machine).
 bench: $(STAMP)
 	$(BIN)/python tools/bench.py $(ARGS)
 
-serve: $(STAMP)
+serve: $(STAMP) $(STUBS)
 	$(BIN)/realauth serve $(ARGS)
 
 clean:
