@@ -25,6 +25,14 @@ from .errors_util import decode
 IDCARD = pb.MegviiOptions(comparison_type="1", idcard_name="张三", idcard_number="110101199003071234")
 
 
+@pytest.fixture
+async def realauth(make_realauth: ServerFactory) -> Harness:
+    """These tests drive the browser return alone: the emulator's notify_url push is off (tests/test_push_megvii.py)."""
+    h = await make_realauth()
+    emu(h).pusher.enabled = False
+    return h
+
+
 def emu(h: Harness) -> MegviiEmulator:
     e: MegviiEmulator = h.emulator("megvii")
     return e

@@ -7,8 +7,9 @@ simulated by ``PUT /_emulator/sdk_run`` ``{"biz_token": …, "outcome": "pass"|"
 H5 "lite" flow: ``POST /faceid/lite/get_token`` (plain api_key/api_secret fields) → single-use
 ``token`` + ``biz_id``; ``GET /faceid/lite/do?token=…`` is the simulated page (Pass/Fail, or
 ``outcome=pass|fail``) which returns to ``return_url`` with ``data`` + ``sign = sha1(secret + data)``,
-by POST (auto-submitting form) or GET (302) per ``action_http_method``; ``GET /faceid/lite/get_result``
-answers for one day, three calls per biz_id.
+by POST (auto-submitting form) or GET (302) per ``action_http_method``, and POSTs the same form to
+``notify_url`` in the background (bounded, retried on non-2xx); ``GET /faceid/lite/get_result`` answers
+for one day, three calls per biz_id.
 
 Errors are the seed's: ``{"error": "CODE[: detail]", "request_id", "time_used"}`` with 400/403/404/500.
 Knobs for tests: ``discontinued``, ``denied``, ``no_kyc``, ``call_limits``, ``allowed_ips``.
@@ -22,7 +23,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
@@ -36,6 +37,7 @@ from ..providers.megvii import (
 )
 from ..signing.megvii import SIGN_VERSION, SignError, data_sign, verify_sign
 from .base import ADMIN_PREFIX, Emulator, error_page, h5_page, with_query
+from .push import Pusher
 
 #: The published example key pair of §4.3 (public documentation), so the vector verifies here too.
 DOC_API_KEY = "ICVvC_xUs6177WEtyUNwIH8J6NfGu50t"
@@ -109,6 +111,7 @@ class MegviiEmulator(Emulator):
         self.biz_tokens: dict[str, _BizToken] = {}
         self.lite: dict[str, _Lite] = {}  # by token
         self.by_biz_id: dict[str, _Lite] = {}
+        self.pusher = Pusher([self.public_url])  # notify_url deliveries
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post(GET_BIZ_TOKEN, self.get_biz_token)
@@ -316,7 +319,8 @@ class MegviiEmulator(Emulator):
         now = self.clock.now()
         token = uuid.uuid4().hex
         biz_id = f"{int(now)},{uuid.uuid4()}"
-        keep = ("return_url", "biz_no", "biz_extra_data", "procedure_type", "action_http_method", "comparison_type")
+        keep = ("return_url", "notify_url", "biz_no", "biz_extra_data", "procedure_type", "action_http_method",
+                "comparison_type")  # fmt: skip
         entry = _Lite(api_key, token, biz_id, {k: fields[k] for k in keep if k in fields}, now)
         self.lite[token] = entry
         self.by_biz_id[biz_id] = entry
@@ -365,6 +369,10 @@ class MegviiEmulator(Emulator):
         }
         data = json.dumps(entry.result, separators=(",", ":"), ensure_ascii=False)
         params = {"data": data, "sign": data_sign(self.credentials[entry.api_key], data)}
+        # The vendor's server notifies too, independently of the browser (no ordering between the two).
+        self.pusher.background(
+            entry.fields["notify_url"], urlencode(params).encode(), "application/x-www-form-urlencoded"
+        )
         return_url = entry.fields["return_url"]
         if entry.fields.get("action_http_method", "POST") == "GET":
             raise web.HTTPFound(with_query(return_url, params))

@@ -2,13 +2,17 @@
 
 A vendor retries a push the receiver did not acknowledge; ours tries ``ATTEMPTS`` times, each within
 ``TIMEOUT`` seconds, on a transport error or a non-2xx answer, then gives up. Nothing here runs unbounded.
+An emulator only pushes to loopback and to its own public host (where realauth's push route is in sandbox
+mode): a URL a test or a caller made up never makes it reach out to the network.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -17,6 +21,7 @@ log = logging.getLogger("realauth.emulator")
 TIMEOUT = 3.0
 ATTEMPTS = 3
 BACKOFF = 0.2  # seconds before the second attempt, doubled after
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 @dataclass
@@ -24,16 +29,35 @@ class PushStats:
     attempts: int = 0
     delivered: int = 0  # pushes answered 2xx
     abandoned: int = 0  # pushes given up after ATTEMPTS
+    skipped: int = 0  # pushes not sent: disabled, or a host other than loopback / the emulator's own
     statuses: list[int] = field(default_factory=list)  # every answer's status, 0 for a transport error
 
 
 class Pusher:
-    def __init__(self) -> None:
+    def __init__(self, own_urls: Iterable[str] = ()) -> None:
         self.stats = PushStats()
+        #: Tests that drive the browser alone switch pushes off.
+        self.enabled = True
+        self.hosts = set(LOOPBACK) | {h for u in own_urls if (h := urlsplit(u).hostname)}
         self._tasks: set[asyncio.Task[int]] = set()
 
+    def _allowed(self, url: str) -> bool:
+        try:
+            host = urlsplit(url).hostname
+        except ValueError:
+            return False
+        if not self.enabled or host not in self.hosts:
+            self.stats.skipped += 1
+            return False
+        return True
+
     async def deliver(self, url: str, body: bytes, content_type: str) -> int:
-        """POST until a 2xx or ``ATTEMPTS`` tries; returns the last status (0: no answer)."""
+        """POST until a 2xx or ``ATTEMPTS`` tries; returns the last status (0: no answer or not sent)."""
+        if not self._allowed(url):
+            return 0
+        return await self._deliver(url, body, content_type)
+
+    async def _deliver(self, url: str, body: bytes, content_type: str) -> int:
         status = 0
         delay = BACKOFF
         timeout = aiohttp.ClientTimeout(total=TIMEOUT)
@@ -59,7 +83,9 @@ class Pusher:
 
     def background(self, url: str, body: bytes, content_type: str) -> None:
         """Deliver after the current answer went out (the vendor's non-blocking push)."""
-        task = asyncio.get_running_loop().create_task(self.deliver(url, body, content_type))
+        if not self._allowed(url):
+            return
+        task = asyncio.get_running_loop().create_task(self._deliver(url, body, content_type))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

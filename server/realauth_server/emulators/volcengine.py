@@ -192,7 +192,7 @@ class VolcengineEmulator(Emulator):
         self.vstats = _Stats()
         #: Registered callback clients: client_name → 128-bit key (seed 002: issued per client_name).
         self.callback_clients: dict[str, bytes] = {SANDBOX_CALLBACK_CLIENT: callback_key_bytes(SANDBOX_CALLBACK_KEY)}
-        self.pusher = Pusher()
+        self.pusher = Pusher([self.public_url])
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/", self.dispatch)

@@ -2,8 +2,9 @@
 
 Create: ``POST /faceid/lite/get_token`` (form-data, ``api_key``/``api_secret`` fields) → ``token``,
 ``biz_id``; the person opens ``/faceid/lite/do?token=…``. The browser comes back to realauth's landing
-with ``data=<json>&sign=sha1(API_SECRET + data)``. Exchange: ``GET /faceid/lite/get_result`` by
-``biz_id`` (kept one day, at most three calls).
+with ``data=<json>&sign=sha1(API_SECRET + data)``; the vendor's server also POSTs the same form to
+``notify_url`` (realauth's push route). Exchange: ``GET /faceid/lite/get_result`` by ``biz_id`` (kept one
+day, at most three calls).
 
 Why lite and not v5 ``get_biz_token``: the biz_token only initialises the MegLiveStill *app* SDK; it
 gives no page a person can open, and realauth's contract is a link. See docs/providers/megvii.md.
@@ -11,11 +12,13 @@ gives no page a person can open, and realauth's contract is a link. See docs/pro
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
+from urllib.parse import parse_qs
 
 import httpx
 
@@ -23,7 +26,17 @@ from .. import errors as E
 from ..domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
 from ..emulators.base import with_query
 from ..signing.megvii import multipart, verify_data_sign
-from .base import ErrorTable, Provider, ProviderContext, ProviderSettings, VendorErrorRule, json_body
+from .base import (
+    ErrorTable,
+    Provider,
+    ProviderContext,
+    ProviderSettings,
+    PushRejected,
+    PushResult,
+    VendorErrorRule,
+    json_body,
+    push_url_for,
+)
 
 GET_TOKEN_PATH = "/faceid/lite/get_token"
 DO_PATH = "/faceid/lite/do"
@@ -49,8 +62,8 @@ MAX_WEB_TITLE = 32  # bytes
 MAX_IDCARD_FIELD = 64  # bytes (our bound: names and numbers are far shorter)
 MAX_IMAGE = 2 * 1024 * 1024  # bytes: Megvii's usual per-image limit
 
-#: Query marker on the notify_url we derive from the landing URL: server notifications are ignored
-#: there (the browser return completes the session; a notify arriving first must not pre-empt it).
+#: Query marker of the notify_url earlier versions derived from the landing URL: a notification arriving
+#: at the landing (a session created before the push route existed) is still ignored there.
 NOTIFY_MARK = "realauth_notify"
 
 #: Sandbox credentials accepted by the built-in emulator (public: they grant nothing real).
@@ -119,7 +132,7 @@ class MegviiProvider(Provider):
         "flow": 'only "lite" (H5 link); "sdk" (v5 get_biz_token) needs the app SDK and is refused',
         "procedure_type": f"default H5 procedure_type, one of {', '.join(PROCEDURE_TYPES)} (default video)",
         "return_method": 'how the vendor page returns to realauth: "POST" (default, keeps data out of URLs) or "GET"',
-        "notify_url": "server notification URL (default: realauth's landing URL, where notifications are ignored)",
+        "notify_url": "server notification URL (default: realauth's push route, which records the result)",
     }
     secret_keys: ClassVar[tuple[str, ...]] = ("api_key", "api_secret")
 
@@ -222,7 +235,7 @@ class MegviiProvider(Provider):
         o = params.options
         fields = {
             "return_url": params.callback_url,
-            "notify_url": self._notify_url or with_query(params.callback_url, {NOTIFY_MARK: "1"}),
+            "notify_url": self._notify_url or push_url_for(params.callback_url),
             "biz_no": (o.biz_no if o is not None and o.biz_no else params.session_id),
             "procedure_type": (o.procedure_type if o is not None and o.procedure_type else self._procedure_type),
             "action_http_method": self._return_method,
@@ -323,6 +336,10 @@ class MegviiProvider(Provider):
             )
         if status not in FINAL_STATUSES:
             raise E.ProviderError(f"{self.name}: get_result gave unknown status {status!r}", provider=self.name)
+        return self._result(data, status, request_id)
+
+    def _result(self, data: dict[str, Any], status: str, request_id: str) -> VerificationResult:
+        """A final get_result answer or notify ``data`` → the neutral result (one mapping for both)."""
         code = data.get("result_code")
         message = data.get("result_message")
         return VerificationResult(
@@ -333,6 +350,35 @@ class MegviiProvider(Provider):
             complete_time=self.ctx.clock.now(),
             vendor_request_id=request_id,
         )
+
+    def parse_push(self, session: AuthSession, body: bytes, content_type: str) -> PushResult | None:
+        """The lite ``notify_url`` POST: form ``data=<json>&sign=sha1(api_secret + data)`` (vendors.md §4.2)."""
+        # The body decides, not the Content-Type header (a form is documented; the header is not).
+        try:
+            form = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True, max_num_fields=20)
+        except (UnicodeDecodeError, ValueError):
+            raise PushRejected(400, "the notification is not a urlencoded form") from None
+        raw, sign = form.get("data", []), form.get("sign", [])
+        if len(raw) != 1 or len(sign) != 1 or not raw[0] or not sign[0]:
+            raise PushRejected(400, "the notification needs exactly one data and one sign")
+        if not verify_data_sign(self.credential("api_secret").reveal(), raw[0], sign[0]):
+            raise PushRejected(403, "the notification's sign does not verify")
+        try:
+            data = json.loads(raw[0])
+        except ValueError:
+            raise PushRejected(400, "the notification's data is not JSON") from None
+        if not isinstance(data, dict):
+            raise PushRejected(400, "the notification's data is not a JSON object")
+        biz_info = data.get("biz_info")
+        biz_id = biz_info.get("biz_id") if isinstance(biz_info, dict) else None
+        if not isinstance(biz_id, str) or not hmac.compare_digest(biz_id.encode(), session.token.encode()):
+            raise PushRejected(403, "this notification is for another verification session")
+        status = data.get("status")
+        if status in PENDING_STATUSES:
+            return PushResult(None)
+        if status not in FINAL_STATUSES:
+            raise PushRejected(400, "the notification's status is not a known one")
+        return PushResult(self._result(data, str(status), str(data.get("request_id", ""))))
 
     def _url(self, path: str) -> str:
         return self.settings.base_url.rstrip("/") + path
