@@ -30,7 +30,7 @@ from realauth_server.signing.volc_v4 import VolcV4Auth
 from .conftest import Harness, ServerFactory
 
 T = TypeVar("T")
-KEY = b"realauth-sandbox"  # = SANDBOX_CALLBACK_KEY ("hex:7265616c…"), written out independently
+KEY = b"sbx-callback-key"  # = SANDBOX_CALLBACK_KEY ("hex:7362782d…"), written out independently
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
 TYPE3 = pb.VolcengineOptions(
     h5_config=pb.VolcengineH5Config(type="3"),
@@ -39,7 +39,7 @@ TYPE3 = pb.VolcengineOptions(
 )
 
 
-def config(block: bool, key: str = "hex:7265616c617574682d73616e64626f78") -> str:
+def config(block: bool, key: str = "hex:7362782d63616c6c6261636b2d6b6579") -> str:
     return (
         '[providers.volcengine]\nkind = "volcengine"\nsandbox = true\n'
         f'callback_client_name = "{SANDBOX_CALLBACK_CLIENT}"\ncallback_key = "{key}"\n'
@@ -228,7 +228,7 @@ async def test_bad_pushes_are_refused_and_change_nothing(make_realauth: ServerFa
     assert (await h.http.post(bad_sig, json=good)).status_code == 403
     other_sig = h.server.service.push_url(other.session_id).rsplit("/", 1)[1]
     assert (await h.http.post(url[: -len(sig)] + other_sig, json=good)).status_code == 403
-    assert (await h.http.post(h.server.service.push_url("ses_nobody"), json=good)).status_code == 404
+    assert (await h.http.post(h.server.service.push_url("ses_" + "0" * 24), json=good)).status_code == 404
     assert (await h.http.get(url)).status_code == 405
     # Nothing changed, the server is fine, and the genuine push still works.
     assert (await state(h, session.session_id)).state == pb.AUTH_SESSION_STATE_PENDING
@@ -322,9 +322,9 @@ async def test_emulator_validates_callback_info(realauth: Harness) -> None:
 @pytest.mark.parametrize(
     ("key", "ok"),
     [
-        ("realauth-sandbox", True),  # 16 raw characters
-        ("base64:cmVhbGF1dGgtc2FuZGJveA==", True),
-        ("hex:7265616c617574682d73616e64626f78", True),
+        ("sbx-callback-key", True),  # 16 raw characters
+        ("base64:c2J4LWNhbGxiYWNrLWtleQ==", True),
+        ("hex:7362782d63616c6c6261636b2d6b6579", True),
         ("hex:7265", False),
         ("base64:***", False),
         ("seventeen-chars!!", False),

@@ -62,7 +62,7 @@ SANDBOX_SECRET_ACCESS_KEY = "c2FuZGJveC1yZWFsYXV0aC12b2xjZW5naW5lLXNr"
 SANDBOX_ROLE_TRN = "trn:iam::2100000000:role/realauth-sandbox-h5"
 #: A callback client registered with the built-in emulator, and its 128-bit key (public, sandbox only).
 SANDBOX_CALLBACK_CLIENT = "realauth-sandbox"
-SANDBOX_CALLBACK_KEY = "hex:7265616c617574682d73616e64626f78"
+SANDBOX_CALLBACK_KEY = "hex:7362782d63616c6c6261636b2d6b6579"
 
 #: Encrypted fields of the callback body (seed 002 CallBackInfo); ``result`` alone is plain.
 PUSH_FIELDS = ("source_comp_details", "verify_req_measure_info", "verify_algorithm_base_resp", "byted_token")
