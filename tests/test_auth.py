@@ -129,6 +129,24 @@ async def test_provider_not_allowed_for_tenant_is_permission_denied_without_vend
     d = decode(err.value)
     assert d.code == grpc.StatusCode.PERMISSION_DENIED and d.reason == "AccessDenied"
     assert emu.stats.requests == before
+    # Denied before the provider's own checks: a denied caller learns nothing about its options or models.
+    bad_model = pb.CreateAuthSessionRequest(provider="seedance-fast", model="nope", callback_url="https://c.example/d")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await tenanted.stub.CreateAuthSession(bad_model, metadata=as_(KEY_B))
+    assert decode(err.value).code == grpc.StatusCode.PERMISSION_DENIED
+    # Routing by model only considers the caller's providers: both instances serve the fast model, and beta's
+    # request goes to the one it may use (where its own, deliberately bad, relay key is what fails).
+    by_model = pb.CreateAuthSessionRequest(model="doubao-seedance-2-0-fast-260128", callback_url="https://c.example/d")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await tenanted.stub.CreateAuthSession(by_model, metadata=as_(KEY_B))
+    routed = decode(err.value)
+    assert routed.reason == "ProviderAuthFailed" and routed.metadata["provider"] == "seedance"
+    wrong_kind = pb.CreateAuthSessionRequest(
+        provider="seedance-fast", callback_url="https://c.example/d", tencent=pb.TencentOptions(extra="x")
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await tenanted.stub.CreateAuthSession(wrong_kind, metadata=as_(KEY_B))
+    assert decode(err.value).code == grpc.StatusCode.PERMISSION_DENIED
     # alpha has no provider list: it may use both.
     ok = await tenanted.stub.CreateAuthSession(req, metadata=as_(KEY_A))
     assert ok.session.provider == "seedance-fast"

@@ -184,23 +184,34 @@ class AuthService:
         return provider
 
     def route(self, provider: str, model: str) -> Provider:
+        """Pick the provider instance; the caller's allow-list is applied before anything else is said about it."""
         if provider:
             found = self.providers.get(provider)
             if found is None:
                 raise E.InvalidParameter(
                     "provider", f"unknown provider {provider!r}; configured: {', '.join(self.providers)}"
                 )
+            self._check_allowed(found)
             if model and model not in found.models:
                 served = ", ".join(found.models) or "no models"
                 raise E.InvalidParameter("model", f"provider {provider!r} serves {served}")
             return found
         if model:
-            for p in self.providers.values():
-                if model in p.models:
-                    return p
-            known = sorted({m for p in self.providers.values() for m in p.models})
-            raise E.InvalidParameter("model", f"unknown model {model!r}; known: {', '.join(known)}")
-        return self.providers[self.default_provider]
+            serving = [p for p in self.providers.values() if model in p.models]
+            if not serving:
+                known = sorted({m for p in self.providers.values() for m in p.models})
+                raise E.InvalidParameter("model", f"unknown model {model!r}; known: {', '.join(known)}")
+            allowed = [p for p in serving if credentials.provider_allowed(p.name)]
+            self._check_allowed(allowed[0] if allowed else serving[0])
+            return allowed[0]
+        default = self.providers[self.default_provider]
+        self._check_allowed(default)
+        return default
+
+    @staticmethod
+    def _check_allowed(provider: Provider) -> None:
+        if not credentials.provider_allowed(provider.name):
+            raise E.AccessDenied(f"this caller may not use provider {provider.name!r}", provider=provider.name)
 
     # --- use cases ------------------------------------------------------------------------------
 
