@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import grpc
 import httpx
@@ -88,6 +89,16 @@ class Harness:
         fields.setdefault("callback_url", "https://caller.example/done")
         resp = await self.stub.CreateAuthSession(pb.CreateAuthSessionRequest(**fields))
         return resp.session
+
+    async def vendor_redirect(self, session: pb.AuthSession, outcome: str = "pass") -> tuple[str, dict[str, list[str]]]:
+        """Press Pass/Fail on the vendor page: it must 302 to this session's landing; returns (URL, its query)."""
+        sep = "&" if "?" in session.verification_url else "?"
+        first = await self.http.get(f"{session.verification_url}{sep}outcome={outcome}")
+        assert first.status_code == 302, first.text
+        location = first.headers["location"]
+        landing = urlsplit(location)
+        assert landing.path.startswith(f"/v1/callback/{session.session_id}/"), location
+        return location, parse_qs(landing.query)
 
     async def complete(self, session: pb.AuthSession, outcome: str = "pass") -> httpx.Response:
         """Do what the person's browser does: open the link with an outcome, follow to the caller."""

@@ -57,17 +57,13 @@ async def test_create_complete_pass_then_exchange(realauth: Harness) -> None:
     page = await realauth.http.get(session.verification_url)
     assert page.status_code == 200 and "通过" in page.text
 
-    first = await realauth.http.get(session.verification_url + "&outcome=pass")
-    assert first.status_code == 302
-    landing = urlsplit(first.headers["location"])
-    assert landing.path.startswith(f"/v1/callback/{session.session_id}/")
-    q = parse_qs(landing.query)
+    location, q = await realauth.vendor_redirect(session)
     data = json.loads(q["data"][0])
     assert q["sign"] == [data_sign(SANDBOX_API_SECRET, q["data"][0])]
     assert data["status"] == "OK" and data["biz_info"]["biz_id"] == session.token
     assert data["biz_info"]["biz_no"] == session.session_id  # default biz_no
 
-    done = await realauth.http.get(first.headers["location"])
+    done = await realauth.http.get(location)
     assert done.status_code == 302
     assert parse_qs(urlsplit(done.headers["location"]).query)["state"] == ["exchanged"]
 

@@ -29,17 +29,13 @@ async def test_create_complete_pass_then_exchange_gives_group_id(realauth: Harne
     assert "Pass" in page.text and "Fail" in page.text  # locale en
 
     # The vendor page redirects to realauth's landing with the vendor's own parameters …
-    first = await realauth.http.get(session.verification_url + "&outcome=pass")
-    assert first.status_code == 302
-    landing = urlsplit(first.headers["location"])
-    assert landing.path.startswith(f"/v1/callback/{session.session_id}/")
-    vendor_params = parse_qs(landing.query)
+    location, vendor_params = await realauth.vendor_redirect(session)
     assert vendor_params["bytedToken"] == [session.token]
     assert vendor_params["resultCode"] == ["10000"]
     assert vendor_params["verify_type"] == ["real_time"]
 
     # … and the landing sends the browser on to the caller with neutral parameters.
-    done = await realauth.http.get(first.headers["location"])
+    done = await realauth.http.get(location)
     assert done.status_code == 302
     target = urlsplit(done.headers["location"])
     assert target.netloc == "caller.example" and target.path == "/done"

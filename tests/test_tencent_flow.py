@@ -30,12 +30,9 @@ async def test_create_pass_then_exchange_gives_passed_result(realauth: Harness) 
     page = await realauth.http.get(session.verification_url)
     assert page.status_code == 200 and "Pass" in page.text
 
-    first = await realauth.http.get(session.verification_url + "&outcome=pass")
-    assert first.status_code == 302
-    landing = urlsplit(first.headers["location"])
-    assert landing.path.startswith(f"/v1/callback/{session.session_id}/")
-    assert parse_qs(landing.query) == {"token": [session.token]}
-    done = await realauth.http.get(first.headers["location"])
+    location, query = await realauth.vendor_redirect(session)
+    assert query == {"token": [session.token]}
+    done = await realauth.http.get(location)
     assert done.status_code == 302
     assert parse_qs(urlsplit(done.headers["location"]).query)["state"] == ["exchanged"]
 

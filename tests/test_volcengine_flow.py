@@ -32,14 +32,10 @@ async def test_create_pass_then_exchange(realauth: Harness) -> None:
     page = await realauth.http.get(session.verification_url)
     assert page.status_code == 200 and "Pass" in page.text
 
-    first = await realauth.http.get(session.verification_url + "&outcome=pass")
-    assert first.status_code == 302
-    landing = urlsplit(first.headers["location"])
-    assert landing.path.startswith(f"/v1/callback/{session.session_id}/")
-    vendor = parse_qs(landing.query)
+    location, vendor = await realauth.vendor_redirect(session)
     assert vendor["resultCode"] == ["10000"] and vendor["algorithmBaseRespCode"] == ["0"]
     assert vendor["reqMeasureInfoValue"] == ["1"] and vendor["bytedToken"][0]
-    done = await realauth.http.get(first.headers["location"])
+    done = await realauth.http.get(location)
     assert parse_qs(urlsplit(done.headers["location"]).query)["state"] == ["exchanged"]
 
     resp = await realauth.stub.ExchangeToken(pb.ExchangeTokenRequest(session_id=session.session_id))
