@@ -200,6 +200,17 @@ async def test_limits_at_the_edge_are_accepted(realauth: Harness) -> None:
     assert data["liveness_result"]["procedure_type"] == "still"
 
 
+async def test_get_result_faults_are_injected_and_retried(realauth: Harness) -> None:
+    """get_result is a GET API call: it is faulted and counted like the POSTs (browser pages are not)."""
+    session = await create(realauth)
+    location, _ = await realauth.vendor_redirect(session)
+    e = emu(realauth)
+    e.set_fault(FaultPlan(status=500, count=1, path="get_result"))
+    done = await realauth.http.get(location)  # the landing's exchange meets one 500, then succeeds
+    assert parse_qs(urlsplit(done.headers["location"]).query)["state"] == ["exchanged"]
+    assert e.stats.faulted == 1 and e.stats.by_action["GetResult"] == 2
+
+
 async def test_internal_error_is_retried_then_succeeds(realauth: Harness) -> None:
     e = emu(realauth)
     e.set_fault(FaultPlan(status=500, count=1))

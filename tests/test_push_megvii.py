@@ -32,7 +32,7 @@ def emu(h: Harness) -> MegviiEmulator:
 
 
 def results(h: Harness, session: pb.AuthSession) -> int:
-    """get_result calls the emulator answered for this session (GETs are outside the fault/stats middleware)."""
+    """get_result calls the emulator answered for this session."""
     return emu(h).by_biz_id[session.token].result_calls
 
 

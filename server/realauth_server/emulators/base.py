@@ -28,7 +28,7 @@ ADMIN_PREFIX = "/_emulator/"
 
 @dataclass
 class FaultPlan:
-    """What to do to the next API requests (H5 pages and admin paths are never faulted)."""
+    """What to do to the next API requests (browser pages and admin paths are never faulted)."""
 
     latency: float = 0.0  # seconds added before answering
     status: int = 0  # answer with the vendor's own error for this HTTP status (e.g. 500, 503)
@@ -60,6 +60,8 @@ class Emulator(abc.ABC):
     """Base of a vendor emulator. Subclasses add the vendor's routes in :meth:`add_routes`."""
 
     vendor: ClassVar[str]
+    #: GET paths that are vendor API calls (faulted and counted); every other GET is a browser page.
+    api_get_paths: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, clock: Clock | None = None, public_url: str = "") -> None:
         self.clock = clock or Clock()
@@ -107,7 +109,8 @@ class Emulator(abc.ABC):
     @web.middleware
     async def _fault_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         # Mounted as a sub-app, the path seen here still includes the mount prefix.
-        if ADMIN_PREFIX in request.path or request.method == "GET":
+        is_page = request.method == "GET" and not request.path.endswith(self.api_get_paths)
+        if ADMIN_PREFIX in request.path or is_page:
             return await handler(request)
         action = self.action_of(request)
         self.stats.requests += 1

@@ -98,6 +98,7 @@ class _Fail(Exception):
 
 class MegviiEmulator(Emulator):
     vendor: ClassVar[str] = "megvii"
+    api_get_paths: ClassVar[tuple[str, ...]] = (GET_RESULT,)
 
     def __init__(self, *args: Any, credentials: dict[str, str] | None = None, **kw: Any) -> None:
         super().__init__(*args, **kw)
