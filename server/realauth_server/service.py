@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import credentials, deadlines
 from . import errors as E
@@ -76,8 +77,6 @@ class PushOutcome:
 
 
 def validate_url(field_name: str, value: str) -> None:
-    from urllib.parse import urlsplit
-
     if not value:
         raise E.InvalidParameter(field_name, "is required")
     if len(value) > MAX_URL:
