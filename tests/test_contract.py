@@ -94,3 +94,17 @@ def test_wheel_carries_server_and_typed_stubs(tmp_path: Path) -> None:
     ):
         assert required in names
     assert any(n.endswith("entry_points.txt") for n in names)
+
+
+@pytest.mark.slow
+def test_client_package_builds_on_its_own(tmp_path: Path) -> None:
+    """clients/python is installable by other services without the server."""
+    out = run(
+        str(VENV_BIN / "python"), "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+        str(tmp_path), "clients/python", timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (wheel,) = tmp_path.glob("realauth_client-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"realauth/v1/realauth_pb2.py", "realauth/v1/realauth_pb2.pyi", "realauth/v1/realauth_pb2_grpc.py"} <= names
+    assert not any(n.startswith("realauth_server/") for n in names)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+import grpc
 import pytest
 
 from realauth.v1 import realauth_pb2 as pb
@@ -29,6 +30,13 @@ async def test_log_lines_per_rpc_and_vendor_call(realauth: Harness, caplog: pyte
     vendor = [line for line in lines if line["logger"] == "realauth.vendor" and line["msg"] == "vendor call"]
     assert vendor and vendor[-1]["provider"] == "seedance" and vendor[-1]["outcome"] == "200"
     assert "latency_ms" in vendor[-1]
+    # A failed call's line carries the message the caller got (so the suite's leak check covers error messages).
+    caplog.clear()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await realauth.stub.CreateAuthSession(pb.CreateAuthSessionRequest(callback_url="ftp://x"), metadata=md)
+    failed = [json.loads(fmt.format(r)) for r in caplog.records if r.name == "realauth.rpc"]
+    assert failed[-1]["status"] == "INVALID_ARGUMENT" and failed[-1]["error_code"] == "InvalidParameter"
+    assert failed[-1]["error"] == err.value.details()
     # No payloads: no callback URLs, tokens or subject ids in the per-call lines.
     for line in rpc + vendor:
         text = json.dumps(line)
@@ -48,4 +56,4 @@ async def test_metrics_endpoint(realauth: Harness) -> None:
         'realauth_vendor_calls_total{action="CreateAuthSession",kind="seedance",outcome="200",provider="seedance"}'
         in body
     )
-    assert "realauth_vendor_latency_seconds_count" in body
+    assert 'realauth_vendor_latency_seconds_count{action="CreateAuthSession",outcome="200",provider="seedance"}' in body

@@ -30,8 +30,8 @@ VENDOR_TOTAL = Counter(
 )
 VENDOR_LATENCY = Histogram(
     "realauth_vendor_latency_seconds",
-    "Outbound vendor call latency, by provider and action",
-    ["provider", "action"],
+    "Outbound vendor call latency, by provider, action and outcome",
+    ["provider", "action", "outcome"],
     registry=REGISTRY,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
@@ -39,7 +39,7 @@ VENDOR_LATENCY = Histogram(
 
 def _observe_vendor(provider: Provider, action: str, outcome: str, seconds: float) -> None:
     VENDOR_TOTAL.labels(provider.name, provider.kind, action, outcome).inc()
-    VENDOR_LATENCY.labels(provider.name, action).observe(seconds)
+    VENDOR_LATENCY.labels(provider.name, action, outcome).observe(seconds)
 
 
 add_vendor_observer(_observe_vendor)

@@ -26,6 +26,7 @@ class CallContext:
     credentials: dict[str, object] = field(default_factory=dict)
     code: grpc.StatusCode = grpc.StatusCode.OK
     error_code: str = ""
+    error_message: str = ""
     started: float = field(default_factory=time.monotonic)
 
     def response_metadata(self, error: tuple[str, str] | None = None) -> pb.ResponseMetadata:

@@ -83,6 +83,7 @@ class ErrorInterceptor(ScopeInterceptor):
         ctx = call_context()
         ctx.code = exc.grpc_code
         ctx.error_code = exc.code
+        ctx.error_message = exc.public_message()
         if exc.provider and not ctx.provider:
             ctx.provider = exc.provider
         if exc.vendor_request_id:

@@ -62,6 +62,7 @@ class ObserveInterceptor(ScopeInterceptor):
                     "action": action,
                     "status": code,
                     "error_code": ctx.error_code,
+                    "error": ctx.error_message,
                     "latency_ms": round(elapsed * 1000, 1),
                 },
             )
