@@ -107,7 +107,8 @@ def test_sessions_survive_a_restart_with_sqlite(tmp_path: Path) -> None:
         assert srv.stop() == 0
 
 
-def test_sigterm_drains_in_flight_calls_and_exits_zero(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_drains_in_flight_calls_and_exits_zero(tmp_path: Path, sig: signal.Signals) -> None:
     srv = start_serve(tmp_path)
     try:
         # Make the vendor slow so a CreateAuthSession is in flight when SIGTERM arrives.
@@ -128,7 +129,7 @@ def test_sigterm_drains_in_flight_calls_and_exits_zero(tmp_path: Path) -> None:
         t = threading.Thread(target=in_flight)
         t.start()
         time.sleep(0.7)
-        srv.proc.send_signal(signal.SIGTERM)
+        srv.proc.send_signal(sig)
         statuses = set()
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline and srv.proc.poll() is None:
