@@ -7,11 +7,14 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .conftest import PROCESS_LOGS, ROOT, VENV_BIN, free_port
@@ -86,6 +89,37 @@ def start_serve(
         time.sleep(0.1)
     sp.stop(signal.SIGKILL)
     raise RuntimeError(f"realauth serve not ready in {ready_timeout}s:\n{sp.log()}")
+
+
+@contextmanager
+def run_emulator(vendor: str, workdir: Path, ready_timeout: float = 20) -> Iterator[str]:
+    """`realauth emulate VENDOR` as a real process; yields its base URL. Its output joins the suite's leak check."""
+    port = free_port()
+    log_path = workdir / f"emulate-{vendor}-{port}.log"
+    PROCESS_LOGS.append(log_path)
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [str(VENV_BIN / "realauth"), "emulate", vendor, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            try:
+                httpx.get(f"{base}/_emulator/stats", timeout=1)
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"realauth emulate {vendor} did not start:\n{log_path.read_text()}") from None
+                time.sleep(0.05)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
 
 
 def health(target: str, service: str = "") -> str:

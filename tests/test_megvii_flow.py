@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,6 +22,7 @@ from realauth_server.signing.megvii import data_sign, multipart, sign_fields, si
 
 from .conftest import Harness, ServerFactory
 from .errors_util import decode
+from .proc_util import run_emulator
 
 IDCARD = pb.MegviiOptions(comparison_type="1", idcard_name="张三", idcard_number="110101199003071234")
 
@@ -430,50 +432,27 @@ async def test_unknown_paths_and_methods_under_faceid(realauth: Harness) -> None
         assert resp.status_code == 404 and resp.json()["error"] == "API_NOT_FOUND", (method, path)
 
 
-async def test_standalone_emulator_serves_vendor_paths(tmp_path: Any) -> None:
-    import asyncio
-    import sys
-
-    from .conftest import free_port
-
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "realauth_server", "emulate", "megvii", "--port", str(port),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        async with httpx.AsyncClient(timeout=5) as client:
-            for _ in range(100):
-                try:
-                    resp = await client.post(
-                        f"http://127.0.0.1:{port}/faceid/lite/get_token",
-                        files=multipart(
-                            {
-                                "api_key": SANDBOX_API_KEY,
-                                "api_secret": SANDBOX_API_SECRET,
-                                "return_url": "https://caller.example/back",
-                                "notify_url": "https://caller.example/notify",
-                                "biz_no": "order-1",
-                                "comparison_type": "1",
-                                "idcard_mode": "2",
-                                "action_http_method": "GET",
-                            }
-                        ),
-                    )
-                    break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
-            else:
-                pytest.fail("standalone emulator did not start")
-            assert resp.status_code == 200, resp.text
-            token = resp.json()["token"]
-            page = await client.get(
-                f"http://127.0.0.1:{port}/faceid/lite/do", params={"token": token, "outcome": "pass"}
-            )
-            assert page.status_code == 302 and page.headers["location"].startswith("https://caller.example/back?data=")
-    finally:
-        proc.terminate()
-        await proc.wait()
+def test_standalone_emulator_serves_vendor_paths(tmp_path: Path) -> None:
+    with run_emulator("megvii", tmp_path) as base, httpx.Client(base_url=base, timeout=5) as client:
+        resp = client.post(
+            "/faceid/lite/get_token",
+            files=multipart(
+                {
+                    "api_key": SANDBOX_API_KEY,
+                    "api_secret": SANDBOX_API_SECRET,
+                    "return_url": "https://caller.example/back",
+                    "notify_url": "https://caller.example/notify",
+                    "biz_no": "order-1",
+                    "comparison_type": "1",
+                    "idcard_mode": "2",
+                    "action_http_method": "GET",
+                }
+            ),
+        )
+        assert resp.status_code == 200, resp.text
+        token = resp.json()["token"]
+        page = client.get("/faceid/lite/do", params={"token": token, "outcome": "pass"})
+        assert page.status_code == 302 and page.headers["location"].startswith("https://caller.example/back?data=")
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -13,7 +11,7 @@ import pytest
 
 from realauth_server.providers.seedance import SANDBOX_API_KEY
 
-from .conftest import PROCESS_LOGS, VENV_BIN, free_port
+from .proc_util import run_emulator
 
 pytestmark = pytest.mark.slow
 MODEL = "doubao-seedance-2-0-260128"
@@ -21,28 +19,8 @@ MODEL = "doubao-seedance-2-0-260128"
 
 @pytest.fixture
 def relay(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path / "emulate-seedance.log"
-    PROCESS_LOGS.append(log)
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(VENV_BIN / "realauth"), "emulate", "seedance", "--port", str(port)], stdout=out, stderr=out
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(base + "/_emulator/stats", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError(log.read_text()) from None
-                time.sleep(0.1)
+    with run_emulator("seedance", tmp_path) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_relay_flow_with_a_plain_client(relay: str) -> None:

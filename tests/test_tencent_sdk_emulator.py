@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +19,7 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 
 from realauth_server.providers.tencent import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY
 
-from .conftest import VENV_BIN, free_port
+from .proc_util import run_emulator
 
 
 @pytest.fixture(autouse=True)
@@ -37,32 +34,8 @@ def _quiet_sdk_debug_log() -> Iterator[None]:
 
 @pytest.fixture
 def emulator(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    log = (tmp_path / "emulator.log").open("wb")
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "realauth"), "emulate", "tencent", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((tmp_path / "emulator.log").read_text()) from None
-                time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        log.close()
+    with run_emulator("tencent", tmp_path) as base:
+        yield base.removeprefix("http://")
 
 
 def _client(endpoint: str, secret_key: str = SANDBOX_SECRET_KEY, region: str = "ap-singapore") -> CommonClient:

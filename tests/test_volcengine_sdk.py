@@ -4,44 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from realauth_server.providers.volcengine import SANDBOX_ACCESS_KEY_ID, SANDBOX_SECRET_ACCESS_KEY
 
-from .conftest import free_port
+from .proc_util import run_emulator
 
 
 @pytest.fixture
-def standalone() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "realauth_server", "emulate", "volcengine", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                httpx.get(f"http://{url}/_emulator/stats", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+def standalone(tmp_path: Path) -> Iterator[str]:
+    with run_emulator("volcengine", tmp_path) as base:
+        yield base.removeprefix("http://")
 
 
 def _visual(host: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ak: str, sk: str) -> Any:
