@@ -157,6 +157,15 @@ def new_id(n: int = 8) -> str:
     return secrets.token_hex(n).upper()
 
 
+def is_http_url(value: str) -> bool:
+    """An absolute http(s) URL with a host and no white space: what the vendors accept as a callback."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in value)
+
+
 def with_query(url: str, params: dict[str, str]) -> str:
     """Append params to a URL that may already have a query (as the vendors' redirects do)."""
     parts = urlsplit(url)

@@ -23,7 +23,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -36,7 +36,7 @@ from ..providers.megvii import (
     SANDBOX_API_SECRET,
 )
 from ..signing.megvii import SIGN_VERSION, SignError, data_sign, verify_sign
-from .base import ADMIN_PREFIX, Emulator, error_page, h5_page, with_query
+from .base import ADMIN_PREFIX, Emulator, error_page, h5_page, is_http_url, with_query
 from .push import Pusher
 
 #: The published example key pair of §4.3 (public documentation), so the vector verifies here too.
@@ -79,14 +79,6 @@ class _Lite:
     status: str = "NOT_STARTED"
     result: dict[str, Any] = field(default_factory=dict)
     result_calls: int = 0
-
-
-def _is_url(value: str) -> bool:
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.netloc) and not any(c.isspace() for c in value)
 
 
 class _Fail(Exception):
@@ -290,7 +282,7 @@ class MegviiEmulator(Emulator):
             api_key = self._keyed(request, fields, GET_TOKEN)
             self._need(fields, "return_url", "notify_url", "biz_no")
             for key in ("return_url", "notify_url"):
-                if not _is_url(fields[key]):
+                if not is_http_url(fields[key]):
                     raise _Fail(400, f"BAD_ARGUMENTS: {key}")
             for key, limit in (("biz_no", MAX_BIZ_NO), ("biz_extra_data", MAX_BIZ_EXTRA), ("web_title", MAX_WEB_TITLE)):
                 if len(fields.get(key, "").encode()) > limit:

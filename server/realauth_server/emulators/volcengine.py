@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -43,7 +42,7 @@ from ..providers.volcengine import (
     encrypt_field,
 )
 from ..signing.volc_v4 import SignatureError, verify_v4
-from .base import Emulator, error_page, h5_page, new_id, with_query
+from .base import Emulator, error_page, h5_page, is_http_url, new_id, with_query
 from .push import Pusher
 
 #: A key pair that signs correctly but has no CV permission (answers code 50400).
@@ -152,14 +151,6 @@ def _verdict(t: _Token) -> dict[str, Any]:
         "verify_algorithm_base_resp": verdict,
         "verify_req_measure_info": {"measure_type": "cert_pro", "value": 1 if passed else 0},
     }
-
-
-def _is_uri(value: str) -> bool:
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in value)
 
 
 def _enum(obj: dict[str, Any], key: str, allowed: tuple[str, ...], where: str) -> None:
@@ -403,7 +394,7 @@ class VolcengineEmulator(Emulator):
             cb = body["callback_info"]
             _check_keys(cb, CALLBACK_KEYS, "callback_info", tuple(CALLBACK_KEYS))
             if cb["switch"]:
-                if not _is_uri(cb["url"]):
+                if not is_http_url(cb["url"]):
                     raise Refused(50200, "callback_info.url must be an absolute http(s) URL when switch is true")
                 if cb["client_name"] not in self.callback_clients:
                     raise Refused(50200, "callback_info.client_name is not a registered callback client")
