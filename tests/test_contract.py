@@ -75,16 +75,21 @@ def test_readme_links_resolve() -> None:
             assert (ROOT / target).exists(), f"README links to missing {target}"
 
 
+def wheel_contents(project: str, pattern: str, out_dir: Path) -> set[str]:
+    """Build the project's wheel (as the Dockerfile's `pip install` would) and list its files."""
+    out = run(
+        str(VENV_BIN / "python"), "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+        str(out_dir), project, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (wheel,) = out_dir.glob(pattern)
+    return set(zipfile.ZipFile(wheel).namelist())
+
+
 @pytest.mark.slow
 def test_wheel_carries_server_and_typed_stubs(tmp_path: Path) -> None:
     """What the Dockerfile installs: a non-editable wheel with both packages and the .pyi stubs."""
-    out = run(
-        str(VENV_BIN / "python"), "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-        str(tmp_path), ".", timeout=300,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    (wheel,) = tmp_path.glob("realauth-*.whl")
-    names = set(zipfile.ZipFile(wheel).namelist())
+    names = wheel_contents(".", "realauth-*.whl", tmp_path)
     for required in (
         "realauth_server/server.py",
         "realauth_server/py.typed",
@@ -99,12 +104,6 @@ def test_wheel_carries_server_and_typed_stubs(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_client_package_builds_on_its_own(tmp_path: Path) -> None:
     """clients/python is installable by other services without the server."""
-    out = run(
-        str(VENV_BIN / "python"), "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-        str(tmp_path), "clients/python", timeout=300,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    (wheel,) = tmp_path.glob("realauth_client-*.whl")
-    names = set(zipfile.ZipFile(wheel).namelist())
+    names = wheel_contents("clients/python", "realauth_client-*.whl", tmp_path)
     assert {"realauth/v1/realauth_pb2.py", "realauth/v1/realauth_pb2.pyi", "realauth/v1/realauth_pb2_grpc.py"} <= names
     assert not any(n.startswith("realauth_server/") for n in names)
