@@ -411,11 +411,8 @@ class AuthService:
         Changes come from the store's feed (in-process, or Redis pub/sub from other replicas); the
         session's own deadline is a timer here, so expiry is reported with no request arriving.
         """
-        if not session_id:
-            raise E.InvalidParameter("session_id", "is required")
-        validate_short("session_id", session_id)
         with self.store.feed.listen(session_id) as changes:  # before the first read: miss nothing
-            session = await self.get(tenant, session_id)
+            session = await self.get(tenant, session_id)  # validates session_id and the tenant
             yield session
             ticks = 0
             while not session.state.terminal:
