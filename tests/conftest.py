@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -64,10 +65,27 @@ for _noisy in ("aiohttp", "asyncio", "grpc", "hpack", "httpx", "httpcore", "aios
     logging.getLogger(_noisy).setLevel(logging.INFO)
 
 
+_GIVEN_PORTS: set[int] = set()
+# Below the kernel's ephemeral range (ip_local_port_range, 32768+ by default): an outbound connection opened between
+# this probe and the real bind cannot take the port (a CI run once failed exactly so). Servers that can bind port 0
+# themselves (the in-process realauth, `realauth serve`, `realauth emulate`) do so instead of calling this.
+_PORT_RANGE = (20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port that is free now and never handed out twice in this run."""
+    for _ in range(1000):
+        port = random.randrange(*_PORT_RANGE)
+        if port in _GIVEN_PORTS:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _GIVEN_PORTS.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port in {_PORT_RANGE}")
 
 
 @dataclass
@@ -124,8 +142,8 @@ async def make_realauth(tmp_path: Path) -> AsyncIterator[ServerFactory]:
         overrides.setdefault("store", "memory://")
         overrides.setdefault("host", "127.0.0.1")
         overrides.setdefault("http_host", "127.0.0.1")
-        overrides.setdefault("port", free_port())
-        overrides.setdefault("http_port", free_port())
+        overrides.setdefault("port", 0)  # the server binds and reports the real ports: no probe-then-bind race
+        overrides.setdefault("http_port", 0)
         settings = load_settings(str(cfg_path) if cfg_path else None, **overrides)
         clock = clock or Clock()
         server = RealAuthServer(settings, clock=clock)

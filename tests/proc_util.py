@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -17,7 +18,9 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from .conftest import PROCESS_LOGS, ROOT, VENV_BIN, free_port
+from .conftest import PROCESS_LOGS, ROOT, VENV_BIN
+
+_SERIAL = itertools.count()
 
 
 @dataclass
@@ -52,14 +55,13 @@ class ServeProcess:
 def start_serve(
     workdir: Path,
     *args: str,
-    port: int | None = None,
-    http_port: int | None = None,
+    port: int = 0,
+    http_port: int = 0,
     env: dict[str, str] | None = None,
     ready_timeout: float = 30,
 ) -> ServeProcess:
-    port = port or free_port()
-    http_port = http_port or free_port()
-    log_path = workdir / f"serve-{port}.log"
+    """Port 0 (the default) lets the process bind any free port; the real ones are read from its `listening` line."""
+    log_path = workdir / f"serve-{next(_SERIAL)}.log"
     PROCESS_LOGS.append(log_path)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -72,6 +74,8 @@ def start_serve(
                 str(port),
                 "--http-port",
                 str(http_port),
+                "--log-format",
+                "json",
                 *args,
             ],
             cwd=workdir,
@@ -84,34 +88,55 @@ def start_serve(
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"realauth serve exited with {proc.returncode}:\n{sp.log()}")
-        if health(sp.target) == "SERVING":
-            return sp
+        listening = _log_record(log_path, "realauth listening")
+        if listening is not None:
+            sp.port = int(listening["grpc"].rsplit(":", 1)[1])
+            sp.http_port = int(listening["http"].rsplit(":", 1)[1])
+            if health(sp.target) == "SERVING":
+                return sp
         time.sleep(0.1)
     sp.stop(signal.SIGKILL)
     raise RuntimeError(f"realauth serve not ready in {ready_timeout}s:\n{sp.log()}")
 
 
+def _log_record(log_path: Path, msg: str) -> dict[str, Any] | None:
+    """The first JSON log record with this message, or None while it has not been written yet."""
+    for line in log_path.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a line still being written
+            if record.get("msg") == msg:
+                return dict(record)
+    return None
+
+
 @contextmanager
 def run_emulator(vendor: str, workdir: Path, ready_timeout: float = 20) -> Iterator[str]:
     """`realauth emulate VENDOR` as a real process; yields its base URL. Its output joins the suite's leak check."""
-    port = free_port()
-    log_path = workdir / f"emulate-{vendor}-{port}.log"
+    log_path = workdir / f"emulate-{vendor}-{next(_SERIAL)}.log"
     PROCESS_LOGS.append(log_path)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [str(VENV_BIN / "realauth"), "emulate", vendor, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT
+            [str(VENV_BIN / "realauth"), "emulate", vendor, "--port", "0", "--log-format", "json"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
-    base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + ready_timeout
         while True:
-            try:
-                httpx.get(f"{base}/_emulator/stats", timeout=1)
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"realauth emulate {vendor} did not start:\n{log_path.read_text()}") from None
-                time.sleep(0.05)
+            listening = _log_record(log_path, "emulator listening")
+            if listening is not None:
+                base = str(listening["url"])
+                try:
+                    httpx.get(f"{base}/_emulator/stats", timeout=1)
+                    break
+                except httpx.TransportError:
+                    pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"realauth emulate {vendor} did not start:\n{log_path.read_text()}")
+            time.sleep(0.05)
         yield base
     finally:
         proc.terminate()

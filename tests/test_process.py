@@ -17,7 +17,7 @@ import pytest
 from realauth.v1 import realauth_pb2 as pb
 from realauth.v1 import realauth_pb2_grpc as pb_grpc
 
-from .conftest import VENV_BIN
+from .conftest import VENV_BIN, free_port
 from .proc_util import buf_curl, health, start_serve
 
 pytestmark = pytest.mark.slow
@@ -74,7 +74,8 @@ def test_readme_tour_with_buf_curl(tmp_path: Path) -> None:
 
 def test_sessions_survive_a_restart_with_sqlite(tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'state' / 'realauth.db'}"
-    srv = start_serve(tmp_path, "--store", store)
+    # Fixed ports outside the ephemeral range, so the restart below can take them again.
+    srv = start_serve(tmp_path, "--store", store, port=free_port(), http_port=free_port())
     try:
         with grpc.insecure_channel(srv.target) as ch:
             stub = pb_grpc.RealAuthServiceStub(ch)

@@ -10,6 +10,7 @@ import sys
 from aiohttp import web
 
 from .config import ConfigError, load_settings
+from .http.listen import bind_tcp, bound_port
 from .logs import setup_logging
 
 log = logging.getLogger("realauth")
@@ -53,10 +54,12 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     from .emulators.registry import EMULATORS
 
     setup_logging(args.log_level, args.log_format or "text")
-    public = (args.public_url or f"http://127.0.0.1:{args.port}").rstrip("/")
+    sock = bind_tcp(args.host, args.port)
+    port = bound_port(sock)
+    public = (args.public_url or f"http://127.0.0.1:{port}").rstrip("/")
     emulator = EMULATORS[args.vendor](public_url=public)
-    log.info("emulator listening", extra={"vendor": args.vendor, "url": public})
-    web.run_app(emulator.app(), host=args.host, port=args.port, print=None, access_log=None, handler_cancellation=True)
+    log.info("emulator listening", extra={"vendor": args.vendor, "url": public, "port": port})
+    web.run_app(emulator.app(), sock=sock, print=None, access_log=None, handler_cancellation=True)
     return 0
 
 
@@ -69,8 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the gRPC service and its HTTP side")
     serve.add_argument("--config", help="TOML configuration file (docs/configuration.md)")
     serve.add_argument("--host", help="gRPC listen address (default 0.0.0.0)")
-    serve.add_argument("--port", type=int, help="gRPC port (default 50051)")
-    serve.add_argument("--http-port", type=int, help="HTTP port: callbacks, sandbox pages, /metrics (default 8080)")
+    serve.add_argument("--port", type=int, help="gRPC port (default 50051; 0 picks a free one, logged)")
+    serve.add_argument(
+        "--http-port",
+        type=int,
+        help="HTTP port: callbacks, sandbox pages, /metrics (default 8080; 0 picks a free one, logged)",
+    )
     serve.add_argument(
         "--public-url",
         help="base URL browsers and vendors use to reach the HTTP side (default http://127.0.0.1:PORT)",
@@ -88,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     emulate = sub.add_parser("emulate", help="run one vendor emulator standalone, at the vendor's own paths")
     emulate.add_argument("vendor", choices=sorted(EMULATORS))
     emulate.add_argument("--host", default="127.0.0.1")
-    emulate.add_argument("--port", type=int, required=True)
+    emulate.add_argument("--port", type=int, required=True, help="listen port; 0 picks a free one (logged)")
     emulate.add_argument("--public-url", help="base URL of this emulator as browsers see it")
     emulate.add_argument("--log-format", choices=("json", "text"))
     emulate.add_argument("--log-level", default="INFO")

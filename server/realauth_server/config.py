@@ -7,7 +7,7 @@ each pointed at its built-in emulator on realauth's own HTTP side.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,16 @@ class Settings:
     @property
     def emulator_url(self) -> str:
         return f"{self.effective_public_url}/sandbox"
+
+    def with_http_port(self, port: int) -> Settings:
+        """The settings once the HTTP socket is bound. With ``http_port = 0`` the URLs derived from the port (the
+        default public URL, the sandbox providers' emulator URLs) must name the port the kernel picked."""
+        if port == self.http_port:
+            return self
+        bound = replace(self, http_port=port)
+        if not self.public_url:
+            bound.providers = [_repoint(p, self.emulator_url, bound.emulator_url) for p in self.providers]
+        return bound
 
     def provider(self, name: str) -> ProviderSettings | None:
         return next((p for p in self.providers if p.name == name), None)
@@ -134,6 +144,9 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
             setattr(s, key, value)
     if s.log_format not in ("auto", "json", "text"):
         raise ConfigError("server.log_format must be auto, json or text")
+    for key in ("port", "http_port"):
+        if not 0 <= getattr(s, key) <= 65535:
+            raise ConfigError(f"server.{key} must be in [0, 65535] (0 picks a free port)")
 
     providers = data.get("providers")
     if providers:
@@ -236,6 +249,17 @@ def _tls(table: Any, config_file: Path | None) -> TlsSettings:
         raise ConfigError("tls.require_client_cert must be true or false")
     ca = path("client_ca_file", require)
     return TlsSettings(cert, key, ca, require)
+
+
+def _repoint(p: ProviderSettings, old_url: str, new_url: str) -> ProviderSettings:
+    """Sandbox defaults that were derived from ``old_url`` now derive from ``new_url``; explicit values stay."""
+    if not p.sandbox:
+        return p
+    old = KINDS[p.kind].sandbox_settings(old_url)
+    new = KINDS[p.kind].sandbox_settings(new_url)
+    extra = {k: new[k] if k in old and v == old[k] else v for k, v in p.extra.items()}
+    base_url = new["base_url"] if p.base_url == old.get("base_url") else p.base_url
+    return replace(p, base_url=base_url, extra=extra)
 
 
 def _provider(name: str, table: Any, s: Settings) -> ProviderSettings:

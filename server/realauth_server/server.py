@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from dataclasses import dataclass, field
 
 import grpc
@@ -21,6 +22,7 @@ from .config import Settings
 from .emulators.base import Emulator
 from .emulators.registry import EMULATORS
 from .http.app import build_http_app
+from .http.listen import bind_tcp, bound_port
 from .interceptors.auth import AuthInterceptor
 from .interceptors.deadline import DeadlineInterceptor
 from .interceptors.errors import ErrorInterceptor
@@ -47,7 +49,17 @@ class RealAuthServer:
     providers: dict[str, Provider] = field(default_factory=dict)
 
     async def start(self) -> None:
-        s = self.settings
+        # The HTTP socket is bound first: with --http-port 0 the default public URL needs the real port.
+        http_sock = bind_tcp(self.settings.http_host, self.settings.http_port)
+        self.http_port = bound_port(http_sock)
+        self.settings = s = self.settings.with_http_port(self.http_port)
+        try:
+            await self._start(s, http_sock)
+        except BaseException:
+            http_sock.close()
+            raise
+
+    async def _start(self, s: Settings, http_sock: socket.socket) -> None:
         self.store: SessionStore = open_store(s.store)
         await self.store.open()
         landing_key = s.landing_secret.reveal_bytes() if s.landing_secret else await self.store.shared_secret("landing")
@@ -72,11 +84,7 @@ class RealAuthServer:
             build_http_app(self.service, self.emulators), access_log=None, handler_cancellation=True
         )
         await self.http_runner.setup()
-        site = web.TCPSite(self.http_runner, s.http_host, s.http_port)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[attr-defined]
-        self.http_port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        await web.SockSite(self.http_runner, http_sock).start()
 
         self.grpc = grpc.aio.server(
             interceptors=[
