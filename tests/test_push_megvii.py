@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from aiohttp import web
 
 from realauth.v1 import realauth_pb2 as pb
 from realauth_server.emulators.megvii import MegviiEmulator
@@ -219,3 +220,33 @@ api_secret = "{TENANT_SECRET}"
     resp = await h.http.post(url, content=urlencode(notification(other.token)).encode(), headers=FORM)
     assert resp.status_code == 403
     assert SANDBOX_API_KEY not in resp.text
+
+
+async def test_shutdown_cancels_a_push_still_in_flight(make_realauth: ServerFactory) -> None:
+    """A receiver that never answers must not keep the emulator (or realauth's sandbox) alive after it stops."""
+    stalled, release = asyncio.Event(), asyncio.Event()
+
+    async def never_answers(request: web.Request) -> web.Response:
+        stalled.set()
+        await asyncio.wait_for(release.wait(), 30)
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/notify", never_answers)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        h = await make_realauth()
+        pusher = emu(h).pusher
+        pusher.background(f"http://127.0.0.1:{port}/notify", b"data=x", FORM["Content-Type"])
+        await asyncio.wait_for(stalled.wait(), 5)
+        started = asyncio.get_running_loop().time()
+        await h.server.stop(grace=0)
+        assert asyncio.get_running_loop().time() - started < 2, "shutdown waited for the stalled push"
+        assert pusher.stats.attempts == 1 and pusher.stats.delivered == 0 and not pusher._tasks
+    finally:
+        release.set()
+        await runner.cleanup()

@@ -91,7 +91,12 @@ class Emulator(abc.ABC):
         app.router.add_delete(ADMIN_PREFIX + "faults", self._clear_faults)
         app.router.add_get(ADMIN_PREFIX + "stats", self._get_stats)
         self.add_routes(app)
+        app.on_cleanup.append(lambda _app: self.aclose())
         return app
+
+    async def aclose(self) -> None:
+        """Stop the emulator's background work; runs when its app is cleaned up (a sub-app's too)."""
+        return None
 
     def set_fault(self, plan: FaultPlan | None) -> None:
         self.fault = plan

@@ -106,6 +106,9 @@ class MegviiEmulator(Emulator):
         self.by_biz_id: dict[str, _Lite] = {}
         self.pusher = Pusher([self.public_url])  # notify_url deliveries
 
+    async def aclose(self) -> None:
+        await self.pusher.aclose()
+
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post(GET_BIZ_TOKEN, self.get_biz_token)
         app.router.add_post(VERIFY, self.verify)

@@ -93,3 +93,11 @@ class Pusher:
         """Wait for background pushes in flight (tests); each is bounded, so this is too."""
         if self._tasks:
             await asyncio.wait(set(self._tasks))
+
+    async def aclose(self) -> None:
+        """Cancel background pushes still in flight: the emulator is shutting down, as a vendor's worker would."""
+        tasks = set(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)

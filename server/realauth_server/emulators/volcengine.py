@@ -185,6 +185,9 @@ class VolcengineEmulator(Emulator):
         self.callback_clients: dict[str, bytes] = {SANDBOX_CALLBACK_CLIENT: callback_key_bytes(SANDBOX_CALLBACK_KEY)}
         self.pusher = Pusher([self.public_url])
 
+    async def aclose(self) -> None:
+        await self.pusher.aclose()
+
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/", self.dispatch)
         app.router.add_get("/h5", self.h5)
