@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import grpc
 import pytest
 
+from realauth.v1 import realauth_pb2 as pb
+from realauth_server.clock import Clock
 from realauth_server.config import ConfigError, load_settings
 
 from .conftest import ServerFactory
@@ -43,3 +46,27 @@ def test_bound_port_keeps_explicit_urls(tmp_path: Path) -> None:
 def test_out_of_range_ports_are_refused_by_name(key: str, value: int) -> None:
     with pytest.raises(ConfigError, match=f"server.{key} must be in \\[0, 65535\\]"):
         load_settings(None, **{key: value})
+
+
+async def test_retention_is_configurable_end_to_end(make_realauth: ServerFactory) -> None:
+    """`server.retention_seconds` reaches the store: a session is gone that long after its last usable moment."""
+    short = await make_realauth(config="[server]\nretention_seconds = 600\n", clock=Clock())
+    default = await make_realauth(clock=Clock())
+    sessions = [await h.create(provider="megvii") for h in (short, default)]
+    for h, s in zip((short, default), sessions, strict=True):
+        usable = max(s.exchange_deadline.seconds, s.expire_time.seconds)
+        # Megvii's own retention is a day from creation; move past it and 600 s past the last usable moment.
+        h.clock.advance(max(usable - s.create_time.seconds + 601, 86_401))
+    with pytest.raises(grpc.aio.AioRpcError) as gone:
+        await short.stub.GetAuthSession(pb.GetAuthSessionRequest(session_id=sessions[0].session_id))
+    assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+    kept = await default.stub.GetAuthSession(pb.GetAuthSessionRequest(session_id=sessions[1].session_id))
+    assert kept.session.session_id == sessions[1].session_id
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "40000000"])
+def test_retention_out_of_range_is_refused(tmp_path: Path, value: str) -> None:
+    cfg = tmp_path / "realauth.toml"
+    cfg.write_text(f"[server]\nretention_seconds = {value}\n")
+    with pytest.raises(ConfigError, match=r"server\.retention_seconds"):
+        load_settings(str(cfg))

@@ -15,6 +15,7 @@ from .credentials import TenantAccess
 from .providers.base import ProviderSettings
 from .providers.registry import KINDS
 from .secret import Secret, resolve_secret
+from .store.retention import DAY, RESULT_RETENTION
 
 COMMON_PROVIDER_KEYS = {"kind", "base_url", "sandbox", "exchange_window_seconds", "max_attempts", "default"}
 
@@ -54,6 +55,8 @@ class Settings:
     region: str = "local"
     shutdown_grace: float = 10.0
     rpc_cap_seconds: float = 30.0
+    #: How long a session is kept after its last usable moment (store/retention.py; docs/deployment.md).
+    retention_seconds: float = RESULT_RETENTION
     log_level: str = "INFO"
     log_format: str = "auto"
     landing_secret: Secret | None = None
@@ -125,6 +128,7 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
         "region": str,
         "shutdown_grace": float,
         "rpc_cap_seconds": float,
+        "retention_seconds": float,
         "log_level": str,
         "log_format": str,
     }
@@ -144,6 +148,8 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
             setattr(s, key, value)
     if s.log_format not in ("auto", "json", "text"):
         raise ConfigError("server.log_format must be auto, json or text")
+    if not 0 < s.retention_seconds <= 366 * DAY:
+        raise ConfigError("server.retention_seconds must be in (0, 31622400] (a year)")
     for key in ("port", "http_port"):
         if not 0 <= getattr(s, key) <= 65535:
             raise ConfigError(f"server.{key} must be in [0, 65535] (0 picks a free port)")

@@ -32,6 +32,7 @@ from .providers.registry import KINDS
 from .service import AuthService
 from .store.base import SessionStore
 from .store.factory import open_store
+from .store.retention import Retention
 
 log = logging.getLogger("realauth")
 
@@ -60,7 +61,7 @@ class RealAuthServer:
             raise
 
     async def _start(self, s: Settings, http_sock: socket.socket) -> None:
-        self.store: SessionStore = open_store(s.store)
+        self.store: SessionStore = open_store(s.store, Retention(result_seconds=s.retention_seconds))
         await self.store.open()
         landing_key = s.landing_secret.reveal_bytes() if s.landing_secret else await self.store.shared_secret("landing")
         ctx = ProviderContext(clock=self.clock, emulator_url=s.emulator_url, config_dir=s.config_file)

@@ -10,6 +10,7 @@ import redis.exceptions
 from .base import SessionStore
 from .memory import MemoryStore
 from .redis import RedisStore
+from .retention import Retention
 from .sqlite import SqliteStore
 
 SCHEMES = ("sqlite", "memory", "redis")
@@ -22,18 +23,18 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-def open_store(url: str) -> SessionStore:
+def open_store(url: str, retention: Retention | None = None) -> SessionStore:
     """``sqlite:///relative/or/abs.db`` (``sqlite:////abs``), ``memory://``, ``redis://host:port/db``."""
     scheme = urlsplit(url).scheme
     if scheme == "memory":
-        return MemoryStore()
+        return MemoryStore(retention)
     if scheme == "sqlite":
         path = url[len("sqlite://") :]
         if path.startswith("/"):  # sqlite:///rel.db → rel.db, sqlite:////abs.db → /abs.db
             path = path[1:]
         if not path:
             raise ValueError("--store sqlite:///PATH needs a path")
-        return SqliteStore(path)
+        return SqliteStore(path, retention)
     if scheme in ("redis", "rediss"):
         parts = urlsplit(url)
         if not parts.hostname:
@@ -41,5 +42,5 @@ def open_store(url: str) -> SessionStore:
         db = parts.path.strip("/")
         if db and not db.isdigit():
             raise ValueError("--store redis://HOST:PORT/DB: DB must be a number")
-        return RedisStore(url)
+        return RedisStore(url, retention)
     raise ValueError(f"--store: unsupported scheme {scheme!r}; use one of {', '.join(s + '://' for s in SCHEMES)}")
