@@ -258,6 +258,8 @@ def _code(response: dict[str, object]) -> str:
         ({}, {}, "MissingParameter"),
         ({"RedirectURL": 42}, {}, "InvalidParameter"),
         ({"RedirectURL": "not a url"}, {}, "InvalidParameterValue"),
+        ({"RedirectURL": "https:///no-host"}, {}, "InvalidParameterValue"),
+        ({"RedirectURL": "ftp://a.b/"}, {}, "InvalidParameterValue"),
         ({"RedirectURL": "https://a.b/", "Config": {"Colour": 1}}, {}, "UnknownParameter"),
         ({"RedirectURL": "https://a.b/", "Config": {"CheckMode": "2"}}, {}, "InvalidParameter"),
         ({"RedirectURL": "https://a.b/", "Config": {"CheckMode": 5}}, {}, "InvalidParameterValue"),

@@ -38,7 +38,7 @@ from ..providers.tencent import (
     VERSIONS,
 )
 from ..signing.tc3 import TC3Failure, verify_tc3
-from .base import ADMIN_PREFIX, Emulator, error_page, h5_page, with_query
+from .base import ADMIN_PREFIX, Emulator, error_page, h5_page, is_http_url, with_query
 
 APPLY_KEYS = ("RedirectURL", "CompareImageBase64", "Extra", "RuleId", "Config")
 CONFIG_BOOLS = (
@@ -246,7 +246,7 @@ class TencentEmulator(Emulator):
     def _apply(self, body: dict[str, Any]) -> web.Response:
         _known(body, APPLY_KEYS, "")
         redirect = _string(body, "RedirectURL", required=True)
-        if not redirect.startswith(("http://", "https://")) or any(c.isspace() for c in redirect):
+        if not is_http_url(redirect):  # seed 004: "including the protocol, hostname, and path"
             raise _Refused("InvalidParameterValue", "RedirectURL must include the protocol, hostname and path.")
         image = _string(body, "CompareImageBase64")
         if image:
