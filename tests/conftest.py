@@ -7,19 +7,22 @@ import os
 import random
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import grpc
 import httpx
 import pytest
+from aiohttp import web
 
 from realauth.v1 import realauth_pb2 as pb
 from realauth.v1 import realauth_pb2_grpc as pb_grpc
 from realauth_server.clock import Clock
 from realauth_server.config import load_settings
+from realauth_server.http.listen import bind_tcp, bound_port
 from realauth_server.logs import JsonFormatter
 from realauth_server.secret import Secret
 from realauth_server.server import RealAuthServer
@@ -65,10 +68,38 @@ for _noisy in ("aiohttp", "asyncio", "grpc", "hpack", "httpx", "httpcore", "aios
     logging.getLogger(_noisy).setLevel(logging.INFO)
 
 
+class _Serves(Protocol):
+    def app(self) -> web.Application: ...
+
+
+Served = TypeVar("Served", bound="_Serves | web.Application")
+
+
+@asynccontextmanager
+async def on_loopback(make: Callable[[str], Served]) -> AsyncIterator[tuple[Served, str]]:
+    """Serve ``make(url)`` (an emulator or a bare app) on a loopback port bound before it is built, so its URL is
+    known up front and nothing can take the port in between; yields it and its URL."""
+    sock = bind_tcp("127.0.0.1", 0)
+    url = f"http://127.0.0.1:{bound_port(sock)}"
+    try:
+        served = make(url)
+        runner = web.AppRunner(served if isinstance(served, web.Application) else served.app(), access_log=None)
+    except BaseException:
+        sock.close()
+        raise
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    try:
+        yield served, url
+    finally:
+        await runner.cleanup()
+
+
 _GIVEN_PORTS: set[int] = set()
 # Below the kernel's ephemeral range (ip_local_port_range, 32768+ by default): an outbound connection opened between
 # this probe and the real bind cannot take the port (a CI run once failed exactly so). Servers that can bind port 0
-# themselves (the in-process realauth, `realauth serve`, `realauth emulate`) do so instead of calling this.
+# themselves (the in-process realauth, `realauth serve`, `realauth emulate`, on_loopback) do so instead of calling
+# this; it is for what must know its port before it starts (redis-server, a restart on the same port).
 _PORT_RANGE = (20000, 32000)
 
 

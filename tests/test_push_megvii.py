@@ -20,7 +20,7 @@ from realauth.v1 import realauth_pb2 as pb
 from realauth_server.emulators.megvii import MegviiEmulator
 from realauth_server.providers.megvii import SANDBOX_API_KEY, SANDBOX_API_SECRET
 
-from .conftest import Harness, ServerFactory
+from .conftest import Harness, ServerFactory, on_loopback
 
 T = TypeVar("T")
 IDCARD = pb.MegviiOptions(comparison_type="1", idcard_name="张三", idcard_number="110101199003071234")
@@ -233,20 +233,15 @@ async def test_shutdown_cancels_a_push_still_in_flight(make_realauth: ServerFact
 
     app = web.Application()
     app.router.add_post("/notify", never_answers)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        h = await make_realauth()
-        pusher = emu(h).pusher
-        pusher.background(f"http://127.0.0.1:{port}/notify", b"data=x", FORM["Content-Type"])
-        await asyncio.wait_for(stalled.wait(), 5)
-        started = asyncio.get_running_loop().time()
-        await h.server.stop(grace=0)
-        assert asyncio.get_running_loop().time() - started < 2, "shutdown waited for the stalled push"
-        assert pusher.stats.attempts == 1 and pusher.stats.delivered == 0 and not pusher._tasks
-    finally:
-        release.set()
-        await runner.cleanup()
+    h = await make_realauth()
+    pusher = emu(h).pusher
+    async with on_loopback(lambda _url: app) as (_, url):
+        try:
+            pusher.background(f"{url}/notify", b"data=x", FORM["Content-Type"])
+            await asyncio.wait_for(stalled.wait(), 5)
+            started = asyncio.get_running_loop().time()
+            await h.server.stop(grace=0)
+            assert asyncio.get_running_loop().time() - started < 2, "shutdown waited for the stalled push"
+            assert pusher.stats.attempts == 1 and pusher.stats.delivered == 0 and not pusher._tasks
+        finally:
+            release.set()

@@ -12,16 +12,15 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import grpc
 import httpx
 import pytest
-from aiohttp import web
 
 from realauth.v1 import realauth_pb2 as pb
 from realauth.v1 import realauth_pb2_grpc as pb_grpc
 from realauth_server.clock import Clock
-from realauth_server.emulators.base import FaultPlan
+from realauth_server.emulators.base import Emulator, FaultPlan
 from realauth_server.emulators.registry import EMULATORS
 from realauth_server.providers.seedance import SANDBOX_API_KEY
 
-from .conftest import ServerFactory, free_port
+from .conftest import ServerFactory, on_loopback
 from .proc_util import ServeProcess, start_serve
 from .redis_util import redis_server, redis_url  # noqa: F401  (fixtures)
 
@@ -35,11 +34,10 @@ class SharedEmulator:
     """One Seedance emulator that every replica talks to, as they would all talk to the one vendor."""
 
     url: str
-    emulator: object
-    runner: web.AppRunner
+    emulator: Emulator
 
     def count(self, action: str) -> int:
-        return int(self.emulator.stats.by_action.get(action, 0))  # type: ignore[attr-defined]
+        return self.emulator.stats.by_action.get(action, 0)
 
     def config(self) -> str:
         return f'[providers.seedance]\nkind = "seedance"\nbase_url = "{self.url}"\napi_key = "{SANDBOX_API_KEY}"\n'
@@ -47,16 +45,8 @@ class SharedEmulator:
 
 @pytest.fixture
 async def vendor() -> AsyncIterator[SharedEmulator]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    emulator = EMULATORS["seedance"](clock=Clock(), public_url=url)
-    runner = web.AppRunner(emulator.app(), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield SharedEmulator(url, emulator, runner)
-    finally:
-        await runner.cleanup()
+    async with on_loopback(lambda url: EMULATORS["seedance"](clock=Clock(), public_url=url)) as (emulator, url):
+        yield SharedEmulator(url, emulator)
 
 
 def on_port(url: str, port: int) -> str:
@@ -113,21 +103,8 @@ async def test_two_serve_processes_share_one_redis(
     channels: list[grpc.aio.Channel] = []
     http = httpx.AsyncClient(timeout=10)
     try:
-        ports = [free_port(), free_port()]
-        for http_port in ports:
-            procs.append(
-                await asyncio.to_thread(
-                    start_serve,
-                    tmp_path,
-                    "--config",
-                    str(cfg),
-                    "--store",
-                    redis_url,
-                    "--public-url",
-                    f"http://127.0.0.1:{http_port}",
-                    http_port=http_port,
-                )
-            )
+        for _ in range(2):  # each on free ports; the default public URL names its own HTTP port
+            procs.append(await asyncio.to_thread(start_serve, tmp_path, "--config", str(cfg), "--store", redis_url))
         proc_a, proc_b = procs
         stubs = []
         for p in procs:

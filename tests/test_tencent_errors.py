@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import grpc
 import httpx
 import pytest
-from aiohttp import web
 
 from realauth.v1 import realauth_pb2 as pb
 from realauth_server.clock import Clock
@@ -24,7 +23,7 @@ from realauth_server.providers.tencent import (
 )
 from realauth_server.signing import tc3
 
-from .conftest import Harness, ServerFactory, free_port
+from .conftest import Harness, ServerFactory, on_loopback
 from .errors_util import decode
 
 SEED_REGIONS = ("ap-bangkok", "ap-jakarta", "ap-singapore")
@@ -41,14 +40,13 @@ class Setup:
 async def setup(make_realauth: ServerFactory) -> AsyncIterator[Setup]:
     """A standalone emulator on its own port, and realauth configured against it like a real vendor."""
     clock = Clock()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    emu = TencentEmulator(clock=clock, public_url=url, regions=SEED_REGIONS)
-    runner = web.AppRunner(emu.app(), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    common = f'base_url = "{url}/"\nsecret_id = "{SANDBOX_SECRET_ID}"\n'
-    config = f"""
+
+    def emulator(url: str) -> TencentEmulator:
+        return TencentEmulator(clock=clock, public_url=url, regions=SEED_REGIONS)
+
+    async with on_loopback(emulator) as (emu, url):
+        common = f'base_url = "{url}/"\nsecret_id = "{SANDBOX_SECRET_ID}"\n'
+        config = f"""
 [providers.tencent]
 kind = "tencent"
 {common}secret_key = "{SANDBOX_SECRET_KEY}"
@@ -74,11 +72,8 @@ kind = "tencent"
 {common}secret_key = "{SANDBOX_SECRET_KEY}"
 exchange_window_seconds = 400000
 """
-    h = await make_realauth(config=config, clock=clock)
-    try:
+        h = await make_realauth(config=config, clock=clock)
         yield Setup(h, emu, url)
-    finally:
-        await runner.cleanup()
 
 
 def _attempts(rule_code: str, retriable: bool) -> int:
@@ -284,40 +279,26 @@ def _code(response: dict[str, object]) -> str:
     ],
 )
 async def test_emulator_refusals(body: dict[str, object], kw: dict[str, object], code: str) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    emu = TencentEmulator(public_url=url, regions=SEED_REGIONS)
-    runner = web.AppRunner(emu.app(), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        async with httpx.AsyncClient(timeout=10) as client:
-            got = await _raw(url, client, json.dumps(body).encode(), **kw)  # type: ignore[arg-type]
-            assert _code(got) == code, got
-            assert got["RequestId"]
-            ok = await _raw(url, client, json.dumps({"RedirectURL": "https://a.b/", "Extra": "x" * 1000}).encode())
-            assert _code(ok) == "" and ok["BizToken"]
-    finally:
-        await runner.cleanup()
+    async with (
+        on_loopback(lambda url: TencentEmulator(public_url=url, regions=SEED_REGIONS)) as (_, url),
+        httpx.AsyncClient(timeout=10) as client,
+    ):
+        got = await _raw(url, client, json.dumps(body).encode(), **kw)  # type: ignore[arg-type]
+        assert _code(got) == code, got
+        assert got["RequestId"]
+        ok = await _raw(url, client, json.dumps({"RedirectURL": "https://a.b/", "Extra": "x" * 1000}).encode())
+        assert _code(ok) == "" and ok["BizToken"]
 
 
 async def test_unpaced_burst_does_trip_the_emulator_limit() -> None:
     """The counterpart of the pacing test: without realauth's limiter, 25 at once exceed 20/s."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    emu = TencentEmulator(public_url=url)
-    runner = web.AppRunner(emu.app(), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
+    async with on_loopback(lambda url: TencentEmulator(public_url=url)) as (emu, url):
         body = json.dumps({"RedirectURL": "https://a.b/"}).encode()
         async with httpx.AsyncClient(timeout=10) as client:
             answers = await asyncio.gather(*(_raw(url, client, body) for _ in range(25)))
         codes = [_code(a) for a in answers]
         assert codes.count("") == 20 and codes.count("RequestLimitExceeded") == 5
         assert emu.limited == 5
-    finally:
-        await runner.cleanup()
 
 
 def test_region_is_validated_at_start_up() -> None:
