@@ -17,6 +17,8 @@ from .providers.registry import KINDS
 from .secret import Secret, resolve_secret
 from .store.retention import DAY, RESULT_RETENTION
 
+MAX_RETENTION = 366 * DAY
+
 COMMON_PROVIDER_KEYS = {"kind", "base_url", "sandbox", "exchange_window_seconds", "max_attempts", "default"}
 
 
@@ -148,8 +150,8 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
             setattr(s, key, value)
     if s.log_format not in ("auto", "json", "text"):
         raise ConfigError("server.log_format must be auto, json or text")
-    if not 0 < s.retention_seconds <= 366 * DAY:
-        raise ConfigError("server.retention_seconds must be in (0, 31622400] (a year)")
+    if not 0 < s.retention_seconds <= MAX_RETENTION:
+        raise ConfigError(f"server.retention_seconds must be in (0, {MAX_RETENTION:.0f}] (a year)")
     for key in ("port", "http_port"):
         if not 0 <= getattr(s, key) <= 65535:
             raise ConfigError(f"server.{key} must be in [0, 65535] (0 picks a free port)")
