@@ -161,6 +161,17 @@ class Harness:
 ServerFactory = Callable[..., Awaitable[Harness]]
 
 
+async def read_all(call: grpc.aio.UnaryStreamCall, limit: int = 10) -> list[pb.AuthSession]:
+    """Every message until the stream ends (bounded, so a stream that never ends fails the test)."""
+    out: list[pb.AuthSession] = []
+    for _ in range(limit):
+        msg = await call.read()
+        if msg is grpc.aio.EOF:
+            return out
+        out.append(msg.session)
+    raise AssertionError(f"stream did not end after {limit} messages: {[s.state for s in out]}")
+
+
 @pytest.fixture
 async def make_realauth(tmp_path: Path) -> AsyncIterator[ServerFactory]:
     started: list[Harness] = []

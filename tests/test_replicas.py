@@ -20,7 +20,7 @@ from realauth_server.emulators.base import Emulator, FaultPlan
 from realauth_server.emulators.registry import EMULATORS
 from realauth_server.providers.seedance import SANDBOX_API_KEY
 
-from .conftest import ServerFactory, on_loopback
+from .conftest import ServerFactory, on_loopback, read_all
 from .proc_util import ServeProcess, start_serve
 from .redis_util import redis_server, redis_url  # noqa: F401  (fixtures)
 
@@ -53,16 +53,6 @@ def on_port(url: str, port: int) -> str:
     """The same URL on another replica's HTTP port (what a load balancer would do)."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(netloc=f"127.0.0.1:{port}"))
-
-
-async def read_all(call: grpc.aio.UnaryStreamCall, limit: int = 10) -> list[pb.AuthSession]:
-    out: list[pb.AuthSession] = []
-    for _ in range(limit):
-        msg = await call.read()
-        if msg is grpc.aio.EOF:
-            return out
-        out.append(msg.session)
-    raise AssertionError("stream did not end")
 
 
 async def test_exchange_is_single_flight_across_replicas(

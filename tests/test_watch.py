@@ -11,7 +11,7 @@ import pytest
 
 from realauth.v1 import realauth_pb2 as pb
 
-from .conftest import Harness, ServerFactory
+from .conftest import Harness, ServerFactory, read_all
 from .errors_util import decode
 from .redis_util import redis_server, redis_url  # noqa: F401  (fixtures)
 
@@ -22,17 +22,6 @@ S = pb.AuthSessionState
 async def h(request: pytest.FixtureRequest, make_realauth: ServerFactory) -> Harness:
     store = "memory://" if request.param == "memory" else request.getfixturevalue("redis_url")
     return await make_realauth(store=store)
-
-
-async def read_all(call: grpc.aio.UnaryStreamCall, limit: int = 10) -> list[pb.AuthSession]:
-    """Every message until the stream ends (bounded, so a stream that never ends fails the test)."""
-    out: list[pb.AuthSession] = []
-    for _ in range(limit):
-        msg = await call.read()
-        if msg is grpc.aio.EOF:
-            return out
-        out.append(msg.session)
-    raise AssertionError(f"stream did not end after {limit} messages: {[s.state for s in out]}")
 
 
 def watch(h: Harness, session_id: str, timeout: float = 15) -> grpc.aio.UnaryStreamCall:
