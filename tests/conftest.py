@@ -37,6 +37,10 @@ VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
 SECRET_VALUES: set[str] = set()
 LOG_LINES: list[str] = []
 PROCESS_LOGS: list[Path] = []
+# Values a `realauth serve` process handled that its log must never carry: vendor tokens, STS keys, subject ids,
+# landing signatures, the landing secret (tests/test_log_redaction.py adds them from its DEBUG-level run). Checked
+# against process logs only: this test process's own HTTP client logs the URLs it fetches.
+NEVER_LOGGED: set[str] = set()
 
 _secret_init = Secret.__init__
 

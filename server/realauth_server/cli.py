@@ -11,7 +11,7 @@ from aiohttp import web
 
 from .config import ConfigError, load_settings
 from .http.listen import bind_tcp, bound_port
-from .logs import setup_logging
+from .logs import LEVELS, setup_logging
 
 log = logging.getLogger("realauth")
 
@@ -89,7 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-format", choices=("auto", "json", "text"), help="auto (default: text on a terminal, else json)"
     )
-    serve.add_argument("--log-level", help="DEBUG, INFO (default), WARNING, ERROR")
+    serve.add_argument(
+        "--log-level",
+        help="realauth's own loggers: DEBUG, INFO (default), WARNING, ERROR; library loggers stay at WARNING or above",
+    )
     serve.set_defaults(func=cmd_serve)
 
     emulate = sub.add_parser("emulate", help="run one vendor emulator standalone, at the vendor's own paths")
@@ -98,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--port", type=int, required=True, help="listen port; 0 picks a free one (logged)")
     emulate.add_argument("--public-url", help="base URL of this emulator as browsers see it")
     emulate.add_argument("--log-format", choices=("json", "text"))
-    emulate.add_argument("--log-level", default="INFO")
+    emulate.add_argument("--log-level", default="INFO", type=str.upper, choices=LEVELS)
     emulate.set_defaults(func=cmd_emulate)
     return parser
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .credentials import TenantAccess
+from .logs import LEVELS as LOG_LEVELS
 from .providers.base import ProviderSettings
 from .providers.registry import KINDS
 from .secret import Secret, resolve_secret
@@ -150,6 +151,8 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
             setattr(s, key, value)
     if s.log_format not in ("auto", "json", "text"):
         raise ConfigError("server.log_format must be auto, json or text")
+    if s.log_level.upper() not in LOG_LEVELS:
+        raise ConfigError(f"server.log_level must be one of {', '.join(LOG_LEVELS)}")
     if not 0 < s.retention_seconds <= MAX_RETENTION:
         raise ConfigError(f"server.retention_seconds must be in (0, {MAX_RETENTION:.0f}] (a year)")
     for key in ("port", "http_port"):

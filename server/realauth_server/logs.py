@@ -1,14 +1,152 @@
-"""Structured logging: one JSON object per line, with the record's ``extra`` fields."""
+"""Structured logging: one JSON object per line, with the record's ``extra`` fields.
+
+No log level may carry a secret, a vendor token or a landing signature. realauth's own loggers (``realauth.*``) log
+no payloads by design; the libraries under it (aiosqlite, aiohttp, grpc, httpx, redis, asyncio, ...) were not
+written with that rule, so they get a defence in depth that does not depend on what each one prints:
+
+1. a floor: a library record below WARNING never reaches the handler, whatever ``--log-level`` says (aiosqlite, for
+   one, logs every SQL statement with its parameters at DEBUG);
+2. a redacting filter on the handler: in every library record (message, arguments, extra fields) and in every
+   traceback, quoted raw bytes, landing and push path signatures, query strings and every known secret value are
+   replaced (aiohttp, for one, logs a malformed or over-long request line, landing URL and all, at ERROR).
+"""
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any
 
+from .secret import remembered_count, remembered_values
+
 _STD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
+
+#: Records of these loggers (and their children) are realauth's own: they pass at the configured level.
+OWN_LOGGER = "realauth"
+#: Library records below this level are dropped, at any ``--log-level``.
+LIBRARY_FLOOR = logging.WARNING
+#: Library loggers set to the floor explicitly (every other one inherits it from the root logger).
+LIBRARY_LOGGERS = (
+    "aiohttp",
+    "aiosqlite",
+    "asyncio",
+    "grpc",
+    "h2",
+    "hpack",
+    "httpcore",
+    "httpx",
+    "redis",
+    "urllib3",
+)
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+SIG_REDACTED = "<sig redacted>"
+REDACTED = "<redacted>"
+
+# `/v1/callback/<session>/<sig>` and `/v1/push/<session>/<sig>`, raw or percent-encoded (inside another URL): the
+# session id stays (realauth logs it itself), the signature goes. A truncated signature (a cut-off request line)
+# still matches.
+_PATH_SIG = re.compile(r"(/v1/(?:callback|push)/[^/\s?#]+/)[^/\s?#]+")
+_PATH_SIG_ENCODED = re.compile(r"(%2Fv1%2F(?:callback|push)%2F[^%\s?#&]+%2F)[^%\s?#&]+", re.IGNORECASE)
+# A query string after a URL-ish character, up to the next whitespace: vendor tokens, Volcengine STS keys and Megvii
+# biz tokens all travel in query strings. Quotes and backslashes do not stop it, so an escaped or quoted character in
+# a bytes repr cannot shield the rest of the query.
+_QUERY = re.compile(r"(?<=[\w/.\-~%])\?\S+")
+# A quoted bytes literal (``b'...'``): how libraries quote raw wire data, e.g. aiohttp's bad-request errors quote the
+# request line or an over-long header (a cookie, an Authorization header), aiosqlite its SQL parameters.
+_BYTES = re.compile(r"""(?<![\w'"])(b)('|")(?:[^\\]|\\.)*?\2""")
+
+
+def _forms(value: str | bytes) -> set[str]:
+    """The ways a library might print a value: as is, or for bytes its repr, hex and base64 forms."""
+    if isinstance(value, str):
+        return {value}
+    forms = {repr(value)[2:-1], value.hex(), value.hex().upper()}
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        text = encode(value).decode()
+        forms |= {text, text.rstrip("=")}
+    with contextlib.suppress(UnicodeDecodeError):
+        forms.add(value.decode())
+    return forms
+
+
+class Redactor(logging.Filter):
+    """Drops library records under the floor and redacts signatures, queries and known secrets in the rest.
+
+    realauth's own records keep their message and fields (only known secret values are replaced there, and their
+    tracebacks, which quote library messages, get the full treatment).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._extra: set[str] = set()
+        self._seen = -1
+        self._known: re.Pattern[str] | None = None
+
+    def add(self, value: str | bytes) -> None:
+        """Redact this value (and, for bytes, its printed forms) wherever it appears in a log record."""
+        self._extra |= {f for f in _forms(value) if len(f) >= 6}
+        self._seen = -1
+
+    def _known_pattern(self) -> re.Pattern[str] | None:
+        count = remembered_count() + len(self._extra)
+        if count != self._seen:
+            values = sorted(remembered_values() | self._extra, key=len, reverse=True)
+            self._known = re.compile("|".join(map(re.escape, values))) if values else None
+            self._seen = count
+        return self._known
+
+    def scrub(self, text: str, *, library: bool = True) -> str:
+        """``text`` with known secrets replaced, and for library text also signatures and query strings."""
+        known = self._known_pattern()
+        if known is not None:
+            text = known.sub(REDACTED, text)
+        if library:  # queries first: the path rule's replacement must not hide a query from the query rule
+            text = _BYTES.sub(rf"\1\2{REDACTED}\2", text)
+            text = _QUERY.sub(f"?{REDACTED}", text)
+            text = _PATH_SIG.sub(rf"\1{SIG_REDACTED}", text)
+            text = _PATH_SIG_ENCODED.sub(rf"\1{SIG_REDACTED}", text)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        own = record.name == OWN_LOGGER or record.name.startswith(OWN_LOGGER + ".")
+        if not own and record.levelno < LIBRARY_FLOOR:
+            return False
+        try:
+            message = record.getMessage()
+        except Exception:  # a library's bad format string: keep what can be shown safely
+            message = f"{record.msg!s} (unformattable arguments)"
+        scrubbed = self.scrub(message, library=not own)
+        if not own or scrubbed != message:
+            record.msg, record.args = scrubbed, None
+        if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.scrub(record.stack_info)
+        for key, value in list(record.__dict__.items()):
+            if key in _STD or key.startswith("_") or isinstance(value, int | float | bool | None):
+                continue
+            text = value if isinstance(value, str) else str(value)
+            cleaned = self.scrub(text, library=not own)
+            if cleaned != text or not isinstance(value, str):
+                setattr(record, key, cleaned)
+        return True
+
+
+#: The process's redactor: setup_logging puts it on the handler; server start-up adds the landing key to it.
+REDACTOR = Redactor()
+
+
+def redact_value(value: str | bytes) -> None:
+    """Never log this value (a key realauth generated itself, such as the landing secret kept in the store)."""
+    REDACTOR.add(value)
 
 
 class JsonFormatter(logging.Formatter):
@@ -24,7 +162,8 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value if isinstance(value, str | int | float | bool | None) else str(value)
         if record.exc_info and record.exc_info[0] is not None:
             out["error_type"] = record.exc_info[0].__name__
-            out["traceback"] = self.formatException(record.exc_info)
+            # The redacting filter leaves the scrubbed traceback in exc_text: use it, never re-render exc_info.
+            out["traceback"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False)
 
 
@@ -37,13 +176,27 @@ class TextFormatter(logging.Formatter):
 
 
 def setup_logging(level: str = "INFO", fmt: str = "auto") -> None:
-    """``auto``: readable text on a terminal (``make serve``), JSON lines otherwise (containers, files)."""
+    """``auto``: readable text on a terminal (``make serve``), JSON lines otherwise (containers, files).
+
+    ``level`` applies to realauth's own loggers; library loggers never go below :data:`LIBRARY_FLOOR`.
+    """
+    name = level.upper()
+    if name not in LEVELS:
+        raise ValueError(f"log level must be one of {', '.join(LEVELS)}")
+    own_level = logging.getLevelNamesMapping()[name]
+    library_level = max(own_level, LIBRARY_FLOOR)
     if fmt == "auto":
         fmt = "text" if sys.stderr.isatty() else "json"
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(REDACTOR)
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    for noisy in ("aiohttp.access", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    root.setLevel(library_level)
+    logging.getLogger(OWN_LOGGER).setLevel(own_level)
+    for library in LIBRARY_LOGGERS:
+        logging.getLogger(library).setLevel(library_level)
+    logging.getLogger(f"{OWN_LOGGER}.logs").debug(
+        "debug logging on for realauth's own loggers; library loggers stay at WARNING or above",
+        extra={"library_floor": logging.getLevelName(library_level)},
+    )

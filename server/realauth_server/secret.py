@@ -7,6 +7,12 @@ import hmac
 import os
 from pathlib import Path
 
+#: Values shorter than this are not remembered for log redaction (they would match ordinary text).
+MIN_REMEMBERED = 6
+# Every secret value this process has loaded (configuration only: Secrets are made at start-up), so the log
+# handler can redact them wherever a library might print one (logs.py). It only grows.
+_REMEMBERED: set[str] = set()
+
 
 class Secret:
     """A secret value. ``str()``/``repr()`` are masked; call :meth:`reveal` at the point of use."""
@@ -16,6 +22,8 @@ class Secret:
     def __init__(self, value: str, source: str = "literal") -> None:
         self._value = value
         self._source = source
+        if len(value) >= MIN_REMEMBERED:
+            _REMEMBERED.add(value)
 
     def reveal(self) -> str:
         return self._value
@@ -51,6 +59,16 @@ class Secret:
 
     def __reduce__(self) -> str:
         raise TypeError("Secret values are not picklable")
+
+
+def remembered_values() -> frozenset[str]:
+    """Every secret value loaded so far (for log redaction only)."""
+    return frozenset(_REMEMBERED)
+
+
+def remembered_count() -> int:
+    """How many values :func:`remembered_values` holds: a cheap check whether it changed."""
+    return len(_REMEMBERED)
 
 
 def resolve_secret(spec: str, *, base_dir: Path | None = None) -> Secret:

@@ -27,6 +27,7 @@ from .interceptors.auth import AuthInterceptor
 from .interceptors.deadline import DeadlineInterceptor
 from .interceptors.errors import ErrorInterceptor
 from .interceptors.observe import ObserveInterceptor
+from .logs import redact_value
 from .providers.base import Provider, ProviderContext
 from .providers.registry import KINDS
 from .service import AuthService
@@ -64,6 +65,7 @@ class RealAuthServer:
         self.store: SessionStore = open_store(s.store, Retention(result_seconds=s.retention_seconds))
         await self.store.open()
         landing_key = s.landing_secret.reveal_bytes() if s.landing_secret else await self.store.shared_secret("landing")
+        redact_value(landing_key)  # generated into the store, so no Secret of the configuration holds it
         ctx = ProviderContext(clock=self.clock, emulator_url=s.emulator_url, config_dir=s.config_file)
         for p in s.providers:
             self.providers[p.name] = KINDS[p.kind](p, ctx)
