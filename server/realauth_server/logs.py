@@ -76,7 +76,7 @@ def _forms(value: str | bytes) -> set[str]:
 
 
 class Redactor(logging.Filter):
-    """Drops library records under the floor and redacts signatures, queries and known secrets in the rest.
+    """Drops library records under the floor and redacts raw bytes, queries, signatures and known secrets in the rest.
 
     realauth's own records keep their message and fields (only known secret values are replaced there, and their
     tracebacks, which quote library messages, get the full treatment).
@@ -102,11 +102,12 @@ class Redactor(logging.Filter):
         return self._known
 
     def scrub(self, text: str, *, library: bool = True) -> str:
-        """``text`` with known secrets replaced, and for library text also signatures and query strings."""
+        """``text`` with known secrets replaced, and for library text (and tracebacks) also quoted bytes, query
+        strings and path signatures."""
         known = self._known_pattern()
         if known is not None:
             text = known.sub(REDACTED, text)
-        if library:  # queries first: the path rule's replacement must not hide a query from the query rule
+        if library:  # queries before paths: the path rule's replacement ends in ">", which the query rule skips
             text = _BYTES.sub(rf"\1\2{REDACTED}\2", text)
             text = _QUERY.sub(f"?{REDACTED}", text)
             text = _PATH_SIG.sub(rf"\1{SIG_REDACTED}", text)
