@@ -236,6 +236,7 @@ async def test_shutdown_cancels_a_push_still_in_flight(make_realauth: ServerFact
     h = await make_realauth()
     pusher = emu(h).pusher
     async with on_loopback(lambda _url: app) as (_, url):
+        emu(h).targets.append(f"{url}/notify")  # embedded, only allowed targets are pushed to
         try:
             pusher.background(f"{url}/notify", b"data=x", FORM["Content-Type"])
             await asyncio.wait_for(stalled.wait(), 5)

@@ -159,6 +159,7 @@ async def test_the_emulator_push_decrypts_with_the_seed_pseudo_code(make_realaut
         session = await h.create(provider="volcengine")
         emu = h.emulator("volcengine")
         emu.configs[session.token].body["callback_info"]["url"] = f"http://127.0.0.1:{port}/hook"
+        emu.targets.append(f"http://127.0.0.1:{port}/hook")  # embedded, only allowed targets are pushed to
         page = await h.http.get(session.verification_url + "&outcome=pass")
         assert page.status_code == 302 and len(got) == 2 and got[0] == got[1]
         body = json.loads(got[1])
@@ -299,10 +300,12 @@ async def test_emulator_validates_callback_info(realauth: Harness) -> None:
     )
     base = {
         "req_key": "cert_h5_config_init",
-        "h5_config": {"type": "1", "redirect_url": "https://caller.example/done"},
+        "h5_config": {"type": "1", "redirect_url": f"{realauth.http_url}/v1/callback/ses_x/sig"},
         "liveness_config": {"ref_source": "1", "liveness_type": "motion"},
     }
-    good = {"switch": True, "block": False, "url": "https://hooks.example/p", "client_name": SANDBOX_CALLBACK_CLIENT}
+    # Embedded, the emulator only pushes to this realauth's push route (tests/test_sandbox_exposure.py).
+    push = f"{realauth.http_url}/v1/push/ses_x/sig"
+    good = {"switch": True, "block": False, "url": push, "client_name": SANDBOX_CALLBACK_CLIENT}
     async with httpx.AsyncClient(auth=auth) as client:
         for info, code in [
             (good, 10000),
@@ -311,6 +314,7 @@ async def test_emulator_validates_callback_info(realauth: Harness) -> None:
             ({**good, "block": 1}, 50204),
             ({**good, "url": "not a url"}, 50200),
             ({**good, "url": ""}, 50200),
+            ({**good, "url": "https://hooks.example/p"}, 50200),
             ({**good, "client_name": "nobody"}, 50200),
             ({k: v for k, v in good.items() if k != "block"}, 50201),
             ({**good, "extra": 1}, 50200),

@@ -33,11 +33,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             args.config,
             host=args.host,
             port=args.port,
+            http_host=args.http_host,
             http_port=args.http_port,
             public_url=args.public_url,
             store=args.store,
             log_format=args.log_format,
             log_level=args.log_level,
+            sandbox_admin=args.sandbox_admin,
         )
     except ConfigError as exc:
         print(f"realauth: configuration error: {exc}", file=sys.stderr)
@@ -57,7 +59,8 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     sock = bind_tcp(args.host, args.port)
     port = bound_port(sock)
     public = (args.public_url or f"http://127.0.0.1:{port}").rstrip("/")
-    emulator = EMULATORS[args.vendor](public_url=public)
+    # Standalone is as permissive as the vendor: control endpoints on, any valid redirect or push URL accepted.
+    emulator = EMULATORS[args.vendor](public_url=public, admin=True, targets=None)
     log.info("emulator listening", extra={"vendor": args.vendor, "url": public, "port": port})
     web.run_app(emulator.app(), sock=sock, print=None, access_log=None, handler_cancellation=True)
     return 0
@@ -73,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="TOML configuration file (docs/configuration.md)")
     serve.add_argument("--host", help="gRPC listen address (default 0.0.0.0)")
     serve.add_argument("--port", type=int, help="gRPC port (default 50051; 0 picks a free one, logged)")
+    serve.add_argument("--http-host", help="HTTP listen address (default: the same as --host)")
     serve.add_argument(
         "--http-port",
         type=int,
@@ -92,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-level",
         help="realauth's own loggers: DEBUG, INFO (default), WARNING, ERROR; library loggers stay at WARNING or above",
+    )
+    serve.add_argument(
+        "--sandbox-admin",
+        action=argparse.BooleanOptionalAction,
+        help="mount the emulators' fault and stats endpoints (default: on only when every provider is a sandbox "
+        "one; refused next to a real provider)",
     )
     serve.set_defaults(func=cmd_serve)
 

@@ -51,7 +51,8 @@ class TlsSettings:
 class Settings:
     host: str = "0.0.0.0"
     port: int = 50051
-    http_host: str = "0.0.0.0"
+    #: HTTP listen address; None follows ``host``, so ``--host 127.0.0.1`` keeps both sides on loopback.
+    http_host: str | None = None
     http_port: int = 8080
     public_url: str = ""
     store: str = "sqlite:///var/realauth.db"
@@ -67,7 +68,25 @@ class Settings:
     tenants: list[TenantSettings] = field(default_factory=list)
     tls: TlsSettings | None = None
     sandbox: bool = True
+    #: The embedded emulators' control endpoints (``/sandbox/<kind>/_emulator/…``: faults, stats, forced codes).
+    #: None: on exactly when every configured provider is a sandbox one. Never allowed next to a real provider.
+    sandbox_admin: bool | None = None
     config_file: Path | None = None
+
+    @property
+    def effective_http_host(self) -> str:
+        return self.host if self.http_host is None else self.http_host
+
+    @property
+    def serves_real_providers(self) -> bool:
+        return any(not p.sandbox for p in self.providers)
+
+    @property
+    def sandbox_admin_enabled(self) -> bool:
+        """Whether the emulators' control endpoints are mounted; see :func:`check_sandbox_admin`."""
+        if self.sandbox_admin is None:
+            return not self.serves_real_providers
+        return self.sandbox_admin
 
     @property
     def effective_public_url(self) -> str:
@@ -134,6 +153,7 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
         "retention_seconds": float,
         "log_level": str,
         "log_format": str,
+        "sandbox_admin": bool,
     }
     for key in server:
         if key == "landing_secret":
@@ -155,6 +175,10 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
         raise ConfigError(f"server.log_level must be one of {', '.join(LOG_LEVELS)}")
     if not 0 < s.retention_seconds <= MAX_RETENTION:
         raise ConfigError(f"server.retention_seconds must be in (0, {MAX_RETENTION:.0f}] (a year)")
+    for key in ("host", "http_host"):
+        value = getattr(s, key)
+        if value is not None and (not value.strip() or value != value.strip()):
+            raise ConfigError(f"server.{key} must be an address such as 127.0.0.1, 0.0.0.0 or ::")
     for key in ("port", "http_port"):
         if not 0 <= getattr(s, key) <= 65535:
             raise ConfigError(f"server.{key} must be in [0, 65535] (0 picks a free port)")
@@ -170,6 +194,7 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
         raise ConfigError("more than one provider has default = true")
     if not defaults and s.providers:
         s.providers[0].is_default = True
+    check_sandbox_admin(s)
     tenants = data.get("tenants", {})
     if not isinstance(tenants, dict):
         raise ConfigError("tenants must be a table of tables")
@@ -177,6 +202,17 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
     if "tls" in data:
         s.tls = _tls(data["tls"], s.config_file)
     return s
+
+
+def check_sandbox_admin(s: Settings) -> None:
+    """The emulators' fault and stats endpoints take no credential: they may only exist on a server whose every
+    provider is a sandbox one, where nothing real can be slowed, broken or observed through them."""
+    if s.sandbox_admin and s.serves_real_providers:
+        real = ", ".join(p.name for p in s.providers if not p.sandbox)
+        raise ConfigError(
+            "server.sandbox_admin (--sandbox-admin) cannot be enabled while real providers are configured "
+            f"({real}): the emulator fault and stats endpoints take no credential"
+        )
 
 
 def _secret(spec: Any, where: str) -> Secret:

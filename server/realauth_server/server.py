@@ -18,7 +18,7 @@ from realauth.v1 import realauth_pb2, realauth_pb2_grpc
 
 from .api.servicer import RealAuthServicer
 from .clock import SYSTEM_CLOCK, Clock
-from .config import Settings
+from .config import Settings, check_sandbox_admin
 from .emulators.base import Emulator
 from .emulators.registry import EMULATORS
 from .http.app import build_http_app
@@ -28,7 +28,7 @@ from .interceptors.deadline import DeadlineInterceptor
 from .interceptors.errors import ErrorInterceptor
 from .interceptors.observe import ObserveInterceptor
 from .logs import redact_value
-from .providers.base import Provider, ProviderContext
+from .providers.base import LANDING_PATH, PUSH_PATH, Provider, ProviderContext
 from .providers.registry import KINDS
 from .service import AuthService
 from .store.base import SessionStore
@@ -52,7 +52,8 @@ class RealAuthServer:
 
     async def start(self) -> None:
         # The HTTP socket is bound first: with --http-port 0 the default public URL needs the real port.
-        http_sock = bind_tcp(self.settings.http_host, self.settings.http_port)
+        check_sandbox_admin(self.settings)  # settings built without load_settings get the same refusal
+        http_sock = bind_tcp(self.settings.effective_http_host, self.settings.http_port)
         self.http_port = bound_port(http_sock)
         self.settings = s = self.settings.with_http_port(self.http_port)
         try:
@@ -70,8 +71,15 @@ class RealAuthServer:
         for p in s.providers:
             self.providers[p.name] = KINDS[p.kind](p, ctx)
         sandbox_kinds = {p.kind for p in s.providers if p.sandbox}
-        for kind in sandbox_kinds:
-            self.emulators[kind] = EMULATORS[kind](clock=self.clock, public_url=f"{s.emulator_url}/{kind}")
+        # Embedded emulators only ever send a browser or a push back to this realauth's own landing and push routes.
+        own = (s.effective_public_url + LANDING_PATH, s.effective_public_url + PUSH_PATH)
+        for kind in sorted(sandbox_kinds):
+            self.emulators[kind] = EMULATORS[kind](
+                clock=self.clock,
+                public_url=f"{s.emulator_url}/{kind}",
+                admin=s.sandbox_admin_enabled,
+                targets=own,
+            )
         default = next(p.name for p in s.providers if p.is_default)
         self.service = AuthService(
             store=self.store,
@@ -151,8 +159,12 @@ class RealAuthServer:
             "realauth listening",
             extra={
                 "grpc": f"{s.host}:{self.grpc_port}",
-                "http": f"{s.http_host}:{self.http_port}",
+                "http": f"{s.effective_http_host}:{self.http_port}",
+                "grpc_host": s.host,
+                "http_host": s.effective_http_host,
                 "mode": mode,
+                "emulators": ",".join(sorted(self.emulators)),
+                "sandbox_admin": s.sandbox_admin_enabled and bool(self.emulators),
             },
         )
         log.info("public URL for browsers and vendors", extra={"public_url": s.effective_public_url})

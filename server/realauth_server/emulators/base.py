@@ -3,6 +3,12 @@
 Each emulator is an aiohttp application serving the vendor's own paths, so it can be mounted
 under ``/sandbox/<vendor>/`` on realauth's HTTP side or run standalone on its own port (where a
 vendor SDK pointed at it gets the answers the vendor would give).
+
+Mounted in realauth, an emulator is reachable by anyone who can reach the HTTP side with the public
+sandbox keys, so two options narrow it there: ``admin=False`` leaves out every ``/_emulator/`` route
+(faults, stats, forced codes: they take no credential), and ``targets`` lists the only URL prefixes
+(realauth's own landing and push routes) it may send a browser or a push to. Standalone it keeps the
+defaults, as permissive as the vendor.
 """
 
 from __future__ import annotations
@@ -11,10 +17,10 @@ import abc
 import asyncio
 import html
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -63,10 +69,21 @@ class Emulator(abc.ABC):
     #: GET paths that are vendor API calls (faulted and counted); every other GET is a browser page.
     api_get_paths: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, clock: Clock | None = None, public_url: str = "") -> None:
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        public_url: str = "",
+        *,
+        admin: bool = True,
+        targets: Iterable[str] | None = None,
+    ) -> None:
         self.clock = clock or Clock()
         #: Base URL at which browsers reach this emulator (its H5 pages live below it).
         self.public_url = public_url.rstrip("/")
+        #: Whether the ``/_emulator/`` control routes exist (they take no credential).
+        self.admin = admin
+        #: URL prefixes redirects and pushes may go to; None: any URL the vendor would accept.
+        self.targets: list[str] | None = None if targets is None else list(targets)
         self.fault: FaultPlan | None = None
         self.stats = EmulatorStats()
 
@@ -74,6 +91,10 @@ class Emulator(abc.ABC):
 
     @abc.abstractmethod
     def add_routes(self, app: web.Application) -> None: ...
+
+    def add_admin_routes(self, app: web.Application) -> None:
+        """The vendor's own test hooks under ``ADMIN_PREFIX``; only added when ``admin`` is on."""
+        return None
 
     @abc.abstractmethod
     def error_response(self, status: int, *, rate_limit: bool = False) -> web.Response:
@@ -87,9 +108,11 @@ class Emulator(abc.ABC):
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._fault_middleware], client_max_size=16 * 1024 * 1024)
-        app.router.add_put(ADMIN_PREFIX + "faults", self._set_faults)
-        app.router.add_delete(ADMIN_PREFIX + "faults", self._clear_faults)
-        app.router.add_get(ADMIN_PREFIX + "stats", self._get_stats)
+        if self.admin:
+            app.router.add_put(ADMIN_PREFIX + "faults", self._set_faults)
+            app.router.add_delete(ADMIN_PREFIX + "faults", self._clear_faults)
+            app.router.add_get(ADMIN_PREFIX + "stats", self._get_stats)
+            self.add_admin_routes(app)
         self.add_routes(app)
         app.on_cleanup.append(lambda _app: self.aclose())
         return app
@@ -115,7 +138,11 @@ class Emulator(abc.ABC):
     async def _fault_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         # Mounted as a sub-app, the path seen here still includes the mount prefix.
         is_page = request.method == "GET" and not request.path.endswith(self.api_get_paths)
-        if ADMIN_PREFIX in request.path or is_page:
+        if ADMIN_PREFIX in request.path:
+            if not self.admin:  # also covers a catch-all vendor route that would match the path
+                raise web.HTTPNotFound()
+            return await handler(request)
+        if is_page:
             return await handler(request)
         action = self.action_of(request)
         self.stats.requests += 1
@@ -143,6 +170,18 @@ class Emulator(abc.ABC):
             self.stats.abandoned += 1
             raise
 
+    # --- where a browser or a push may be sent -------------------------------------------------------
+
+    def may_send_to(self, url: str) -> bool:
+        """Whether a redirect or push to ``url`` is allowed: anything standalone, only ``targets`` when embedded."""
+        return self.targets is None or any(is_under(url, prefix) for prefix in self.targets)
+
+    def redirect(self, url: str, params: dict[str, str]) -> web.StreamResponse:
+        """302 to ``url`` with ``params``, or an error page when it is not an allowed target (never followed)."""
+        if not self.may_send_to(url):
+            return error_page(400, "This verification cannot return to that address.")
+        raise web.HTTPFound(with_query(url, params))
+
     async def _set_faults(self, request: web.Request) -> web.Response:
         try:
             self.fault = FaultPlan.from_json(await request.json())
@@ -169,6 +208,28 @@ def is_http_url(value: str) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in value)
+
+
+def _origin(parts: SplitResult) -> tuple[str, str, int | None]:
+    port = parts.port  # ValueError on a bad port, handled by the caller
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(scheme)
+
+
+def is_under(url: str, prefix: str) -> bool:
+    """``url`` is at or below ``prefix``: same scheme, host and port, no user info, the path below the prefix's path
+    with no dot segments (plain or percent-encoded) that a browser or HTTP client would resolve to somewhere else."""
+    if any(c.isspace() or c == "\\" or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        return False
+    try:
+        parts, want = urlsplit(url), urlsplit(prefix)
+        if parts.username is not None or parts.password is not None or _origin(parts) != _origin(want):
+            return False
+    except ValueError:
+        return False
+    if any(seg in (".", "..") for seg in unquote(parts.path).split("/")):
+        return False
+    return parts.path.startswith(want.path)
 
 
 def with_query(url: str, params: dict[str, str]) -> str:

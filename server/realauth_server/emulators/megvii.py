@@ -104,7 +104,7 @@ class MegviiEmulator(Emulator):
         self.biz_tokens: dict[str, _BizToken] = {}
         self.lite: dict[str, _Lite] = {}  # by token
         self.by_biz_id: dict[str, _Lite] = {}
-        self.pusher = Pusher([self.public_url])  # notify_url deliveries
+        self.pusher = Pusher([self.public_url], allow=self.may_send_to)  # notify_url deliveries
 
     async def aclose(self) -> None:
         await self.pusher.aclose()
@@ -115,8 +115,10 @@ class MegviiEmulator(Emulator):
         app.router.add_post(GET_TOKEN, self.get_token)
         app.router.add_get(DO, self.do)
         app.router.add_get(GET_RESULT, self.get_result)
-        app.router.add_put(ADMIN_PREFIX + "sdk_run", self.sdk_run)
         app.router.add_route("*", "/faceid/{tail:.*}", self.not_found)
+
+    def add_admin_routes(self, app: web.Application) -> None:
+        app.router.add_put(ADMIN_PREFIX + "sdk_run", self.sdk_run)
 
     def action_of(self, request: web.Request) -> str:
         for path, name in (
@@ -285,7 +287,8 @@ class MegviiEmulator(Emulator):
             api_key = self._keyed(request, fields, GET_TOKEN)
             self._need(fields, "return_url", "notify_url", "biz_no")
             for key in ("return_url", "notify_url"):
-                if not is_http_url(fields[key]):
+                # Embedded, only realauth's own landing and push routes: never another port or host.
+                if not is_http_url(fields[key]) or not self.may_send_to(fields[key]):
                     raise _Fail(400, f"BAD_ARGUMENTS: {key}")
             for key, limit in (("biz_no", MAX_BIZ_NO), ("biz_extra_data", MAX_BIZ_EXTRA), ("web_title", MAX_WEB_TITLE)):
                 if len(fields.get(key, "").encode()) > limit:
@@ -370,8 +373,8 @@ class MegviiEmulator(Emulator):
             entry.fields["notify_url"], urlencode(params).encode(), "application/x-www-form-urlencoded"
         )
         return_url = entry.fields["return_url"]
-        if entry.fields.get("action_http_method", "POST") == "GET":
-            raise web.HTTPFound(with_query(return_url, params))
+        if entry.fields.get("action_http_method", "POST") == "GET" or not self.may_send_to(return_url):
+            return self.redirect(return_url, params)  # an error page if the URL is not an allowed target
         inputs = "".join(
             f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">' for k, v in params.items()
         )

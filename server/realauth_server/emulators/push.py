@@ -3,14 +3,16 @@
 A vendor retries a push the receiver did not acknowledge; ours tries ``ATTEMPTS`` times, each within
 ``TIMEOUT`` seconds, on a transport error or a non-2xx answer, then gives up. Nothing here runs unbounded.
 An emulator only pushes to loopback and to its own public host (where realauth's push route is in sandbox
-mode): a URL a test or a caller made up never makes it reach out to the network.
+mode): a URL a test or a caller made up never makes it reach out to the network. Embedded in realauth it is
+narrower still: ``allow`` (the emulator's ``may_send_to``) admits only realauth's own push and landing routes, so
+the public sandbox keys cannot make the process POST to another local port.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -29,16 +31,17 @@ class PushStats:
     attempts: int = 0
     delivered: int = 0  # pushes answered 2xx
     abandoned: int = 0  # pushes given up after ATTEMPTS
-    skipped: int = 0  # pushes not sent: disabled, or a host other than loopback / the emulator's own
+    skipped: int = 0  # pushes not sent: disabled, a host other than loopback / the emulator's own, or not allowed
     statuses: list[int] = field(default_factory=list)  # every answer's status, 0 for a transport error
 
 
 class Pusher:
-    def __init__(self, own_urls: Iterable[str] = ()) -> None:
+    def __init__(self, own_urls: Iterable[str] = (), allow: Callable[[str], bool] | None = None) -> None:
         self.stats = PushStats()
         #: Tests that drive the browser alone switch pushes off.
         self.enabled = True
         self.hosts = set(LOOPBACK) | {h for u in own_urls if (h := urlsplit(u).hostname)}
+        self._allow = allow
         self._tasks: set[asyncio.Task[int]] = set()
 
     def _allowed(self, url: str) -> bool:
@@ -46,7 +49,7 @@ class Pusher:
             host = urlsplit(url).hostname
         except ValueError:
             return False
-        if not self.enabled or host not in self.hosts:
+        if not self.enabled or host not in self.hosts or (self._allow is not None and not self._allow(url)):
             self.stats.skipped += 1
             return False
         return True

@@ -148,6 +148,8 @@ class SeedanceEmulator(Emulator):
             return self._error(action, 400, "MissingParameter", "The parameter CallbackURL is required")
         if not isinstance(cb, str) or not is_uri(cb):
             return self._error(action, 400, "InvalidParameter", "CallbackURL must be a URI")
+        if not self.may_send_to(cb):  # embedded: realauth's own landing only
+            return self._error(action, 400, "InvalidParameter", "CallbackURL is not an allowed redirect target")
         lng = body.get("Lng", "zh")
         if lng not in LNG:
             return self._error(action, 400, "InvalidParameter", f"Lng must be one of {', '.join(LNG)}")
@@ -240,6 +242,8 @@ class SeedanceEmulator(Emulator):
             return self._error(action, 400, "MissingParameter", "The parameter CallbackURL is required")
         if not isinstance(cb, str) or not is_uri(cb):
             return self._error(action, 400, "InvalidParameter", "CallbackURL must be a URI")
+        if not self.may_send_to(cb):  # embedded: realauth's own landing only
+            return self._error(action, 400, "InvalidParameter", "CallbackURL is not an allowed redirect target")
         token, link = self._new_token("", cb, "zh", project)
         return self._ok(action, {"BytedToken": token, "H5Link": link, "CallbackURL": cb})
 
@@ -274,7 +278,7 @@ class SeedanceEmulator(Emulator):
             "reqMeasureInfoValue": "1" if outcome == "pass" else "0",
             "verify_type": "real_time",
         }
-        raise web.HTTPFound(with_query(t.callback_url, params))
+        return self.redirect(t.callback_url, params)
 
     def _forget_old(self, now: float) -> None:
         if len(self.tokens) > 10_000:

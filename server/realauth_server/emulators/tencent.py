@@ -122,6 +122,8 @@ class TencentEmulator(Emulator):
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/", self.api)
         app.router.add_get("/reflect/", self.page)
+
+    def add_admin_routes(self, app: web.Application) -> None:
         app.router.add_put(ADMIN_PREFIX + "tencent/errors", self._force_error)
         app.router.add_delete(ADMIN_PREFIX + "tencent/errors", self._clear_forced)
 
@@ -248,6 +250,8 @@ class TencentEmulator(Emulator):
         redirect = _string(body, "RedirectURL", required=True)
         if not is_http_url(redirect):  # seed 004: "including the protocol, hostname, and path"
             raise _Refused("InvalidParameterValue", "RedirectURL must include the protocol, hostname and path.")
+        if not self.may_send_to(redirect):  # embedded: realauth's own landing only
+            raise _Refused("InvalidParameterValue", "RedirectURL is not an allowed redirect target.")
         image = _string(body, "CompareImageBase64")
         if image:
             if image.lstrip().lower().startswith("data:"):
@@ -364,7 +368,7 @@ class TencentEmulator(Emulator):
             )
         biz.outcome = outcome
         biz.finished_at = now
-        raise web.HTTPFound(with_query(biz.redirect_url, {"token": token}))
+        return self.redirect(biz.redirect_url, {"token": token})
 
     def _forget_old(self, now: float) -> None:
         if len(self.tokens) > 10_000:

@@ -42,7 +42,7 @@ from ..providers.volcengine import (
     encrypt_field,
 )
 from ..signing.volc_v4 import SignatureError, verify_v4
-from .base import Emulator, error_page, h5_page, is_http_url, new_id, with_query
+from .base import ADMIN_PREFIX, Emulator, error_page, h5_page, is_http_url, new_id, with_query
 from .push import Pusher
 
 #: A key pair that signs correctly but has no CV permission (answers code 50400).
@@ -183,7 +183,7 @@ class VolcengineEmulator(Emulator):
         self.vstats = _Stats()
         #: Registered callback clients: client_name → 128-bit key (seed 002: issued per client_name).
         self.callback_clients: dict[str, bytes] = {SANDBOX_CALLBACK_CLIENT: callback_key_bytes(SANDBOX_CALLBACK_KEY)}
-        self.pusher = Pusher([self.public_url])
+        self.pusher = Pusher([self.public_url], allow=self.may_send_to)
 
     async def aclose(self) -> None:
         await self.pusher.aclose()
@@ -191,7 +191,9 @@ class VolcengineEmulator(Emulator):
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/", self.dispatch)
         app.router.add_get("/h5", self.h5)
-        app.router.add_put("/_emulator/codes", self._force_admin)
+
+    def add_admin_routes(self, app: web.Application) -> None:
+        app.router.add_put(ADMIN_PREFIX + "codes", self._force_admin)
 
     def action_of(self, request: web.Request) -> str:
         return request.query.get("Action", request.path)
@@ -375,6 +377,8 @@ class VolcengineEmulator(Emulator):
             _enum(h5, key, ("0", "1"), "h5_config")
         if not h5["redirect_url"]:
             raise Refused(50200, "h5_config.redirect_url must not be empty")
+        if not self.may_send_to(h5["redirect_url"]):  # embedded: realauth's own landing only
+            raise Refused(50200, "h5_config.redirect_url is not an allowed redirect target")
         _check_keys(live, LIVENESS_KEYS, "liveness_config", ("ref_source", "liveness_type"))
         _enum(live, "ref_source", ("0", "1"), "liveness_config")
         if h5.get("type", "0") != "3" and live["ref_source"] != "1":
@@ -399,6 +403,8 @@ class VolcengineEmulator(Emulator):
             if cb["switch"]:
                 if not is_http_url(cb["url"]):
                     raise Refused(50200, "callback_info.url must be an absolute http(s) URL when switch is true")
+                if not self.may_send_to(cb["url"]):  # embedded: realauth's own push route only
+                    raise Refused(50200, "callback_info.url is not an allowed callback target")
                 if cb["client_name"] not in self.callback_clients:
                     raise Refused(50200, "callback_info.client_name is not a registered callback client")
         _range(body, "expire_duration", *EXPIRE_RANGE, "body")
@@ -530,7 +536,7 @@ class VolcengineEmulator(Emulator):
                 await self.pusher.deliver(callback["url"], push, "application/json")  # before the browser moves
             else:
                 self.pusher.background(callback["url"], push, "application/json")
-        raise web.HTTPFound(with_query(cfg.body["h5_config"]["redirect_url"], params))
+        return self.redirect(cfg.body["h5_config"]["redirect_url"], params)
 
     @staticmethod
     def callback_body(key: bytes, token: str, t: _Token) -> bytes:
