@@ -6,6 +6,7 @@ deserialization is what is tested.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -52,8 +53,15 @@ async def rejected(h: Harness, method: str, body: bytes, metadata: tuple[tuple[s
     return decode(err.value)
 
 
-def rpc_lines(caplog: pytest.LogCaptureFixture, request_id: str) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.getMessage() == "rpc" and getattr(r, "request_id", "") == request_id]
+async def rpc_lines(caplog: pytest.LogCaptureFixture, request_id: str) -> list[logging.LogRecord]:
+    """The call's "rpc" log lines. The server writes it just after the status is sent, so wait a moment for it."""
+    for _ in range(100):
+        found = [r for r in caplog.records if r.getMessage() == "rpc" and getattr(r, "request_id", "") == request_id]
+        if found:
+            await asyncio.sleep(0.05)  # a second line, if there were one, would come now
+            return [r for r in caplog.records if r.getMessage() == "rpc" and getattr(r, "request_id", "") == request_id]
+        await asyncio.sleep(0.02)
+    return []
 
 
 async def assert_serving(h: Harness) -> None:
@@ -86,7 +94,7 @@ async def test_undecodable_request_is_invalid_parameter(
     assert d.response_metadata is not None
     assert d.response_metadata.request_id == rid and d.response_metadata.action == method
     assert d.response_metadata.error.code == "InvalidParameter"
-    lines = rpc_lines(caplog, rid)
+    lines = await rpc_lines(caplog, rid)
     assert len(lines) == 1, "exactly one per-RPC log line"
     assert lines[0].__dict__["status"] == "INVALID_ARGUMENT" and lines[0].__dict__["error_code"] == "InvalidParameter"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "no ERROR (traceback) for a bad request"
@@ -102,7 +110,7 @@ async def test_undecodable_request_after_authentication(
     assert anonymous.code == grpc.StatusCode.UNAUTHENTICATED
     d = await rejected(h, "GetAuthSession", GARBAGE, (("authorization", f"Bearer {KEY}"), ("x-request-id", "bb-auth")))
     assert d.code == grpc.StatusCode.INVALID_ARGUMENT and d.fields == ["request"]
-    (line,) = rpc_lines(caplog, "bb-auth")
+    (line,) = await rpc_lines(caplog, "bb-auth")
     assert line.__dict__["tenant"] == "main"
 
 
@@ -141,7 +149,7 @@ async def test_huge_value_is_invalid_parameter_not_resource_exhausted(
     d = decode(err.value)
     assert_small(d, field)
     assert "x" * (E.ECHO_LIMIT + 1) not in d.message
-    (line,) = rpc_lines(caplog, rid)
+    (line,) = await rpc_lines(caplog, rid)
     assert len(JsonFormatter().format(line)) < 4096, "the RPC log line stays small"
     await assert_serving(realauth)
 
