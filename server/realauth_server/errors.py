@@ -13,6 +13,27 @@ from typing import ClassVar
 
 import grpc
 
+#: A caller's value quoted in an error message is cut to this many characters (see :func:`echo`).
+ECHO_LIMIT = 64
+#: A public message (status message, ErrorInfo, the ResponseMetadata trailer, the RPC log line) is cut
+#: to this many characters: three copies of it travel as trailers, and gRPC refuses trailers above 16 KiB.
+MAX_PUBLIC_MESSAGE = 1024
+ELLIPSIS = "\u2026"
+
+
+def echo(value: str, limit: int = ECHO_LIMIT) -> str:
+    """A caller-supplied value as quoted in a message: at most ``limit`` characters, then "…".
+
+    Every message that repeats what the caller sent goes through this, so a huge value never
+    becomes a huge status message, trailer or log line.
+    """
+    return value if len(value) <= limit else value[:limit] + ELLIPSIS
+
+
+def clip(text: str, limit: int = MAX_PUBLIC_MESSAGE) -> str:
+    """``text`` cut to ``limit`` characters (the last one "…" when cut)."""
+    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
+
 
 @dataclass(frozen=True)
 class FieldViolation:
@@ -56,7 +77,7 @@ class RealAuthError(Exception):
             parts.append(f"vendor code {self.vendor_code}")
         if self.vendor_request_id:
             parts.append(f"vendor request id {self.vendor_request_id}")
-        return "; ".join(parts)
+        return clip("; ".join(parts))
 
 
 class InvalidParameter(RealAuthError):
@@ -64,6 +85,7 @@ class InvalidParameter(RealAuthError):
     grpc_code = grpc.StatusCode.INVALID_ARGUMENT
 
     def __init__(self, field_name: str, description: str, **kw: object) -> None:
+        description = clip(description)
         violations = (FieldViolation(field_name, description),)
         super().__init__(f"invalid {field_name}: {description}", violations=violations, **kw)  # type: ignore[arg-type]
         self.field = field_name

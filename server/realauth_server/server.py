@@ -14,8 +14,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from realauth.v1 import realauth_pb2, realauth_pb2_grpc
+from realauth.v1 import realauth_pb2
 
+from .api.registration import add_realauth_service
 from .api.servicer import RealAuthServicer
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Settings, check_sandbox_admin
@@ -110,7 +111,7 @@ class RealAuthServer:
             ],
         )
         servicer = RealAuthServicer(self.service)
-        realauth_pb2_grpc.add_RealAuthServiceServicer_to_server(servicer, self.grpc)  # type: ignore[no-untyped-call]
+        add_realauth_service(servicer, self.grpc)  # a request that does not decode gets InvalidParameter, not UNKNOWN
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
         reflection.enable_server_reflection(

@@ -188,18 +188,18 @@ class AuthService:
             found = self.providers.get(provider)
             if found is None:
                 raise E.InvalidParameter(
-                    "provider", f"unknown provider {provider!r}; configured: {', '.join(self.providers)}"
+                    "provider", f"unknown provider {E.echo(provider)!r}; configured: {', '.join(self.providers)}"
                 )
             self._check_allowed(found)
             if model and model not in found.models:
                 served = ", ".join(found.models) or "no models"
-                raise E.InvalidParameter("model", f"provider {provider!r} serves {served}")
+                raise E.InvalidParameter("model", f"provider {E.echo(provider)!r} serves {served}")
             return found
         if model:
             serving = [p for p in self.providers.values() if model in p.models]
             if not serving:
                 known = sorted({m for p in self.providers.values() for m in p.models})
-                raise E.InvalidParameter("model", f"unknown model {model!r}; known: {', '.join(known)}")
+                raise E.InvalidParameter("model", f"unknown model {E.echo(model)!r}; known: {', '.join(known)}")
             allowed = [p for p in serving if credentials.provider_allowed(p.name)]
             self._check_allowed(allowed[0] if allowed else serving[0])
             return allowed[0]
@@ -216,6 +216,9 @@ class AuthService:
 
     async def create(self, req: CreateInput) -> AuthSession:
         validate_url("callback_url", req.callback_url)
+        validate_short("provider", req.provider)  # lengths before route() quotes them
+        validate_short("model", req.model)
+        validate_short("locale", req.locale)
         validate_short("subject_id", req.subject_id)
         validate_short("idempotency_key", req.idempotency_key)
         provider = self.route(req.provider, req.model)
@@ -306,7 +309,7 @@ class AuthService:
         session = await self.store.get(session_id)
         if session is None or session.tenant != tenant:
             # Another tenant's session is reported exactly like a missing one.
-            raise E.SessionNotFound(f"session {session_id} not found")
+            raise E.SessionNotFound(f"session {E.echo(session_id)} not found")
         return await self._expire_if_due(session)
 
     async def _expire_if_due(self, session: AuthSession) -> AuthSession:
@@ -425,7 +428,7 @@ class AuthService:
                         continue
                     stored = await self.store.get(session_id)
                     if stored is None:
-                        raise E.SessionNotFound(f"session {session_id} not found") from None
+                        raise E.SessionNotFound(f"session {E.echo(session_id)} not found") from None
                     nxt = await self._expire_if_due(stored)
                 if nxt is None:
                     raise E.ServiceUnavailable("the server is shutting down; watch again (another replica)")
