@@ -21,6 +21,7 @@ class MemoryStore(SessionStore):
         self._idem: dict[tuple[str, str], str] = {}
         self._secrets: dict[str, bytes] = {}
         self._leases: dict[str, tuple[str, float]] = {}  # name → (owner, monotonic deadline)
+        self._claims: dict[str, tuple[str, float]] = {}  # vendor token key → (session id, retain until)
 
     async def open(self) -> None:
         return None
@@ -102,6 +103,18 @@ class MemoryStore(SessionStore):
         held = self._leases.get(name)
         if held is not None and held[0] == owner:
             del self._leases[name]
+
+    async def claim_vendor_token(self, key: str, session_id: str, until: float) -> str:
+        held = self._claims.get(key)
+        free = held is None or held[1] < self.clock.now()
+        if free or (held is not None and held[0] == session_id and held[1] < until):
+            self._claims[key] = held = (session_id, until)
+        assert held is not None
+        return held[0]
+
+    async def vendor_token_owner(self, key: str) -> str | None:
+        held = self._claims.get(key)
+        return held[0] if held is not None and held[1] >= self.clock.now() else None
 
     def __len__(self) -> int:
         self._purge()
