@@ -527,7 +527,7 @@ class AuthService:
                 raise LandingRefused(400, "The vendor did not report a finished verification.", "not_finished")
             if session.state is not SessionState.PENDING:
                 if settled_before_landing(session):
-                    check_verdict(session, landing.passed)
+                    check_verdict(provider, session, landing.passed)
                     return caller_url(session)
                 raise LandingRefused(409, "This verification was already completed.", "replayed")
             now = self.clock.now()
@@ -541,7 +541,7 @@ class AuthService:
             except StoreConflict:
                 fresh = await self.store.get(session_id)
                 if fresh is not None and settled_before_landing(fresh):
-                    check_verdict(fresh, landing.passed)
+                    check_verdict(provider, fresh, landing.passed)
                     return caller_url(fresh)
                 raise LandingRefused(409, "This verification was already completed.", "replayed") from None
             if not provider.exchange_token(session):
@@ -561,7 +561,7 @@ class AuthService:
                 )
                 session = await self.store.get(session_id) or session
                 return caller_url(session)
-            check_verdict(session, landing.passed)
+            check_verdict(provider, session, landing.passed)
         return caller_url(session)
 
     async def _check_landing_token(self, provider: Provider, session: AuthSession, token: str) -> None:
@@ -675,12 +675,15 @@ def settled_before_landing(session: AuthSession) -> bool:
     )
 
 
-def check_verdict(session: AuthSession, claimed: bool | None) -> None:
+def check_verdict(provider: Provider, session: AuthSession, claimed: bool | None) -> None:
     """Refuse a landing whose own verdict contradicts the vendor's recorded one (the session keeps the vendor's).
 
     A genuine vendor redirect always agrees with the vendor's result, so a mismatch is an edited landing.
+    An unbound result (a provider's opt-in) is never a pass whatever the vendor said: nothing to compare.
     """
     result = session.result
+    if not provider.bound_token(session):
+        return
     if claimed is not None and result is not None and claimed != result.passed:
         raise LandingRefused(409, "The vendor did not confirm the result this page reports.", "result_mismatch")
 
