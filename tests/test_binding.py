@@ -21,6 +21,7 @@ from realauth_server.providers.volcengine import SANDBOX_CALLBACK_CLIENT, SANDBO
 
 from .conftest import Harness, ServerFactory
 from .errors_util import decode
+from .redis_util import redis_server, redis_url  # noqa: F401  (fixtures)
 
 KEY_A = "ak-binding-alpha-0123456789"
 KEY_B = "ak-binding-beta-9876543210"
@@ -366,3 +367,56 @@ async def test_allow_unbound_results_opt_in_never_reports_a_pass(
     assert resp.status_code == 403
     assert refused("volcengine", "token_reused") == before + 1
     assert (await read_plain(h, y.session_id)).state == pb.AUTH_SESSION_STATE_PENDING
+
+
+# --- across replicas: the claim lives in the shared store ----------------------------------------------------------
+
+
+async def test_a_token_completes_one_session_across_replicas(
+    make_realauth: ServerFactory,
+    redis_url: str,  # noqa: F811
+) -> None:
+    """Two replicas, one Redis, one vendor: the claim made on one replica refuses the token on the other."""
+    from realauth_server.clock import Clock
+    from realauth_server.emulators.registry import EMULATORS
+    from realauth_server.providers.volcengine import (
+        SANDBOX_ACCESS_KEY_ID,
+        SANDBOX_ROLE_TRN,
+        SANDBOX_SECRET_ACCESS_KEY,
+    )
+
+    from .conftest import on_loopback
+    from .test_push_volcengine import push_body
+
+    async with on_loopback(lambda url: EMULATORS["volcengine"](clock=Clock(), public_url=url)) as (emu, url):
+        emu.pusher.enabled = False  # the test delivers the vendor's pushes itself, to the replica it chooses
+        base = f"{url}/"
+        cfg = (
+            f'[providers.volcengine]\nkind = "volcengine"\nbase_url = "{base}"\nsts_base_url = "{url}"\n'
+            f'h5_url = "{url}/h5"\naccess_key_id = "{SANDBOX_ACCESS_KEY_ID}"\n'
+            f'secret_access_key = "{SANDBOX_SECRET_ACCESS_KEY}"\nrole_trn = "{SANDBOX_ROLE_TRN}"\n'
+            f'callback_client_name = "{SANDBOX_CALLBACK_CLIENT}"\ncallback_key = "{SANDBOX_CALLBACK_KEY}"\n'
+        )
+        a = await make_realauth(cfg, store=redis_url)
+        b = await make_realauth(cfg, store=redis_url)
+        x = await a.create(provider="volcengine")
+        y = await b.create(provider="volcengine")
+        x_page = await a.http.get(x.verification_url + "&outcome=pass")
+        y_page = await b.http.get(y.verification_url + "&outcome=fail")
+        x_token = dict(parse_qsl(urlsplit(x_page.headers["location"]).query))["bytedToken"]
+        # X's push reaches replica A: it binds and claims X's token in the shared store.
+        ok = await a.http.post(a.server.service.push_url(x.session_id), json=push_body(x_token))
+        assert ok.status_code == 200
+        # Y's push is late; Y's landing on replica B carries X's token: refused from the claim alone.
+        y_path = urlsplit(y_page.headers["location"]).path
+        forged = f"{b.http_url}{y_path}?{urlsplit(x_page.headers['location']).query}"
+        before = refused("volcengine", "token_reused")
+        resp = await b.http.get(forged)
+        assert resp.status_code == 403
+        assert refused("volcengine", "token_reused") == before + 1
+        got = await b.stub.GetAuthSession(pb.GetAuthSessionRequest(session_id=y.session_id))
+        assert got.session.state == pb.AUTH_SESSION_STATE_PENDING
+        # X's (sealed) push replayed to Y's push URL on replica B: refused too, nothing recorded.
+        resp = await b.http.post(b.server.service.push_url(y.session_id), json=push_body(x_token))
+        assert resp.status_code == 403
+        assert emu.stats.by_action.get("CertVerifyQuery", 0) == 0  # no browser token was ever queried

@@ -10,6 +10,9 @@ from ..domain import AuthSession
 from .base import SessionStore, StoreConflict
 from .retention import Retention
 
+#: Vendor-token claims are swept of expired entries once there are more than this many.
+CLAIM_SWEEP_AT = 10_000
+
 
 class MemoryStore(SessionStore):
     def __init__(self, retention: Retention | None = None) -> None:
@@ -43,6 +46,9 @@ class MemoryStore(SessionStore):
                 del self._tokens[token]
             if key and self._idem.get((tenant, key)) == sid:
                 del self._idem[(tenant, key)]
+        if len(self._claims) > CLAIM_SWEEP_AT:  # claims outlive nothing: drop those past retention
+            for k in [k for k, (_sid, until) in self._claims.items() if until < now]:
+                del self._claims[k]
 
     def _store(self, session: AuthSession) -> None:
         self._rows[session.session_id] = session.to_dict()
