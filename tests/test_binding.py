@@ -420,3 +420,24 @@ async def test_a_token_completes_one_session_across_replicas(
         resp = await b.http.post(b.server.service.push_url(y.session_id), json=push_body(x_token))
         assert resp.status_code == 403
         assert emu.stats.by_action.get("CertVerifyQuery", 0) == 0  # no browser token was ever queried
+
+
+async def test_two_sessions_racing_for_one_unbound_token_only_one_records(make_realauth: ServerFactory) -> None:
+    """With the opt-in, the claim still makes a token complete one session: two landings at once, one result."""
+    import asyncio
+
+    h = await make_realauth(NO_PUSH + "allow_unbound_results = true\n")
+    x = await h.create(provider="volcengine")
+    y = await h.create(provider="volcengine")
+    page = await h.http.get(x.verification_url + "&outcome=pass")
+    query = urlsplit(page.headers["location"]).query
+    urls = [
+        f"{h.http_url}/v1/callback/{s.session_id}/{h.server.service.landing_signature(s.session_id)}?{query}"
+        for s in (x, y)
+    ]
+    before = refused("volcengine", "token_reused")
+    answers = await asyncio.gather(*(h.http.get(u) for u in urls))
+    results = [(await read_plain(h, s.session_id)).HasField("result") for s in (x, y)]
+    assert sorted(r.status_code for r in answers) == [302, 403]
+    assert results.count(True) == 1
+    assert refused("volcengine", "token_reused") == before + 1
