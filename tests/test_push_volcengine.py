@@ -106,10 +106,10 @@ async def test_blocking_push_records_pass_although_the_browser_never_returns(mak
     landing = await h.http.get(page.headers["location"])
     assert landing.status_code == 302
     assert parse_qs(urlsplit(landing.headers["location"]).query)["state"] == ["exchanged"]
-    # A replayed landing claiming another outcome changes nothing.
+    # A replayed landing claiming another outcome changes nothing, and is refused (the vendor said otherwise).
     forged = page.headers["location"].replace("resultCode=10000", "resultCode=41007")
     again = await h.http.get(forged)
-    assert again.status_code == 302 and "state=exchanged" in again.headers["location"]
+    assert again.status_code == 409 and "did not confirm" in again.text
     assert (await state(h, session.session_id)).result.vendor_result_code == "10000"
     assert queries(h) == 0
     # The vendor retrying its push is acknowledged and changes nothing.
@@ -241,8 +241,12 @@ async def test_bad_pushes_are_refused_and_change_nothing(make_realauth: ServerFa
     assert got.state == pb.AUTH_SESSION_STATE_EXCHANGED and got.result.score == pytest.approx(77.5)
 
 
-async def test_push_to_a_provider_without_callback_is_404(realauth: Harness) -> None:
-    session = await realauth.create(provider="volcengine")  # sandbox default: no callback configured
+async def test_push_to_a_provider_without_callback_is_404(make_realauth: ServerFactory) -> None:
+    no_push = (
+        '[providers.volcengine]\nkind = "volcengine"\nsandbox = true\ncallback_client_name = ""\ncallback_key = ""\n'
+    )
+    realauth = await make_realauth(no_push)  # the sandbox configures a callback by default: switched off here
+    session = await realauth.create(provider="volcengine", volcengine=TYPE3)  # types 0-2 would need the push
     url = realauth.server.service.push_url(session.session_id)
     resp = await realauth.http.post(url, json=push_body(session.token))
     assert resp.status_code == 404

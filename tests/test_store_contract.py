@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from realauth_server.clock import Clock
 from realauth_server.domain import AuthSession, SessionState, VerificationResult, new_session_id
-from realauth_server.store.base import SessionStore, StoreConflict, StoreUnavailable
+from realauth_server.store.base import SessionStore, StoreConflict, StoreUnavailable, vendor_token_key
 from realauth_server.store.factory import open_store
 from realauth_server.store.memory import MemoryStore
 from realauth_server.store.redis import RedisStore
@@ -180,6 +180,32 @@ async def test_idempotency_claim_reserves_before_the_vendor_call(make_store: Sto
     await b.release_idempotency("t1", "order-1", "claim-b")
     done = await a.claim_idempotency("t1", "order-1", "claim-a2", 10)
     assert not done.claimed and done.session is not None and done.session.session_id == s.session_id
+
+
+async def test_vendor_token_claim_first_writer_wins_across_replicas(make_store: StoreFactory) -> None:
+    """A vendor token completes at most one session ever: the claim is unique, atomic and outlives nothing."""
+    clock = Clock()
+    a = await opened(make_store(clock))
+    b = await opened(make_store(clock))
+    key = vendor_token_key("volcengine", "20260101000000ABCDEF")
+    assert vendor_token_key("megvii", "20260101000000ABCDEF") != key  # the kind is part of the key
+    assert await a.vendor_token_owner(key) is None  # a look-up never claims
+    assert await b.vendor_token_owner(key) is None
+    # Many replicas racing for the same token: exactly one session owns it, and every racer learns which.
+    owners = await asyncio.gather(*(s.claim_vendor_token(key, f"ses_{i}", clock.now() + 60) for i, s in
+                                    enumerate([a, b] * 5)))  # fmt: skip
+    assert len(set(owners)) == 1
+    winner = owners[0]
+    assert await a.claim_vendor_token(key, "ses_late", clock.now() + 60) == winner
+    assert await b.claim_vendor_token(key, winner, clock.now() + 60) == winner  # the owner again: still its
+    assert await a.vendor_token_owner(key) == winner == await b.vendor_token_owner(key)
+    # Past its retention the claim is gone (no vendor still holds a result for it) and may be taken again.
+    short = vendor_token_key("tencent", "biz-token-short")
+    assert await a.claim_vendor_token(short, "ses_x", clock.now() + 0.3) == "ses_x"
+    assert await b.claim_vendor_token(short, "ses_y", clock.now() + 60) == "ses_x"
+    await asyncio.sleep(0.45)
+    assert await b.vendor_token_owner(short) is None
+    assert await b.claim_vendor_token(short, "ses_y", clock.now() + 60) == "ses_y"
 
 
 async def test_retention_follows_the_vendor_kind() -> None:

@@ -42,8 +42,9 @@ async def test_create_pass_then_exchange(realauth: Harness) -> None:
     assert resp.result.passed
     assert resp.result.HasField("score") and resp.result.score == pytest.approx(91.27)
     assert resp.result.vendor_result_code == "10000"
-    assert resp.result.vendor_request_id
     assert resp.result.group_id == ""
+    # Types 0-2: the sandbox's result push (before the redirect) brought and bound the result, not the browser.
+    assert realauth.emulator("volcengine").stats.by_action.get("CertVerifyQuery", 0) == 0
     # Exchange by the session's vendor token (the config id) finds the same session.
     again = await realauth.stub.ExchangeToken(pb.ExchangeTokenRequest(token=session.token))
     assert again.result.score == resp.result.score
@@ -55,7 +56,7 @@ async def test_fail_outcome_gives_not_passed_with_vendor_code(realauth: Harness)
     assert parse_qs(urlsplit(done.headers["location"]).query)["state"] == ["failed"]
     resp = await realauth.stub.ExchangeToken(pb.ExchangeTokenRequest(session_id=session.session_id))
     assert not resp.result.passed
-    assert resp.result.vendor_result_code == "41007"
+    assert resp.result.vendor_result_code == "210312"  # the vendor's verdict code, never the landing's resultCode
     assert resp.result.score == pytest.approx(12.5)
     assert "liveness" in resp.result.vendor_result_message
     assert resp.session.state == pb.AUTH_SESSION_STATE_FAILED
@@ -111,8 +112,17 @@ async def test_sts_keys_are_cached_and_config_expires(realauth: Harness) -> None
     assert page.status_code == 410
 
 
-async def test_query_data_kept_one_hour(realauth: Harness) -> None:
-    session = await realauth.create(provider="volcengine")
+NO_PUSH = '[providers.volcengine]\nkind = "volcengine"\nsandbox = true\ncallback_client_name = ""\ncallback_key = ""\n'
+TYPE3 = pb.VolcengineOptions(
+    h5_config=pb.VolcengineH5Config(type="3"),
+    liveness_config=pb.VolcengineLivenessConfig(ref_source="0"),
+    ref_image=JPEG,
+)
+
+
+async def test_query_data_kept_one_hour(make_realauth: ServerFactory) -> None:
+    realauth = await make_realauth(NO_PUSH)  # no push: the result is only ever fetched with CertVerifyQuery
+    session = await realauth.create(provider="volcengine", volcengine=TYPE3)
     first = await realauth.http.get(session.verification_url + "&outcome=pass")
     token = parse_qs(urlsplit(first.headers["location"]).query)["bytedToken"][0]
     emu = realauth.emulator("volcengine")

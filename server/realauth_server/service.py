@@ -9,7 +9,7 @@ import hmac
 import logging
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +20,8 @@ from . import errors as E
 from .clock import Clock
 from .domain import AuthSession, CreateParams, SessionState, VerificationResult, new_session_id
 from .emulators.base import with_query
-from .providers.base import LANDING_PATH, PUSH_PATH, Provider, PushRejected
-from .store.base import SessionStore, StoreConflict
+from .providers.base import BOUND_TOKEN, LANDING_PATH, PUSH_PATH, Provider, PushRejected
+from .store.base import SessionStore, StoreConflict, vendor_token_key
 
 log = logging.getLogger("realauth.service")
 
@@ -56,12 +56,36 @@ class CreateInput:
 
 
 class LandingRefused(Exception):
-    """A browser landing that must change nothing: bad signature, unknown, replayed or expired."""
+    """A browser landing that must change nothing: bad signature, unknown, replayed or expired.
 
-    def __init__(self, status: int, message: str) -> None:
+    ``reason`` is a short fixed word for the refusal metric (never an id or a token); ``provider`` is
+    the session's provider instance once it is known.
+    """
+
+    def __init__(self, status: int, message: str, reason: str = "refused") -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.reason = reason
+        self.provider = ""
+
+
+class TokenClaimed(E.AccessDenied):
+    """The vendor token this result was fetched or pushed with already completed another session."""
+
+
+#: Called with (route, provider, reason) for every refused landing, push or claim (the metrics hook, so
+#: this layer needs no metrics import). Routes: landing, push, exchange.
+_refusal_observers: list[Callable[[str, str, str], None]] = []
+
+
+def add_refusal_observer(fn: Callable[[str, str, str], None]) -> None:
+    _refusal_observers.append(fn)
+
+
+def note_refusal(route: str, provider: str, reason: str) -> None:
+    for fn in _refusal_observers:
+        fn(route, provider, reason)
 
 
 class PushRefused(LandingRefused):
@@ -347,7 +371,11 @@ class AuthService:
             session = found
         else:
             raise E.InvalidParameter("key", "set token or session_id")
-        return await self._exchange(session)
+        try:
+            return await self._exchange(session)
+        except TokenClaimed:
+            note_refusal("exchange", session.provider, "token_reused")
+            raise
 
     async def _exchange(self, session: AuthSession) -> AuthSession:
         """Exchange once: an in-process lock, then a store lease shared by all replicas.
@@ -377,6 +405,13 @@ class AuthService:
                     await self.store.update(session.evolve(state=SessionState.EXPIRED, update_time=now))
                 raise E.TokenExpired(f"session {sid} passed its exchange deadline; create a new session")
             provider = self.provider_for(session)
+            token = provider.exchange_token(session)
+            if not token:
+                raise E.VerificationPending(
+                    f"{session.provider}: no vendor result is bound to session {sid} yet (the vendor's push is"
+                    " awaited); retry later",
+                    provider=session.provider,
+                )
             with deadlines.budget(session.exchange_deadline - now, "window"):
                 try:
                     result = await provider.exchange(session)
@@ -391,14 +426,36 @@ class AuthService:
                 except E.TokenExpired:
                     await self.store.update(session.evolve(state=SessionState.EXPIRED, update_time=self.clock.now()))
                     raise
-            return await self._record(session, result)
+            return await self._record(session, result, token)
 
-    async def _record(self, session: AuthSession, result: VerificationResult) -> AuthSession:
-        """Store a vendor result. It was fetched with a single-use token: it wins over any other write."""
+    async def _record(
+        self, session: AuthSession, result: VerificationResult, token: str, bind: bool = False
+    ) -> AuthSession:
+        """Store a vendor result. It was fetched with a single-use token: it wins over any other write.
+
+        First the vendor token is claimed for this session (unique in the store, across replicas): a
+        token that already completed another session records nothing (:class:`TokenClaimed`). ``bind``
+        also stores the token as the session's own (a push brought it: no landing could have).
+        """
+        if not token:
+            raise E.InternalError(f"the result of session {session.session_id} names no vendor token")
+        key = vendor_token_key(session.provider_kind, token)
+        owner = await self.store.claim_vendor_token(key, session.session_id, self.store.retain_until(session))
+        if owner != session.session_id:
+            log.warning(
+                "vendor result refused: its token completed another session",
+                extra={"session_id": session.session_id, "provider": session.provider},
+            )
+            raise TokenClaimed(
+                "this vendor result already completed another verification session", provider=session.provider
+            )
         state = SessionState.EXCHANGED if result.passed else SessionState.FAILED
         for _attempt in range(3):
+            vendor_data = {**session.vendor_data, BOUND_TOKEN: token} if bind else session.vendor_data
             try:
-                return await self.store.update(session.evolve(state=state, result=result, update_time=self.clock.now()))
+                return await self.store.update(
+                    session.evolve(state=state, result=result, vendor_data=vendor_data, update_time=self.clock.now())
+                )
             except StoreConflict:
                 fresh = await self.store.get(session.session_id)
                 if fresh is None:
@@ -437,29 +494,49 @@ class AuthService:
                     yield session
 
     async def land(self, session_id: str, signature: str, query: Mapping[str, str]) -> str:
-        """Record the vendor's browser redirect, exchange at once, and return the caller's URL."""
-        if not hmac.compare_digest(signature.encode(), self.landing_signature(session_id).encode()):
-            raise LandingRefused(403, "This link is not valid.")
-        session = await self.store.get(session_id)
-        if session is None:
-            raise LandingRefused(404, "This verification session does not exist.")
+        """Record the vendor's browser redirect, exchange at once, and return the caller's URL.
+
+        The browser is the attacker's (docs/security.md, threat model): everything in ``query`` may be
+        edited. A landing is accepted only when its vendor token is this session's bound token (or, while
+        none is bound, no other session's claimed one); the result itself always comes from the vendor.
+        """
+        provider_name = ""
+        try:
+            if not hmac.compare_digest(signature.encode(), self.landing_signature(session_id).encode()):
+                raise LandingRefused(403, "This link is not valid.", "bad_signature")
+            session = await self.store.get(session_id)
+            if session is None:
+                raise LandingRefused(404, "This verification session does not exist.", "unknown_session")
+            provider_name = session.provider
+            return await self._land(session, query)
+        except LandingRefused as exc:
+            exc.provider = provider_name
+            note_refusal("landing", provider_name, exc.reason)
+            log.info(
+                "landing refused",
+                extra={"session_id": session_id, "provider": provider_name, "status": exc.status, "reason": exc.reason},
+            )
+            raise
+
+    async def _land(self, session: AuthSession, query: Mapping[str, str]) -> str:
+        session_id = session.session_id
         # No RPC context here: sign and verify with the session tenant's own credentials, as its calls would.
         access = self.tenants.get(session.tenant, credentials.TenantAccess())
         with credentials.using(access.profile, access.allowed):
             provider = self.provider_for(session)
             landing = provider.parse_landing(session, query)
-            if landing.token and not hmac.compare_digest(landing.token.encode(), session.token.encode()):
-                raise LandingRefused(403, "This result belongs to another verification session.")
+            await self._check_landing_token(provider, session, landing.token)
             if not landing.finished:
-                raise LandingRefused(400, "The vendor did not report a finished verification.")
+                raise LandingRefused(400, "The vendor did not report a finished verification.", "not_finished")
             if session.state is not SessionState.PENDING:
                 if settled_before_landing(session):
+                    check_verdict(provider, session, landing.passed)
                     return caller_url(session)
-                raise LandingRefused(409, "This verification was already completed.")
+                raise LandingRefused(409, "This verification was already completed.", "replayed")
             now = self.clock.now()
             if now > due_time(session):
                 await self._expire_if_due(session)
-                raise LandingRefused(410, "This verification session has expired.")
+                raise LandingRefused(410, "This verification session has expired.", "expired")
             try:
                 session = await self.store.update(
                     session.evolve(state=SessionState.COMPLETED, landing=landing.params, update_time=now)
@@ -467,10 +544,18 @@ class AuthService:
             except StoreConflict:
                 fresh = await self.store.get(session_id)
                 if fresh is not None and settled_before_landing(fresh):
+                    check_verdict(provider, fresh, landing.passed)
                     return caller_url(fresh)
-                raise LandingRefused(409, "This verification was already completed.") from None
+                raise LandingRefused(409, "This verification was already completed.", "replayed") from None
+            if not provider.exchange_token(session):
+                # Nothing bound yet (a Volcengine H5 push is awaited): the browser's token is never used.
+                return caller_url(session)
             try:
                 session = await self._exchange(session)
+            except TokenClaimed:
+                raise LandingRefused(
+                    403, "This result belongs to another verification session.", "token_reused"
+                ) from None
             except E.RealAuthError as exc:
                 # The caller can still ExchangeToken within the window; the landing itself succeeded.
                 log.warning(
@@ -478,7 +563,22 @@ class AuthService:
                     extra={"session_id": session_id, "error_code": exc.code, "provider": session.provider},
                 )
                 session = await self.store.get(session_id) or session
+                return caller_url(session)
+            check_verdict(provider, session, landing.passed)
         return caller_url(session)
+
+    async def _check_landing_token(self, provider: Provider, session: AuthSession, token: str) -> None:
+        """Refuse a landing whose vendor token is not this session's (bound) or is another session's (claimed)."""
+        if not token:
+            return
+        bound = provider.bound_token(session)
+        if bound:
+            if not hmac.compare_digest(token.encode(), bound.encode()):
+                raise LandingRefused(403, "This result belongs to another verification session.", "foreign_token")
+            return
+        owner = await self.store.vendor_token_owner(vendor_token_key(session.provider_kind, token))
+        if owner is not None and owner != session.session_id:
+            raise LandingRefused(403, "This result belongs to another verification session.", "token_reused")
 
     async def push(self, session_id: str, signature: str, body: bytes, content_type: str) -> PushOutcome:
         """Record a result the vendor pushed server to server; the browser may never come back.
@@ -490,18 +590,20 @@ class AuthService:
         provider_name = ""
         try:
             if not hmac.compare_digest(signature.encode(), self.landing_signature(session_id).encode()):
-                raise PushRefused(403, "This push URL is not valid.")
+                raise PushRefused(403, "This push URL is not valid.", "bad_signature")
             if len(body) > MAX_PUSH_BYTES:
-                raise PushRefused(400, f"The push body is larger than {MAX_PUSH_BYTES} bytes.")
+                raise PushRefused(400, f"The push body is larger than {MAX_PUSH_BYTES} bytes.", "too_large")
             session = await self.store.get(session_id)
             if session is None:
-                raise PushRefused(404, "This verification session does not exist.")
+                raise PushRefused(404, "This verification session does not exist.", "unknown_session")
             provider_name = session.provider
             outcome = await self._push(session, body, content_type)
         except LandingRefused as exc:
+            exc.provider = provider_name
+            note_refusal("push", provider_name, exc.reason)
             log.info(
                 "vendor push refused",
-                extra={"session_id": session_id, "provider": provider_name, "status": exc.status},
+                extra={"session_id": session_id, "provider": provider_name, "status": exc.status, "reason": exc.reason},
             )
             raise
         except E.RealAuthError as exc:
@@ -528,14 +630,16 @@ class AuthService:
             try:
                 pushed = provider.parse_push(session, body, content_type)
             except PushRejected as exc:
-                raise PushRefused(exc.status, exc.message) from None
+                raise PushRefused(exc.status, exc.message, exc.reason) from None
             except E.RealAuthError:
                 # No usable credential for this tenant (or the provider is not allowed to it).
-                raise PushRefused(403, "This push cannot be verified for this session.") from None
+                raise PushRefused(403, "This push cannot be verified for this session.", "bad_credentials") from None
         if pushed is None:
-            raise PushRefused(404, "This provider takes no result pushes.")
+            raise PushRefused(404, "This provider takes no result pushes.", "no_pushes")
         if pushed.result is None:
             return PushOutcome(session.state, recorded=False)  # progress only: nothing to record
+        if not pushed.token:
+            raise PushRefused(403, "This push names no vendor token.", "unbound")
         sid = session.session_id
         with deadlines.budget(PUSH_BUDGET, "push"):
             async with (
@@ -552,7 +656,13 @@ class AuthService:
                     except StoreConflict:
                         fresh = await self.store.get(sid) or fresh
                     return PushOutcome(fresh.state, recorded=False)
-                stored = await self._record(fresh, pushed.result)
+                bound = provider.bound_token(fresh)
+                if bound and not hmac.compare_digest(pushed.token.encode(), bound.encode()):
+                    raise PushRefused(403, "This push is for another verification session.", "foreign_token")
+                try:
+                    stored = await self._record(fresh, pushed.result, pushed.token, bind=not bound)
+                except TokenClaimed:
+                    raise PushRefused(403, "This push's result completed another session.", "token_reused") from None
                 return PushOutcome(stored.state, recorded=stored.result == pushed.result)
 
 
@@ -566,6 +676,19 @@ def settled_before_landing(session: AuthSession) -> bool:
         and session.result is not None
         and (not session.landing)
     )
+
+
+def check_verdict(provider: Provider, session: AuthSession, claimed: bool | None) -> None:
+    """Refuse a landing whose own verdict contradicts the vendor's recorded one (the session keeps the vendor's).
+
+    A genuine vendor redirect always agrees with the vendor's result, so a mismatch is an edited landing.
+    An unbound result (a provider's opt-in) is never a pass whatever the vendor said: nothing to compare.
+    """
+    result = session.result
+    if not provider.bound_token(session):
+        return
+    if claimed is not None and result is not None and claimed != result.passed:
+        raise LandingRefused(409, "The vendor did not confirm the result this page reports.", "result_mismatch")
 
 
 def caller_url(session: AuthSession) -> str:

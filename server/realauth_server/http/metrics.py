@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ..providers.base import Provider, add_vendor_observer
+from ..service import add_refusal_observer
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -36,6 +37,15 @@ VENDOR_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
+REFUSED_TOTAL = Counter(
+    "realauth_landing_refused",
+    "Browser landings, vendor pushes and exchanges that changed nothing, by route (landing, push, exchange),"
+    " provider and reason (bad_signature, foreign_token, token_reused, result_mismatch, not_finished, replayed,"
+    " expired, ...)",
+    ["route", "provider", "reason"],
+    registry=REGISTRY,
+)
+
 
 def _observe_vendor(provider: Provider, action: str, outcome: str, seconds: float) -> None:
     VENDOR_TOTAL.labels(provider.name, provider.kind, action, outcome).inc()
@@ -43,3 +53,10 @@ def _observe_vendor(provider: Provider, action: str, outcome: str, seconds: floa
 
 
 add_vendor_observer(_observe_vendor)
+
+
+def _observe_refusal(route: str, provider: str, reason: str) -> None:
+    REFUSED_TOTAL.labels(route, provider, reason).inc()
+
+
+add_refusal_observer(_observe_refusal)

@@ -43,6 +43,8 @@ T = TypeVar("T")
 #: ``<session_id>/<signature>`` with the same signature, so an adapter derives one from the other.
 LANDING_PATH = "/v1/callback/"
 PUSH_PATH = "/v1/push/"
+#: ``vendor_data`` key of a vendor token that a vendor-authenticated push bound to its session.
+BOUND_TOKEN = "bound_token"
 
 
 def push_url_for(landing_url: str) -> str:
@@ -56,20 +58,27 @@ def push_url_for(landing_url: str) -> str:
 class PushRejected(Exception):
     """A vendor push that must change nothing: malformed, undecryptable, forged or for another session.
 
-    ``status`` is the HTTP answer (400 or 403); ``message`` is plain text for the vendor, never a payload.
+    ``status`` is the HTTP answer (400 or 403); ``message`` is plain text for the vendor, never a payload;
+    ``reason`` a fixed word for the refusal metric.
     """
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, reason: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.reason = reason or "bad_push"
 
 
 @dataclass
 class PushResult:
-    """What a verified vendor push says: a final result, or (``result`` None) progress with nothing to record."""
+    """What a verified vendor push says: a final result, or (``result`` None) progress with nothing to record.
+
+    ``token`` is the vendor token the push is about (read from the vendor-authenticated body): the service
+    binds it to the session and claims it, so one vendor result completes one session only.
+    """
 
     result: VerificationResult | None
+    token: str = ""
 
 
 @dataclass(frozen=True)
@@ -240,7 +249,22 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     async def exchange(self, session: AuthSession) -> VerificationResult:
-        """Fetch the verification outcome for a session."""
+        """Fetch the verification outcome for a session, with :meth:`exchange_token` only."""
+
+    def bound_token(self, session: AuthSession) -> str:
+        """The vendor token realauth knows belongs to this session ("" while none is bound yet).
+
+        Default: the token the vendor's start call returned. A landing's token must equal it.
+        """
+        return session.token
+
+    def exchange_token(self, session: AuthSession) -> str:
+        """The vendor token :meth:`exchange` fetches the result with ("" when there is none to use yet).
+
+        Never a value only the browser supplied (unless the provider's documented opt-in says so): the
+        service claims this token when it records the result, so it completes at most one session.
+        """
+        return self.bound_token(session)
 
     def parse_push(self, session: AuthSession, body: bytes, content_type: str) -> PushResult | None:
         """Verify and read a vendor's server-to-server result push for this session.

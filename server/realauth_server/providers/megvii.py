@@ -362,7 +362,7 @@ class MegviiProvider(Provider):
         if len(raw) != 1 or len(sign) != 1 or not raw[0] or not sign[0]:
             raise PushRejected(400, "the notification needs exactly one data and one sign")
         if not verify_data_sign(self.credential("api_secret").reveal(), raw[0], sign[0]):
-            raise PushRejected(403, "the notification's sign does not verify")
+            raise PushRejected(403, "the notification's sign does not verify", "bad_vendor_signature")
         try:
             data = json.loads(raw[0])
         except ValueError:
@@ -372,13 +372,13 @@ class MegviiProvider(Provider):
         biz_info = data.get("biz_info")
         biz_id = biz_info.get("biz_id") if isinstance(biz_info, dict) else None
         if not isinstance(biz_id, str) or not hmac.compare_digest(biz_id.encode(), session.token.encode()):
-            raise PushRejected(403, "this notification is for another verification session")
+            raise PushRejected(403, "this notification is for another verification session", "foreign_token")
         status = data.get("status")
         if status in PENDING_STATUSES:
             return PushResult(None)
         if status not in FINAL_STATUSES:
             raise PushRejected(400, "the notification's status is not a known one")
-        return PushResult(self._result(data, str(status), str(data.get("request_id", ""))))
+        return PushResult(self._result(data, str(status), str(data.get("request_id", ""))), token=biz_id)
 
     def _url(self, path: str) -> str:
         return self.settings.base_url.rstrip("/") + path

@@ -14,6 +14,7 @@ import binascii
 import calendar
 import hmac
 import json
+import logging
 import re
 import time
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ from ..domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession,
 from ..secret import Secret
 from ..signing.volc_v4 import VolcV4Auth
 from .base import (
+    BOUND_TOKEN,
     ErrorTable,
     Provider,
     ProviderContext,
@@ -115,6 +117,11 @@ ERRORS = ErrorTable(
         R("ServiceUnavailable", E.ProviderUnavailable, True, 503, "gateway unavailable"),
     ]
 )
+
+log = logging.getLogger("realauth.vendor")
+
+#: Marks a result fetched with a token only the browser vouched for (``allow_unbound_results``): never a pass.
+UNBOUND_MESSAGE = "unbound: the vendor's result is not tied to this session (allow_unbound_results); not a pass"
 
 IDCARD_RE = re.compile(r"^(\d{17}[\dXx]|\d{15})$")
 
@@ -334,6 +341,7 @@ class VolcengineProvider(Provider):
         "callback_client_name": "client_name registered with Volcengine for result pushes (enables them with the key)",
         "callback_key": "the client's 128-bit push key (secret): 16 raw characters, hex:<32 digits> or base64:<…>",
         "callback_block": "true: the vendor pushes before redirecting the browser (callback_info.block; default false)",
+        "allow_unbound_results": "true: h5 types 0-2 without a callback; results then are never passes (default false)",
     }
     secret_keys: ClassVar[tuple[str, ...]] = ("access_key_id", "secret_access_key", "session_token")
 
@@ -358,6 +366,16 @@ class VolcengineProvider(Provider):
         if not isinstance(block, bool):
             raise ValueError(f"providers.{self.name}.callback_block must be true or false")
         self.callback_block = block
+        unbound = settings.extra.get("allow_unbound_results", False)
+        if not isinstance(unbound, bool):
+            raise ValueError(f"providers.{self.name}.allow_unbound_results must be true or false")
+        self.allow_unbound_results = unbound
+        if unbound:
+            log.warning(
+                "allow_unbound_results is on: h5 types 0-2 may land without a result push; such results are"
+                " recorded as not passed (docs/providers/volcengine.md)",
+                extra={"provider": self.name},
+            )
 
     @classmethod
     def sandbox_settings(cls, emulator_url: str) -> dict[str, Any]:
@@ -369,12 +387,24 @@ class VolcengineProvider(Provider):
             "access_key_id": SANDBOX_ACCESS_KEY_ID,
             "secret_access_key": SANDBOX_SECRET_ACCESS_KEY,
             "role_trn": SANDBOX_ROLE_TRN,
+            # H5 types 0-2 are bound to their session only by the result push (docs/security.md).
+            "callback_client_name": SANDBOX_CALLBACK_CLIENT,
+            "callback_key": SANDBOX_CALLBACK_KEY,
+            "callback_block": True,
         }
 
     def validate(self, params: CreateParams) -> None:
         if params.locale not in LOCALES:
             raise E.InvalidParameter("locale", f"must be one of {', '.join(LOCALES)}")
         validate_options(params.options)
+        h5_type = (params.options.h5_config.type if params.options is not None else "") or "0"
+        if h5_type != "3" and self._callback_key is None and not self.allow_unbound_results:
+            raise E.InvalidParameter(
+                "volcengine.h5_config.type",
+                f"type {h5_type!r} needs result pushes on provider {self.name!r}: its H5 page mints the byted_token,"
+                " so only the vendor's push binds a result to the session. Configure callback_client_name and"
+                " callback_key, or use type '3' (docs/providers/volcengine.md)",
+            )
 
     # --- calls ----------------------------------------------------------------------------------
 
@@ -567,23 +597,38 @@ class VolcengineProvider(Provider):
             for k in ("resultCode", "algorithmBaseRespCode", "reqMeasureInfoValue", "bytedToken")
             if k in query
         }
-        # Only a type-3 session knows its byted_token in advance; otherwise the H5 mints it.
-        same_token = session.vendor_data.get("h5_type") == "3"
+        # The service compares the token with the bound one (type 3: known in advance; types 0-2: from the push).
         return Landing(
             finished=bool(code) and bool(query.get("bytedToken")),
             passed=(code == str(RESULT_OK)) if code else None,
             params=params,
-            token=query.get("bytedToken", "") if same_token else "",
+            token=query.get("bytedToken", ""),
         )
 
+    def bound_token(self, session: AuthSession) -> str:
+        """Type 3: the byted_token from CertH5Token. Types 0-2: the one the vendor's push carried, if any yet.
+
+        ``CertVerifyQuery`` does not tie a byted_token to its ``config_id``, so a token from the browser
+        alone could be another session's (docs/security.md).
+        """
+        if session.vendor_data.get("h5_type") == "3":
+            return session.token
+        return session.vendor_data.get(BOUND_TOKEN, "")
+
+    def exchange_token(self, session: AuthSession) -> str:
+        bound = self.bound_token(session)
+        if bound or not self.allow_unbound_results:
+            return bound
+        return session.landing.get("bytedToken", "")
+
     async def exchange(self, session: AuthSession) -> VerificationResult:
-        byted_token = session.landing.get("bytedToken", "")
-        if not byted_token and session.vendor_data.get("h5_type") == "3":
-            byted_token = session.token
+        byted_token = self.exchange_token(session)
         if not byted_token:
             raise E.VerificationPending(
-                f"{self.name}: the person has not finished the H5 flow (no bytedToken yet)", provider=self.name
+                f"{self.name}: no byted_token is bound to this session yet (the result push is awaited)",
+                provider=self.name,
             )
+        unbound = not self.bound_token(session)
         body = {"req_key": "cert_pro_verify_query", "byted_token": byted_token, "omit_data": True}
         data, request_id = await self._cv("CertVerifyQuery", body)
         passed = data.get("result") is True
@@ -591,14 +636,16 @@ class VolcengineProvider(Provider):
         score = details.get("score") if isinstance(details, dict) else None
         verdict = data.get("verify_algorithm_base_resp") or data.get("algorithm_base_resp") or {}
         message = str(verdict.get("status_message", "")) if isinstance(verdict, dict) else ""
-        code = session.landing.get("resultCode") or (
-            str(RESULT_OK) if passed else str(verdict.get("status_code", "")) if isinstance(verdict, dict) else ""
-        )
+        # The code is the vendor's (never the landing's resultCode: the browser can edit that).
+        code = str(RESULT_OK) if passed else str(verdict.get("status_code", "")) if isinstance(verdict, dict) else ""
+        message = message or ("success" if passed else "not passed")
+        if unbound:
+            passed, message = False, f"{UNBOUND_MESSAGE} (vendor: {message})"
         return VerificationResult(
             passed=passed,
             score=float(score) if isinstance(score, int | float) and not isinstance(score, bool) else None,
             vendor_result_code=code,
-            vendor_result_message=message or ("success" if passed else "not passed"),
+            vendor_result_message=message,
             complete_time=self.ctx.clock.now(),
             vendor_request_id=request_id,
         )
@@ -607,7 +654,9 @@ class VolcengineProvider(Provider):
         """The encrypted CallBackInfo push (seed 002): JSON, every field but ``result`` AES-128-CBC + base64.
 
         The scheme has no MAC, so the plain ``result`` is not trusted alone: a pass needs the encrypted
-        ``verify_algorithm_base_resp`` with status 0, and the push's ``byted_token`` must be this session's.
+        ``verify_algorithm_base_resp`` with status 0, and the push's ``byted_token`` must be this session's
+        bound one. For types 0-2 the push is what binds it: it arrives at this session's own push URL (set
+        server to server in CertH5ConfigInit) and is sealed with the callback key, which no browser holds.
         """
         if self._callback_key is None:
             return None
@@ -629,13 +678,9 @@ class VolcengineProvider(Provider):
         for name, value in plain.items():
             if not isinstance(value, dict):
                 raise PushRejected(400, f"{name} must decrypt to a JSON object")
-        expected = session.landing.get("bytedToken", "")
-        if not expected and session.vendor_data.get("h5_type") == "3":
-            expected = session.token
-        # Types 0-2 mint their byted_token on the vendor page: before the landing realauth cannot know it,
-        # and the push is bound to the session by its signed URL and the key alone (docs/providers/volcengine.md).
+        expected = self.bound_token(session)
         if expected and not hmac.compare_digest(token.encode(), expected.encode()):
-            raise PushRejected(403, "this push is for another verification session")
+            raise PushRejected(403, "this push is for another verification session", "foreign_token")
         verdict = plain.get("verify_algorithm_base_resp", {})
         status = verdict.get("status_code")
         if result and status != 0:
@@ -643,7 +688,7 @@ class VolcengineProvider(Provider):
         details = plain.get("source_comp_details", {})
         score = details.get("score")
         message = verdict.get("status_message")
-        code = session.landing.get("resultCode") or (str(RESULT_OK) if result else str(status or ""))
+        code = str(RESULT_OK) if result else str(status or "")  # the vendor's, never the landing's
         return PushResult(
             VerificationResult(
                 passed=result,
@@ -651,5 +696,6 @@ class VolcengineProvider(Provider):
                 vendor_result_code=code,
                 vendor_result_message=str(message) if message else ("success" if result else "not passed"),
                 complete_time=self.ctx.clock.now(),
-            )
+            ),
+            token=token,
         )

@@ -33,6 +33,11 @@ def idempotency_lease(tenant: str, key: str) -> str:
     return "idem:" + hashlib.sha256(f"{tenant}\0{key}".encode()).hexdigest()
 
 
+def vendor_token_key(kind: str, token: str) -> str:
+    """The claim key of a vendor token: its kind and a hash (the token itself is never a store key)."""
+    return hashlib.sha256(f"{kind}\0{token}".encode()).hexdigest()
+
+
 class SessionStore(abc.ABC):
     def __init__(self, retention: Retention | None = None) -> None:
         self.clock: Clock = SYSTEM_CLOCK
@@ -85,6 +90,19 @@ class SessionStore(abc.ABC):
     @abc.abstractmethod
     async def release_lease(self, name: str, owner: str) -> None:
         """Release the lease if ``owner`` still holds it."""
+
+    @abc.abstractmethod
+    async def claim_vendor_token(self, key: str, session_id: str, until: float) -> str:
+        """Claim a vendor token for one session, first writer wins; returns the owner's session id.
+
+        A vendor result completes at most one session ever: the claim is atomic across replicas and
+        is kept until ``until`` (epoch seconds on the store's clock: the session's retention), after
+        which no vendor still holds a result for the token. ``key`` comes from :func:`vendor_token_key`.
+        """
+
+    @abc.abstractmethod
+    async def vendor_token_owner(self, key: str) -> str | None:
+        """The session that claimed this vendor token, if any (a look-up only: it never claims)."""
 
     async def claim_idempotency(self, tenant: str, key: str, owner: str, seconds: float) -> IdempotencyClaim:
         """Reserve (tenant, key) before the vendor call, or report who has it."""

@@ -10,6 +10,9 @@ from ..domain import AuthSession
 from .base import SessionStore, StoreConflict
 from .retention import Retention
 
+#: Vendor-token claims are swept of expired entries once there are more than this many.
+CLAIM_SWEEP_AT = 10_000
+
 
 class MemoryStore(SessionStore):
     def __init__(self, retention: Retention | None = None) -> None:
@@ -21,6 +24,7 @@ class MemoryStore(SessionStore):
         self._idem: dict[tuple[str, str], str] = {}
         self._secrets: dict[str, bytes] = {}
         self._leases: dict[str, tuple[str, float]] = {}  # name → (owner, monotonic deadline)
+        self._claims: dict[str, tuple[str, float]] = {}  # vendor token key → (session id, retain until)
 
     async def open(self) -> None:
         return None
@@ -42,6 +46,9 @@ class MemoryStore(SessionStore):
                 del self._tokens[token]
             if key and self._idem.get((tenant, key)) == sid:
                 del self._idem[(tenant, key)]
+        if len(self._claims) > CLAIM_SWEEP_AT:  # claims outlive nothing: drop those past retention
+            for k in [k for k, (_sid, until) in self._claims.items() if until < now]:
+                del self._claims[k]
 
     def _store(self, session: AuthSession) -> None:
         self._rows[session.session_id] = session.to_dict()
@@ -102,6 +109,18 @@ class MemoryStore(SessionStore):
         held = self._leases.get(name)
         if held is not None and held[0] == owner:
             del self._leases[name]
+
+    async def claim_vendor_token(self, key: str, session_id: str, until: float) -> str:
+        held = self._claims.get(key)
+        free = held is None or held[1] < self.clock.now()
+        if free or (held is not None and held[0] == session_id and held[1] < until):
+            self._claims[key] = held = (session_id, until)
+        assert held is not None
+        return held[0]
+
+    async def vendor_token_owner(self, key: str) -> str | None:
+        held = self._claims.get(key)
+        return held[0] if held is not None and held[1] >= self.clock.now() else None
 
     def __len__(self) -> int:
         self._purge()

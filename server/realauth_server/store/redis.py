@@ -3,7 +3,8 @@
 Keys (prefix ``realauth:``), all with the session's retention as TTL (retention.py):
 - ``s:<session_id>``: hash ``v`` (version) and ``d`` (the session as JSON);
 - ``t:<token>``: session id (token index); ``i:<sha256(tenant, key)>``: session id (idempotency);
-- ``l:<name>``: a lease (owner id, ``SET NX PX``); ``secret:<name>``: shared secrets (no TTL).
+- ``l:<name>``: a lease (owner id, ``SET NX PX``); ``secret:<name>``: shared secrets (no TTL);
+- ``c:<sha256(kind, vendor token)>``: the session that claimed a vendor token (``SET NX``, TTL its retention).
 Writes are Lua scripts, so the version check, the indexes, the TTLs and the change notification
 (``PUBLISH realauth:events <session JSON>``) happen atomically and in version order.
 """
@@ -64,6 +65,18 @@ redis.call('PUBLISH', ARGV[7], ARGV[3])
 return 1
 """
 
+# KEYS: claim. ARGV: session id, ttl ms. First writer wins; the owner's re-claim only lengthens the TTL.
+CLAIM = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return ARGV[1]
+end
+local owner = redis.call('GET', KEYS[1])
+if owner == ARGV[1] and redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return owner
+"""
+
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -115,6 +128,7 @@ class RedisStore(SessionStore):
         self._insert = self._r.register_script(INSERT)
         self._update = self._r.register_script(UPDATE)
         self._release = self._r.register_script(RELEASE)
+        self._claim = self._r.register_script(CLAIM)
         self._listener = asyncio.create_task(self._listen(), name="realauth-redis-events")
         try:
             await asyncio.wait_for(self._subscribed.wait(), CONNECT_TIMEOUT)
@@ -251,3 +265,12 @@ class RedisStore(SessionStore):
 
     async def release_lease(self, name: str, owner: str) -> None:
         await self._release(keys=[f"{self.prefix}l:{name}"], args=[owner])
+
+    async def claim_vendor_token(self, key: str, session_id: str, until: float) -> str:
+        ms = max(1, math.ceil((until - self.clock.now()) * 1000))
+        owner = await self._claim(keys=[f"{self.prefix}c:{key}"], args=[session_id, ms])
+        return _bytes(owner).decode()
+
+    async def vendor_token_owner(self, key: str) -> str | None:
+        owner = await self.r.get(f"{self.prefix}c:{key}")
+        return _bytes(owner).decode() if owner else None

@@ -33,6 +33,11 @@ CREATE UNIQUE INDEX IF NOT EXISTS sessions_idem ON sessions(tenant, idempotency_
 CREATE INDEX IF NOT EXISTS sessions_token ON sessions(token) WHERE token != '';
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS vendor_claims (
+    key          TEXT PRIMARY KEY,
+    session_id   TEXT NOT NULL,
+    retain_until REAL NOT NULL
+);
 """
 
 #: Rows written before retention existed are kept this long past their expire time.
@@ -78,6 +83,7 @@ class SqliteStore(SessionStore):
         """Delete sessions past retention (and stale leases); returns how many sessions went."""
         cur = await self.db.execute("DELETE FROM sessions WHERE retain_until < ?", (self.clock.now(),))
         await self.db.execute("DELETE FROM leases WHERE until < ?", (time.time(),))
+        await self.db.execute("DELETE FROM vendor_claims WHERE retain_until < ?", (self.clock.now(),))
         await self.db.commit()
         self._next_purge = self.clock.now() + PURGE_EVERY
         return cur.rowcount
@@ -177,3 +183,23 @@ class SqliteStore(SessionStore):
     async def release_lease(self, name: str, owner: str) -> None:
         await self.db.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
         await self.db.commit()
+
+    async def claim_vendor_token(self, key: str, session_id: str, until: float) -> str:
+        # One statement: the primary key makes the first writer win; a claim past retention may be retaken.
+        await self.db.execute(
+            "INSERT INTO vendor_claims (key, session_id, retain_until) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE"
+            " SET session_id = excluded.session_id, retain_until = max(excluded.retain_until, retain_until)"
+            " WHERE vendor_claims.retain_until < ? OR vendor_claims.session_id = excluded.session_id",
+            (key, session_id, until, self.clock.now()),
+        )
+        await self.db.commit()
+        owner = await self.vendor_token_owner(key)
+        if owner is None:  # pragma: no cover - only if the claim expired between the two statements
+            raise StoreConflict(session_id)
+        return owner
+
+    async def vendor_token_owner(self, key: str) -> str | None:
+        sql = "SELECT session_id FROM vendor_claims WHERE key = ? AND retain_until >= ?"
+        async with self.db.execute(sql, (key, self.clock.now())) as cur:
+            row = await cur.fetchone()
+        return str(row[0]) if row else None
