@@ -1,0 +1,110 @@
+"""HTTP connection and request-line limits: slow-loris connections are closed, long URLs only reach the landing.
+
+aiohttp bounds the request target per server (``max_line_size``), not per route, and has no deadline for a
+request head: its keep-alive timer covers the time between requests, but (before aiohttp 3.14) not the time
+from accepting a connection to its first complete head. So the server is built here with a request handler
+that closes a connection whose first head is not complete within ``header_timeout`` seconds, and the
+keep-alive timeout is the same value (an idle or dribbling connection after a response is closed by it).
+The request-line limit is raised just enough for the longest legitimate landing (a vendor's GET return,
+``Provider.max_landing_query``); every other route keeps the usual 8 KiB bound (414 from a middleware).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+from ..providers.base import LANDING_PATH
+
+#: aiohttp's own default request-target bound, kept for every route but the landing.
+DEFAULT_MAX_URL = 8190
+#: Room for the landing path itself: ``/v1/callback/<session id>/<signature>?``.
+LANDING_PATH_ROOM = 256
+
+
+def max_url_for(landing_queries: Iterable[int]) -> int:
+    """The request-target bound for this server: the default, or the longest legitimate landing if longer."""
+    return max([DEFAULT_MAX_URL, *(q + LANDING_PATH_ROOM for q in landing_queries if q > 0)])
+
+
+class HeadTimeoutHandler(RequestHandler):
+    """An aiohttp request handler that closes its connection when no complete request head came in time."""
+
+    def __init__(self, manager: web.Server, *, header_timeout: float, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._header_timeout = header_timeout
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._head_timer = asyncio.get_running_loop().call_later(self._header_timeout, self._head_overdue)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._head_timer is not None and self._request_count > 0:  # the parser produced a complete head
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        super().connection_lost(exc)
+
+    def _head_overdue(self) -> None:
+        self._head_timer = None
+        if self._request_count == 0:
+            self.force_close()
+
+
+class HeadTimeoutServer(web.Server):
+    """A ``web.Server`` whose connections use :class:`HeadTimeoutHandler`."""
+
+    def __init__(self, handler: Any, *, header_timeout: float, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        server_only = ("request_factory", "handler_cancellation", "loop")
+        self._handler_kwargs = {k: v for k, v in kwargs.items() if k not in server_only}
+        self._header_timeout = header_timeout
+
+    def __call__(self) -> RequestHandler:
+        return HeadTimeoutHandler(
+            self, loop=asyncio.get_running_loop(), header_timeout=self._header_timeout, **self._handler_kwargs
+        )
+
+
+class LimitedAppRunner(web.AppRunner):
+    """An AppRunner with a head deadline, the same keep-alive timeout, and a request-line limit of ``max_url``.
+
+    ``server_kwargs`` are what ``web.AppRunner`` would pass on to ``web.Server`` (``access_log``,
+    ``handler_cancellation``, …).
+    """
+
+    def __init__(self, app: web.Application, *, header_timeout: float, max_url: int, **server_kwargs: Any) -> None:
+        server_kwargs.update(keepalive_timeout=header_timeout, max_line_size=max_url)
+        super().__init__(app, **server_kwargs)
+        self._header_timeout = header_timeout
+        self._server_kwargs = server_kwargs
+        app.middlewares.append(short_urls_outside_landing)
+
+    async def _make_server(self) -> web.Server:
+        built = await super()._make_server()  # runs the app's start-up hooks and freezes it
+        return HeadTimeoutServer(
+            built.request_handler,
+            request_factory=built.request_factory,
+            loop=asyncio.get_running_loop(),
+            header_timeout=self._header_timeout,
+            **self._server_kwargs,
+        )
+
+
+@web.middleware
+async def short_urls_outside_landing(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Only the landing route needs long URLs (a vendor's GET return); anything else keeps the usual bound."""
+    if len(request.raw_path) > DEFAULT_MAX_URL and not request.path.startswith(LANDING_PATH):
+        return web.Response(status=414, text=f"request target longer than {DEFAULT_MAX_URL} bytes\n")
+    response: web.StreamResponse = await handler(request)
+    return response
