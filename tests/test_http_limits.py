@@ -8,10 +8,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
+from aiohttp import web
 from yarl import URL
 
 from realauth.v1 import realauth_pb2 as pb
-from realauth_server.http.limits import DEFAULT_MAX_URL, LANDING_PATH_ROOM
+from realauth_server.http.limits import DEFAULT_MAX_URL, LANDING_PATH_ROOM, HeadTimeoutServer
+from realauth_server.http.listen import bind_tcp, bound_port
 from realauth_server.providers.megvii import MAX_BIZ_EXTRA, MAX_GET_RETURN_QUERY
 
 from .conftest import Harness, ServerFactory
@@ -154,3 +156,39 @@ async def test_idle_and_dribbling_keep_alive_connections_are_closed(limited: Har
         assert time.monotonic() - start >= HEADER_TIMEOUT * 0.9
     finally:
         writer.close()
+
+
+async def test_a_dribbled_body_is_cut_off_too(limited: Harness) -> None:
+    """A quick head with a body sent a byte at a time: closed once the body's deadline passes (1 s + 1 KiB/64 KiB/s)."""
+    head = b"POST /v1/push/ses_x/sig HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1024\r\n\r\n"
+    taken = await closed_after(limited.server.http_port, head, b"a" * 1024, HEADER_TIMEOUT + 5)
+    assert HEADER_TIMEOUT * 0.9 <= taken <= HEADER_TIMEOUT + SLACK, taken
+    # A body that arrives in time is answered as usual (here: the push's wrong signature).
+    ok = await limited.http.post(f"{limited.http_url}/v1/push/ses_x/sig", content=b"a" * 1024)
+    assert ok.status_code == 403
+
+
+async def test_the_head_deadline_holds_without_aiohttps_keep_alive_timer() -> None:
+    """The handler's own deadline: aiohttp before 3.14 armed no timer before a connection's first request."""
+
+    async def ok(request: web.BaseRequest) -> web.Response:
+        return web.Response(text="ok")
+
+    server = HeadTimeoutServer(ok, header_timeout=HEADER_TIMEOUT, keepalive_timeout=3600, access_log=None)
+    runner = web.ServerRunner(server)
+    await runner.setup()
+    sock = bind_tcp("127.0.0.1", 0)
+    await web.SockSite(runner, sock).start()
+    try:
+        port, head = bound_port(sock), b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+        taken = await closed_after(port, head[:1], head[1:] + b"a" * 100, HEADER_TIMEOUT + 5)
+        assert taken <= HEADER_TIMEOUT + SLACK, taken
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert (await asyncio.wait_for(reader.readuntil(b"ok"), 5)).startswith(b"HTTP/1.1 200")
+        await asyncio.sleep(HEADER_TIMEOUT + 0.5)  # past the head deadline: a connection that sent one stays open
+        writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert (await asyncio.wait_for(reader.readuntil(b"ok"), 5)).startswith(b"HTTP/1.1 200")
+        writer.close()
+    finally:
+        await runner.cleanup()

@@ -6,7 +6,8 @@ from accepting a connection to its first complete head. So the server is built h
 that closes a connection whose first head is not complete within ``header_timeout`` seconds, and the
 keep-alive timeout is the same value (an idle or dribbling connection after a response is closed by it).
 The request-line limit is raised just enough for the longest legitimate landing (a vendor's GET return,
-``Provider.max_landing_query``); every other route keeps the usual 8 KiB bound (414 from a middleware).
+``Provider.max_landing_query``); every other route keeps the usual 8 KiB bound (414 from a middleware), and a
+request body must arrive in bounded time too (the same middleware).
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from ..providers.base import LANDING_PATH
 DEFAULT_MAX_URL = 8190
 #: Room for the landing path itself: ``/v1/callback/<session id>/<signature>?``.
 LANDING_PATH_ROOM = 256
+#: The slowest body upload accepted, bytes per second, on top of the header timeout (8 MB: two minutes more).
+MIN_BODY_RATE = 64 * 1024
+#: A body without Content-Length (chunked) is given the time of one this large.
+MAX_UNSIZED_BODY = 1024 * 1024
 
 
 def max_url_for(landing_queries: Iterable[int]) -> int:
@@ -88,7 +93,7 @@ class LimitedAppRunner(web.AppRunner):
         super().__init__(app, **server_kwargs)
         self._header_timeout = header_timeout
         self._server_kwargs = server_kwargs
-        app.middlewares.append(short_urls_outside_landing)
+        app.middlewares.append(bounded_requests(header_timeout))
 
     async def _make_server(self) -> web.Server:
         built = await super()._make_server()  # runs the app's start-up hooks and freezes it
@@ -101,10 +106,35 @@ class LimitedAppRunner(web.AppRunner):
         )
 
 
-@web.middleware
-async def short_urls_outside_landing(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Only the landing route needs long URLs (a vendor's GET return); anything else keeps the usual bound."""
-    if len(request.raw_path) > DEFAULT_MAX_URL and not request.path.startswith(LANDING_PATH):
-        return web.Response(status=414, text=f"request target longer than {DEFAULT_MAX_URL} bytes\n")
-    response: web.StreamResponse = await handler(request)
-    return response
+def bounded_requests(header_timeout: float) -> Any:
+    """Middleware: the usual URL bound outside the landing, and a deadline for the request body.
+
+    Only the landing route needs long URLs (a vendor's GET return). A body must have arrived within
+    ``header_timeout`` plus its length at :data:`MIN_BODY_RATE` after the head, or the connection is closed: a
+    client dribbling a body cannot hold a connection (nor a handler waiting for it) any more than one
+    dribbling a head.
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        if len(request.raw_path) > DEFAULT_MAX_URL and not request.path.startswith(LANDING_PATH):
+            return web.Response(status=414, text=f"request target longer than {DEFAULT_MAX_URL} bytes\n")
+        timer: asyncio.TimerHandle | None = None
+        if request.body_exists and not request.content.is_eof():
+            length = request.content_length if request.content_length is not None else MAX_UNSIZED_BODY
+            timer = asyncio.get_running_loop().call_later(
+                header_timeout + length / MIN_BODY_RATE, _close_if_body_missing, request
+            )
+        try:
+            response: web.StreamResponse = await handler(request)
+        finally:
+            if timer is not None:
+                timer.cancel()
+        return response
+
+    return middleware
+
+
+def _close_if_body_missing(request: web.Request) -> None:
+    if not request.content.is_eof() and request.transport is not None:
+        request.transport.close()
