@@ -46,31 +46,31 @@ class HeadTimeoutHandler(RequestHandler):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self._head_timer = asyncio.get_running_loop().call_later(self._header_timeout, self._head_overdue)
+        self._head_timer = asyncio.get_running_loop().call_later(self._header_timeout, self.force_close)
 
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self._head_timer is not None and self._request_count > 0:  # the parser produced a complete head
+    def head_arrived(self) -> None:
+        """A request head was parsed (its handler is starting): the deadline for the first head is met."""
+        if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        self.head_arrived()
         super().connection_lost(exc)
-
-    def _head_overdue(self) -> None:
-        self._head_timer = None
-        if self._request_count == 0:
-            self.force_close()
 
 
 class HeadTimeoutServer(web.Server):
-    """A ``web.Server`` whose connections use :class:`HeadTimeoutHandler`."""
+    """A ``web.Server`` whose connections use :class:`HeadTimeoutHandler`; its handler marks each head's arrival."""
 
     def __init__(self, handler: Any, *, header_timeout: float, **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)
+        async def marked(request: web.BaseRequest) -> web.StreamResponse:
+            protocol = request.protocol
+            if isinstance(protocol, HeadTimeoutHandler):
+                protocol.head_arrived()
+            response: web.StreamResponse = await handler(request)
+            return response
+
+        super().__init__(marked, **kwargs)
         server_only = ("request_factory", "handler_cancellation", "loop")
         self._handler_kwargs = {k: v for k, v in kwargs.items() if k not in server_only}
         self._header_timeout = header_timeout
