@@ -1,10 +1,10 @@
 """HTTP connection and request-line limits: slow-loris connections are closed, long URLs only reach the landing.
 
 aiohttp bounds the request target per server (``max_line_size``), not per route, and has no deadline for a
-request head: its keep-alive timer covers the time between requests, but (before aiohttp 3.14) not the time
-from accepting a connection to its first complete head. So the server is built here with a request handler
-that closes a connection whose first head is not complete within ``header_timeout`` seconds, and the
-keep-alive timeout is the same value (an idle or dribbling connection after a response is closed by it).
+request head: its keep-alive timer covers the time between requests, but in older releases not the time from
+accepting a connection to its first complete head. So the server is built here with a request handler that
+closes a connection whose first head is not complete within ``header_timeout`` seconds, and the keep-alive
+timeout is the same value (an idle or dribbling connection after a response is closed by it).
 The request-line limit is raised just enough for the longest legitimate landing (a vendor's GET return,
 ``Provider.max_landing_query``); every other route keeps the usual 8 KiB bound (414 from a middleware), and a
 request body must arrive in bounded time too (the same middleware).
