@@ -19,6 +19,8 @@ from .secret import Secret, resolve_secret
 from .store.retention import DAY, RESULT_RETENTION
 
 MAX_RETENTION = 366 * DAY
+#: A longer header timeout would let a slow-loris client hold a connection for minutes.
+MAX_HEADER_TIMEOUT = 60.0
 
 COMMON_PROVIDER_KEYS = {"kind", "base_url", "sandbox", "exchange_window_seconds", "max_attempts", "default"}
 
@@ -61,6 +63,9 @@ class Settings:
     rpc_cap_seconds: float = 30.0
     #: How long a session is kept after its last usable moment (store/retention.py; docs/deployment.md).
     retention_seconds: float = RESULT_RETENTION
+    #: An HTTP connection that has not sent a complete request head this long after opening (or after its
+    #: previous response) is closed: slow-loris clients cannot hold connections (http/limits.py).
+    http_header_timeout_seconds: float = 5.0
     log_level: str = "INFO"
     log_format: str = "auto"
     landing_secret: Secret | None = None
@@ -151,6 +156,7 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
         "shutdown_grace": float,
         "rpc_cap_seconds": float,
         "retention_seconds": float,
+        "http_header_timeout_seconds": float,
         "log_level": str,
         "log_format": str,
         "sandbox_admin": bool,
@@ -179,6 +185,8 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
         value = getattr(s, key)
         if value is not None and (not value.strip() or value != value.strip()):
             raise ConfigError(f"server.{key} must be an address such as 127.0.0.1, 0.0.0.0 or ::")
+    if not 0 < s.http_header_timeout_seconds <= MAX_HEADER_TIMEOUT:
+        raise ConfigError(f"server.http_header_timeout_seconds must be in (0, {MAX_HEADER_TIMEOUT:.0f}]")
     for key in ("port", "http_port"):
         if not 0 <= getattr(s, key) <= 65535:
             raise ConfigError(f"server.{key} must be in [0, 65535] (0 picks a free port)")

@@ -23,6 +23,7 @@ from .config import Settings, check_sandbox_admin
 from .emulators.base import Emulator
 from .emulators.registry import EMULATORS
 from .http.app import build_http_app
+from .http.limits import LimitedAppRunner, max_url_for
 from .http.listen import bind_tcp, bound_port
 from .interceptors.auth import AuthInterceptor
 from .interceptors.deadline import DeadlineInterceptor
@@ -92,8 +93,12 @@ class RealAuthServer:
             tenants={t.name: t.access for t in s.tenants},
         )
 
-        self.http_runner = web.AppRunner(
-            build_http_app(self.service, self.emulators), access_log=None, handler_cancellation=True
+        self.http_runner = LimitedAppRunner(
+            build_http_app(self.service, self.emulators),
+            header_timeout=s.http_header_timeout_seconds,
+            max_url=max_url_for(p.max_landing_query for p in self.providers.values()),
+            access_log=None,
+            handler_cancellation=True,
         )
         await self.http_runner.setup()
         await web.SockSite(self.http_runner, http_sock).start()

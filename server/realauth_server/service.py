@@ -206,13 +206,33 @@ class AuthService:
             raise E.InternalError(f"session {session.session_id} names provider {session.provider!r}, not configured")
         return provider
 
+    def visible_providers(self) -> list[Provider]:
+        """The providers the caller may use, in configuration order; no answer names any other."""
+        return [p for p in self.providers.values() if credentials.provider_allowed(p.name)]
+
+    def caller_default(self) -> Provider | None:
+        """The caller's default: the server's if it may use it, else its first allowed one (None: it may use none).
+
+        A tenant is never routed to, or shown as default, a provider it may not use.
+        """
+        default = self.providers.get(self.default_provider)
+        if default is not None and credentials.provider_allowed(default.name):
+            return default
+        visible = self.visible_providers()
+        return visible[0] if visible else None
+
     def route(self, provider: str, model: str) -> Provider:
-        """Pick the provider instance; the caller's allow-list is applied before anything else is said about it."""
+        """Pick the provider instance; the caller's allow-list is applied before anything else is said about it.
+
+        Lists in error messages (providers, models) name only what the caller may use.
+        """
+        visible = self.visible_providers()
         if provider:
             found = self.providers.get(provider)
             if found is None:
+                names = ", ".join(p.name for p in visible) or "none"
                 raise E.InvalidParameter(
-                    "provider", f"unknown provider {E.echo(provider)!r}; configured: {', '.join(self.providers)}"
+                    "provider", f"unknown provider {E.echo(provider)!r}; this caller may use: {names}"
                 )
             self._check_allowed(found)
             if model and model not in found.models:
@@ -220,15 +240,14 @@ class AuthService:
                 raise E.InvalidParameter("model", f"provider {E.echo(provider)!r} serves {served}")
             return found
         if model:
-            serving = [p for p in self.providers.values() if model in p.models]
+            serving = [p for p in visible if model in p.models]
             if not serving:
-                known = sorted({m for p in self.providers.values() for m in p.models})
-                raise E.InvalidParameter("model", f"unknown model {E.echo(model)!r}; known: {', '.join(known)}")
-            allowed = [p for p in serving if credentials.provider_allowed(p.name)]
-            self._check_allowed(allowed[0] if allowed else serving[0])
-            return allowed[0]
-        default = self.providers[self.default_provider]
-        self._check_allowed(default)
+                known = ", ".join(sorted({m for p in visible for m in p.models})) or "none"
+                raise E.InvalidParameter("model", f"unknown model {E.echo(model)!r}; known: {known}")
+            return serving[0]
+        default = self.caller_default()
+        if default is None:
+            raise E.AccessDenied("this caller may use no provider (its [tenants] providers list is empty)")
         return default
 
     @staticmethod

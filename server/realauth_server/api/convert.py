@@ -62,14 +62,15 @@ def session_pb(s: AuthSession) -> pb.AuthSession:
     return out
 
 
-def provider_pb(p: Provider) -> pb.Provider:
+def provider_pb(p: Provider, *, is_default: bool) -> pb.Provider:
+    """``is_default`` is the caller's default (a tenant may not use the server's), so the handler decides it."""
     window = Duration()
     window.FromNanoseconds(int(p.settings.exchange_window * 1e9))
     return pb.Provider(
         name=p.name,
         kind=p.kind,
         sandbox=p.settings.sandbox,
-        is_default=p.settings.is_default,
+        is_default=is_default,
         models=list(p.models),
         exchange_window=window,
     )

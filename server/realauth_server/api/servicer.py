@@ -74,7 +74,9 @@ class RealAuthServicer(pb_grpc.RealAuthServiceServicer):
     async def ListProviders(
         self, request: pb.ListProvidersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListProvidersResponse:
+        """Only the providers the caller may use; ``is_default`` marks the one it gets when naming none."""
+        default = self.service.caller_default()
         return pb.ListProvidersResponse(
             response_metadata=response_metadata(),
-            providers=[provider_pb(p) for p in self.service.providers.values()],
+            providers=[provider_pb(p, is_default=p is default) for p in self.service.visible_providers()],
         )

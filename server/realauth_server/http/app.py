@@ -60,12 +60,14 @@ def build_http_app(service: AuthService, emulators: Mapping[str, Emulator]) -> w
         return web.json_response({"status": "ok"})
 
     async def index(request: web.Request) -> web.Response:
+        """Anyone can open this page: it names only sandbox instances (emulators), never a real vendor's."""
         items = "".join(
-            f"<li>{html.escape(p.name)} ({html.escape(p.kind)}{', sandbox' if p.settings.sandbox else ''})</li>"
+            f"<li>{html.escape(p.name)} ({html.escape(p.kind)}, sandbox)</li>"
             for p in service.providers.values()
+            if p.settings.sandbox
         )
         return web.Response(
-            text=f"<!doctype html><title>realauth</title><h1>realauth</h1><p>Providers:</p><ul>{items}</ul>"
+            text=f"<!doctype html><title>realauth</title><h1>realauth</h1><p>Sandbox providers:</p><ul>{items}</ul>"
             "<p>gRPC API: realauth.v1.RealAuthService. Metrics: <a href='/metrics'>/metrics</a>.</p>",
             content_type="text/html",
         )

@@ -236,6 +236,14 @@ class Provider(abc.ABC):
         """Routing values this instance serves (only Seedance has any)."""
         return ()
 
+    @property
+    def max_landing_query(self) -> int:
+        """Longest query string this vendor's browser return can legitimately carry (0: a short one).
+
+        The HTTP side sizes its request-line limit for the landing route from this (http/limits.py).
+        """
+        return 0
+
     def validate(self, params: CreateParams) -> None:  # noqa: B027 - optional hook
         """Check kind-specific options before any vendor call; raise InvalidParameter."""
 

@@ -61,6 +61,15 @@ MAX_BIZ_EXTRA = 4096  # bytes
 MAX_WEB_TITLE = 32  # bytes
 MAX_IDCARD_FIELD = 64  # bytes (our bound: names and numbers are far shorter)
 MAX_IMAGE = 2 * 1024 * 1024  # bytes: Megvii's usual per-image limit
+#: In a GET return every string of ``data`` is JSON-escaped, then percent-encoded: a control character (allowed
+#: in biz_extra_data) becomes ``\u00XX`` and then ``%5Cu00XX``, 8 URL characters for one byte — the worst case.
+URL_CHARS_PER_BYTE = 8
+#: The rest of ``data`` (status, biz_id, liveness and verify results, keys and punctuation), percent-encoded,
+#: plus ``sign``: generous, the emulator's is under 1 KiB.
+RETURN_OVERHEAD = 8192
+#: The longest GET return query: 4096 B biz_extra_data (https://faceid.com/document/faceid-guide-docs/adv_h5_get_token),
+#: 128 B biz_no and the id card fields, all at worst case.
+MAX_GET_RETURN_QUERY = (MAX_BIZ_EXTRA + MAX_BIZ_NO + 2 * MAX_IDCARD_FIELD) * URL_CHARS_PER_BYTE + RETURN_OVERHEAD
 
 #: Query marker of the notify_url earlier versions derived from the landing URL: a notification arriving
 #: at the landing (a session created before the push route existed) is still ignored there.
@@ -163,6 +172,11 @@ class MegviiProvider(Provider):
             "api_secret": SANDBOX_API_SECRET,
             "return_method": "GET",
         }
+
+    @property
+    def max_landing_query(self) -> int:
+        """A GET return puts the whole signed ``data`` (biz_extra_data included) in the landing URL; POST does not."""
+        return MAX_GET_RETURN_QUERY if self._return_method == "GET" else 0
 
     # --- validation -----------------------------------------------------------------------------
 

@@ -94,8 +94,8 @@ class RealAuthServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListProviders(self, request, context):
-        """ListProviders lists the configured provider instances a caller can name in
-        CreateAuthSessionRequest.provider.
+        """ListProviders lists the configured provider instances the calling tenant may use (and so
+        name in CreateAuthSessionRequest.provider); instances it may not use are never listed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
