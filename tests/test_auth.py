@@ -120,20 +120,22 @@ async def test_tenants_sign_with_their_own_vendor_keys_under_concurrency(tenante
     assert set(beta) == {"FAILED_PRECONDITION:ProviderAuthFailed:InvalidAccessKey"}
 
 
-async def test_provider_not_allowed_for_tenant_is_permission_denied_without_vendor_call(tenanted: Harness) -> None:
+async def test_provider_not_allowed_for_tenant_looks_unknown_without_vendor_call(tenanted: Harness) -> None:
     emu = tenanted.emulator("seedance")
     before = emu.stats.requests
     req = pb.CreateAuthSessionRequest(provider="seedance-fast", callback_url="https://caller.example/done")
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await tenanted.stub.CreateAuthSession(req, metadata=as_(KEY_B))
     d = decode(err.value)
-    assert d.code == grpc.StatusCode.PERMISSION_DENIED and d.reason == "AccessDenied"
+    # Exactly like a provider that does not exist: the caller learns nothing of what it may not use.
+    assert d.code == grpc.StatusCode.INVALID_ARGUMENT and d.reason == "InvalidParameter"
+    assert d.fields == ["provider"] and "seedance-fast" in d.message and "may use: seedance" in d.message
     assert emu.stats.requests == before
-    # Denied before the provider's own checks: a denied caller learns nothing about its options or models.
+    # Refused before the provider's own checks: a denied caller learns nothing about its options or models.
     bad_model = pb.CreateAuthSessionRequest(provider="seedance-fast", model="nope", callback_url="https://c.example/d")
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await tenanted.stub.CreateAuthSession(bad_model, metadata=as_(KEY_B))
-    assert decode(err.value).code == grpc.StatusCode.PERMISSION_DENIED
+    assert decode(err.value).fields == ["provider"]
     # Routing by model only considers the caller's providers: both instances serve the fast model, and beta's
     # request goes to the one it may use (where its own, deliberately bad, relay key is what fails).
     by_model = pb.CreateAuthSessionRequest(model="doubao-seedance-2-0-fast-260128", callback_url="https://c.example/d")
@@ -146,7 +148,7 @@ async def test_provider_not_allowed_for_tenant_is_permission_denied_without_vend
     )
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await tenanted.stub.CreateAuthSession(wrong_kind, metadata=as_(KEY_B))
-    assert decode(err.value).code == grpc.StatusCode.PERMISSION_DENIED
+    assert decode(err.value).fields == ["provider"]
     # alpha has no provider list: it may use both.
     ok = await tenanted.stub.CreateAuthSession(req, metadata=as_(KEY_A))
     assert ok.session.provider == "seedance-fast"

@@ -18,6 +18,7 @@ from .errors_util import Decoded, decode
 
 KEY = "caller-key-for-error-tests-0001"
 BAD_KEY_TENANT = "caller-key-bad-vendor-key-0002"
+NO_PROVIDER_TENANT = "caller-key-no-provider-at-all-0003"
 CB = "https://caller.example/done"
 
 
@@ -38,6 +39,9 @@ keys = ["{BAD_KEY_TENANT}"]
 providers = ["seedance"]
 [tenants.limited.credentials.seedance]
 api_key = "wrong-relay-key-{SANDBOX_API_KEY[:4]}"
+[tenants.none]
+keys = ["{NO_PROVIDER_TENANT}"]
+providers = []
 """,
         rpc_cap_seconds=5,
     )
@@ -94,7 +98,7 @@ CASES: list[tuple[str, grpc.StatusCode, str, Case]] = [
         grpc.StatusCode.PERMISSION_DENIED,
         "AccessDenied",
         lambda h, rid: h.stub.CreateAuthSession(
-            pb.CreateAuthSessionRequest(provider="fast", callback_url=CB), metadata=md(BAD_KEY_TENANT, rid)
+            pb.CreateAuthSessionRequest(callback_url=CB), metadata=md(NO_PROVIDER_TENANT, rid)
         ),
     ),
     (

@@ -229,12 +229,12 @@ class AuthService:
         visible = self.visible_providers()
         if provider:
             found = self.providers.get(provider)
-            if found is None:
+            if found is None or not credentials.provider_allowed(found.name):
+                # A provider this caller may not use is reported exactly like one that does not exist.
                 names = ", ".join(p.name for p in visible) or "none"
                 raise E.InvalidParameter(
                     "provider", f"unknown provider {E.echo(provider)!r}; this caller may use: {names}"
                 )
-            self._check_allowed(found)
             if model and model not in found.models:
                 served = ", ".join(found.models) or "no models"
                 raise E.InvalidParameter("model", f"provider {E.echo(provider)!r} serves {served}")
