@@ -164,7 +164,8 @@ def with_query(url: str, params: dict[str, str]) -> str:
     Used on normal forms (the landing) and on URLs the emulators built themselves.
     """
     base, hash_mark, fragment = url.partition("#")
-    sep = "" if base.endswith(("?", "&")) else ("&" if "?" in base else "?")
+    _, question_mark, query = base.partition("?")
+    sep = "?" if not question_mark else ("" if query == "" or query.endswith("&") else "&")
     return f"{base}{sep}{urlencode(params)}{hash_mark}{fragment}"
 
 
