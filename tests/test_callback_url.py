@@ -8,7 +8,11 @@ property that every accepted URL yields a Location header aiohttp/yarl build and
 from __future__ import annotations
 
 import ast
+import contextlib
+import json
+import shutil
 import string
+import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -293,3 +297,58 @@ def _imports_emulators(path: Path) -> bool:
         if isinstance(node, ast.Import) and any("emulators" in a.name.split(".") for a in node.names):
             return True
     return False
+
+
+# --- the browser's reading: WHATWG URL (node's, as browsers parse) agrees on where an accepted URL goes -----------
+
+WHATWG = """
+const values = JSON.parse(require("fs").readFileSync(0, "utf8"));
+const out = values.map((v) => {
+  try {
+    const u = new URL(v);
+    return {protocol: u.protocol, hostname: u.hostname, port: u.port, user: u.username + u.password, href: u.href};
+  } catch (e) {
+    return null;
+  }
+});
+process.stdout.write(JSON.stringify(out));
+"""
+
+
+def _whatwg(values: list[str]) -> list[dict[str, str] | None]:
+    """How a browser's URL parser reads each value (one node process for the whole batch)."""
+    done = subprocess.run(
+        ["node", "-e", WHATWG], input=json.dumps(values), capture_output=True, text=True, timeout=60, check=True
+    )
+    result: list[dict[str, str] | None] = json.loads(done.stdout)
+    return result
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node (a WHATWG URL parser) not on this machine")
+def test_browsers_read_accepted_urls_and_their_landing_location_as_going_to_the_same_place() -> None:
+    seen: list[str] = []
+
+    @settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(urls)
+    def collect(value: str) -> None:
+        seen.append(value)
+
+    collect()
+    values = seen + [url for url, _ in ACCEPTED] + REFUSED
+    accepted = []
+    for value in values:
+        with contextlib.suppress(URLRejected):
+            accepted.append((value, normalize_callback_url(value)))
+    assert len(accepted) > 30  # the generator must exercise the normal form, not only refusals
+    locations = [_landing_location(normal)[1] for _, normal in accepted]
+    readings = _whatwg([v for v, _ in accepted] + [n for _, n in accepted] + locations)
+    raw, normal, landing = (readings[i * len(accepted) : (i + 1) * len(accepted)] for i in range(3))
+    for (value, form), r, n, loc in zip(accepted, raw, normal, landing, strict=True):
+        parts = urlsplit(form)
+        host = parts.hostname or ""
+        where = (parts.scheme + ":", f"[{host}]" if ":" in host else host, str(parts.port or ""), "")
+        assert n is not None and loc is not None, (value, form)  # a browser can follow it
+        assert (n["protocol"], n["hostname"], n["port"], n["user"]) == where, (value, form, n)
+        assert (loc["protocol"], loc["hostname"], loc["port"], loc["user"]) == where, (value, form, loc)
+        # What the caller typed, read by a browser, goes to the same place as the normal form realauth redirects to.
+        assert r is not None and (r["protocol"], r["hostname"], r["port"], r["user"]) == where, (value, form, r)
