@@ -1,10 +1,11 @@
 """Callers' URLs: one parser and one normal form, for validating at create and for building the landing redirect.
 
 ``CreateAuthSession`` stores :func:`normalize_callback_url`'s output, and the landing appends its parameters to that
-string with :func:`with_query` (which never re-parses it). The normal form is plain ASCII that aiohttp/yarl accept
-and leave unchanged, so what was accepted at create is exactly what the browser is sent to. Everything with more than
-one reading (userinfo, a backslash, percent signs in the host, numeric hosts that browsers read as IPv4, dot
-segments) is refused rather than guessed at.
+string with :func:`with_query` (which never re-parses it) and sends it as is (:func:`location`). The normal form is
+printable ASCII that aiohttp/yarl and browsers' (WHATWG) parsers read as the same scheme, host and port, so what was
+accepted at create is exactly where the browser is sent. Everything with more than one reading (userinfo, a
+backslash, percent signs in the host, numeric hosts that browsers read as IPv4, dot segments) is refused rather than
+guessed at.
 
 Neutral: the service and the vendor emulators both import this module; it imports nothing of realauth but
 :mod:`.text`.
@@ -22,7 +23,7 @@ from yarl import URL
 from .text import unsafe_char
 
 MAX_URL = 2048
-#: RFC 3986 unreserved characters: a ``%XX`` escape of one of these is decoded (as yarl and browsers do).
+#: RFC 3986 unreserved characters: a ``%XX`` escape of one is equivalent to the character (§6.2.2.2), so decoded.
 UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 #: Printable ASCII left as is in a path or query (sub-delims, ':', '@', '/', '?'); the rest is percent-encoded.
 _KEEP = UNRESERVED | frozenset("!$&'()*+,;=:@/?")
