@@ -93,7 +93,7 @@ ACCEPTED = [
     ("https://caller.example:443", "https://caller.example/"),
     ("http://127.0.0.1:9/cb?next=/a?b&c=%7e", "http://127.0.0.1:9/cb?next=/a?b&c=~"),
     ("https://caller.example/{id}|^`", "https://caller.example/%7Bid%7D%7C%5E%60"),
-    ("https://caller.example/用户 1".replace(" ", "%20"), "https://caller.example/%E7%94%A8%E6%88%B7%201"),
+    ("https://caller.example/用户%201", "https://caller.example/%E7%94%A8%E6%88%B7%201"),
 ]
 
 
