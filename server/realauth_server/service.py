@@ -11,22 +11,21 @@ import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlsplit
 
 from . import credentials, deadlines
 from . import errors as E
 from .clock import Clock
 from .domain import AuthSession, CreateParams, SessionState, VerificationResult, new_session_id
-from .emulators.base import with_query
 from .providers.base import BOUND_TOKEN, LANDING_PATH, PUSH_PATH, Provider, PushRejected
 from .store.base import SessionStore, StoreConflict, vendor_token_key
+from .text import unsafe_char
+from .urls import URLRejected, normalize_callback_url, with_query
 
 log = logging.getLogger("realauth.service")
 
 MAX_FIELD = 128
-MAX_URL = 2048
 
 #: Leases outlive the call they guard by this much, so a slow store round trip never frees them early.
 LEASE_MARGIN = 5.0
@@ -100,19 +99,12 @@ class PushOutcome:
     recorded: bool
 
 
-def validate_url(field_name: str, value: str) -> None:
-    if not value:
-        raise E.InvalidParameter(field_name, "is required")
-    if len(value) > MAX_URL:
-        raise E.InvalidParameter(field_name, f"is longer than {MAX_URL} characters")
+def validate_url(field_name: str, value: str) -> str:
+    """The URL's normal form (stored, and later redirected to as is), or InvalidParameter naming the field."""
     try:
-        parts = urlsplit(value)
-    except ValueError:
-        raise E.InvalidParameter(field_name, "is not a valid URL") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise E.InvalidParameter(field_name, "must be an absolute http:// or https:// URL")
-    if any(c.isspace() or ord(c) < 0x20 for c in value):
-        raise E.InvalidParameter(field_name, "must not contain spaces or control characters")
+        return normalize_callback_url(value)
+    except URLRejected as exc:
+        raise E.InvalidParameter(field_name, exc.reason) from None
 
 
 def due_time(session: AuthSession) -> float:
@@ -125,10 +117,12 @@ def exchange_lease(session_id: str) -> str:
 
 
 def validate_short(field_name: str, value: str) -> None:
+    """Short caller text (ids, keys, names): bounded, and none of the code points :mod:`.text` refuses."""
     if len(value) > MAX_FIELD:
         raise E.InvalidParameter(field_name, f"is longer than {MAX_FIELD} characters")
-    if any(ord(c) < 0x20 or c == "\x7f" for c in value):
-        raise E.InvalidParameter(field_name, "must not contain control characters")
+    bad = unsafe_char(value)
+    if bad is not None:
+        raise E.InvalidParameter(field_name, bad)
 
 
 class AuthService:
@@ -258,12 +252,9 @@ class AuthService:
     # --- use cases ------------------------------------------------------------------------------
 
     async def create(self, req: CreateInput) -> AuthSession:
-        validate_url("callback_url", req.callback_url)
-        validate_short("provider", req.provider)  # lengths before route() quotes them
-        validate_short("model", req.model)
-        validate_short("locale", req.locale)
-        validate_short("subject_id", req.subject_id)
-        validate_short("idempotency_key", req.idempotency_key)
+        req = replace(req, callback_url=validate_url("callback_url", req.callback_url))
+        for name in ("subject_id", "idempotency_key", "locale", "provider", "model"):
+            validate_short(name, getattr(req, name))
         provider = self.route(req.provider, req.model)
         if req.options_kind and req.options_kind != provider.options_field:
             raise E.InvalidParameter(
@@ -711,4 +702,16 @@ def check_verdict(provider: Provider, session: AuthSession, claimed: bool | None
 
 
 def caller_url(session: AuthSession) -> str:
-    return with_query(session.callback_url, {"session_id": session.session_id, "state": session.state.value})
+    """Where the landing sends the browser: the stored normal form plus session_id and state.
+
+    Normalizing again is a no-op for what create stored; it only matters for a row stored before URLs were
+    normalized, which then gets a clear page instead of a failed redirect.
+    """
+    try:
+        target = normalize_callback_url(session.callback_url)
+    except URLRejected:
+        log.warning("stored callback_url cannot be redirected to", extra={"session_id": session.session_id})
+        raise LandingRefused(
+            500, "Your verification was recorded, but the address to return to is not valid. Go back to the app."
+        ) from None
+    return with_query(target, {"session_id": session.session_id, "state": session.state.value})

@@ -20,11 +20,16 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from aiohttp import web
 
 from ..clock import Clock
+
+# The URL helpers live in the neutral ..urls (the service builds its redirects with them too); re-exported so the
+# emulators keep importing them from here.
+from ..urls import is_http_url as is_http_url
+from ..urls import with_query as with_query
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -201,15 +206,6 @@ def new_id(n: int = 8) -> str:
     return secrets.token_hex(n).upper()
 
 
-def is_http_url(value: str) -> bool:
-    """An absolute http(s) URL with a host and no white space: what the vendors accept as a callback."""
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in value)
-
-
 def _origin(parts: SplitResult) -> tuple[str, str, int | None]:
     port = parts.port  # ValueError on a bad port, handled by the caller
     scheme = parts.scheme.lower()
@@ -230,13 +226,6 @@ def is_under(url: str, prefix: str) -> bool:
     if any(seg in (".", "..") for seg in unquote(parts.path).split("/")):
         return False
     return parts.path.startswith(want.path)
-
-
-def with_query(url: str, params: dict[str, str]) -> str:
-    """Append params to a URL that may already have a query (as the vendors' redirects do)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
-    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 PAGE_TEXT = {

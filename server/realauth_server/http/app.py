@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from .. import errors as E
 from ..emulators.base import Emulator, error_page
 from ..service import MAX_PUSH_BYTES, AuthService, LandingRefused
+from ..urls import location
 from .metrics import REGISTRY
 
 
@@ -29,7 +30,7 @@ def build_http_app(service: AuthService, emulators: Mapping[str, Emulator]) -> w
             target = await service.land(request.match_info["session_id"], request.match_info["sig"], query)
         except LandingRefused as exc:
             return error_page(exc.status, exc.message)
-        raise web.HTTPFound(target)
+        raise web.HTTPFound(location(target))  # the stored normal form as is: yarl must not re-encode it
 
     async def push(request: web.Request) -> web.Response:
         """A vendor's server-to-server result (plain-text answers: vendors log them, browsers never see them)."""

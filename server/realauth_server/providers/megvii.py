@@ -24,8 +24,8 @@ import httpx
 
 from .. import errors as E
 from ..domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
-from ..emulators.base import with_query
 from ..signing.megvii import multipart, verify_data_sign
+from ..urls import with_query
 from .base import (
     ErrorTable,
     Provider,
