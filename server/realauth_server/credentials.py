@@ -23,6 +23,8 @@ class TenantAccess:
 
     profile: Profile | None = None
     allowed: frozenset[str] | None = None
+    #: Failover order for its routed creates (empty: the default provider only).
+    provider_order: tuple[str, ...] = ()
 
 
 _PROFILE: contextvars.ContextVar[Profile | None] = contextvars.ContextVar("realauth_credentials", default=None)

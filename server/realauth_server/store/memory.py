@@ -21,6 +21,7 @@ class MemoryStore(SessionStore):
         self._idem: dict[tuple[str, str], str] = {}
         self._secrets: dict[str, bytes] = {}
         self._leases: dict[str, tuple[str, float]] = {}  # name → (owner, monotonic deadline)
+        self._markers: dict[str, float] = {}  # name → monotonic deadline
 
     async def open(self) -> None:
         return None
@@ -102,6 +103,14 @@ class MemoryStore(SessionStore):
         held = self._leases.get(name)
         if held is not None and held[0] == owner:
             del self._leases[name]
+
+    async def put_marker(self, name: str, seconds: float) -> None:
+        now = time.monotonic()
+        self._markers = {k: t for k, t in self._markers.items() if t > now}  # bounded by what is still live
+        self._markers[name] = now + seconds
+
+    async def has_marker(self, name: str) -> bool:
+        return self._markers.get(name, 0.0) > time.monotonic()
 
     def __len__(self) -> int:
         self._purge()

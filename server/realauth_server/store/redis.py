@@ -3,7 +3,8 @@
 Keys (prefix ``realauth:``), all with the session's retention as TTL (retention.py):
 - ``s:<session_id>``: hash ``v`` (version) and ``d`` (the session as JSON);
 - ``t:<token>``: session id (token index); ``i:<sha256(tenant, key)>``: session id (idempotency);
-- ``l:<name>``: a lease (owner id, ``SET NX PX``); ``secret:<name>``: shared secrets (no TTL).
+- ``l:<name>``: a lease (owner id, ``SET NX PX``); ``m:<name>``: a marker (``SET PX``);
+  ``secret:<name>``: shared secrets (no TTL).
 Writes are Lua scripts, so the version check, the indexes, the TTLs and the change notification
 (``PUBLISH realauth:events <session JSON>``) happen atomically and in version order.
 """
@@ -251,3 +252,9 @@ class RedisStore(SessionStore):
 
     async def release_lease(self, name: str, owner: str) -> None:
         await self._release(keys=[f"{self.prefix}l:{name}"], args=[owner])
+
+    async def put_marker(self, name: str, seconds: float) -> None:
+        await self.r.set(f"{self.prefix}m:{name}", b"1", px=max(1, math.ceil(seconds * 1000)))
+
+    async def has_marker(self, name: str) -> bool:
+        return bool(await self.r.exists(f"{self.prefix}m:{name}"))

@@ -33,6 +33,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS sessions_idem ON sessions(tenant, idempotency_
 CREATE INDEX IF NOT EXISTS sessions_token ON sessions(token) WHERE token != '';
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS markers (name TEXT PRIMARY KEY, until REAL NOT NULL);
 """
 
 #: Rows written before retention existed are kept this long past their expire time.
@@ -78,6 +79,7 @@ class SqliteStore(SessionStore):
         """Delete sessions past retention (and stale leases); returns how many sessions went."""
         cur = await self.db.execute("DELETE FROM sessions WHERE retain_until < ?", (self.clock.now(),))
         await self.db.execute("DELETE FROM leases WHERE until < ?", (time.time(),))
+        await self.db.execute("DELETE FROM markers WHERE until < ?", (time.time(),))
         await self.db.commit()
         self._next_purge = self.clock.now() + PURGE_EVERY
         return cur.rowcount
@@ -177,3 +179,14 @@ class SqliteStore(SessionStore):
     async def release_lease(self, name: str, owner: str) -> None:
         await self.db.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
         await self.db.commit()
+
+    async def put_marker(self, name: str, seconds: float) -> None:
+        await self.db.execute(
+            "INSERT INTO markers (name, until) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET until = excluded.until",
+            (name, time.time() + seconds),
+        )
+        await self.db.commit()
+
+    async def has_marker(self, name: str) -> bool:
+        async with self.db.execute("SELECT 1 FROM markers WHERE name = ? AND until > ?", (name, time.time())) as cur:
+            return await cur.fetchone() is not None
