@@ -360,8 +360,11 @@ class AuthService:
                         return await self._create_failover(req, candidates, params, note)
                     except E.RealAuthError as exc:
                         if exc.outcome_unknown:
-                            await self.store.put_marker(marker, UNKNOWN_OUTCOME_SECONDS)
-                            observe_idempotency("outcome_unknown")
+                            await self._mark_unknown(marker)
+                        raise
+                    except asyncio.CancelledError:
+                        # The caller gave up (its deadline, a disconnect) maybe mid vendor call: unknown too.
+                        await asyncio.shield(self._mark_unknown(marker))
                         raise
                 finally:
                     try:
@@ -375,6 +378,14 @@ class AuthService:
                 )
             await asyncio.sleep(min(delay, left))
             delay = min(delay * 2, POLL_MAX)
+
+    async def _mark_unknown(self, marker: str) -> None:
+        """Record that this key's vendor create may have happened without realauth learning its result."""
+        observe_idempotency("outcome_unknown")
+        try:
+            await self.store.put_marker(marker, UNKNOWN_OUTCOME_SECONDS)
+        except Exception:  # the call's own error matters more; the retry is then merely not flagged
+            log.warning("could not record an unknown create outcome")
 
     async def _create_failover(
         self, req: CreateInput, candidates: list[Provider], params: CreateParams, note: dict[str, str]
