@@ -359,16 +359,16 @@ class AuthService:
                     try:
                         return await self._create_failover(req, candidates, params, note)
                     except E.RealAuthError as exc:
-                        if exc.outcome_unknown:
-                            await self._mark_unknown(marker)
+                        if exc.outcome_unknown:  # shielded: the caller's deadline often lands right now
+                            await asyncio.shield(self._mark_unknown(marker))
                         raise
                     except asyncio.CancelledError:
                         # The caller gave up (its deadline, a disconnect) maybe mid vendor call: unknown too.
                         await asyncio.shield(self._mark_unknown(marker))
                         raise
                 finally:
-                    try:
-                        await self.store.release_idempotency(req.tenant, req.idempotency_key, owner)
+                    try:  # shielded too: a cancelled release would block retries until the lease expires
+                        await asyncio.shield(self.store.release_idempotency(req.tenant, req.idempotency_key, owner))
                     except Exception:
                         log.warning("could not release an idempotency reservation")
             left = deadlines.remaining()
