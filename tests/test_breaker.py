@@ -230,3 +230,39 @@ async def test_retry_budget_bounds_vendor_traffic_during_an_outage(make_realauth
     assert 30 <= sent <= 30 + 2 + 0.2 * 30, sent
     refused_now = await metric(h, 'realauth_vendor_retries_total{decision="refused",provider="seedance"}')
     assert refused_now - refused_before >= 30 - 8  # every call but those that got a retry was refused one
+
+
+class _Tick:
+    """A clock the state-machine tests move by hand."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_the_window_forgets_old_failures_and_one_probe_goes_at_a_time() -> None:
+    from realauth_server.providers.breaker import BreakerSettings, BreakerState, CircuitBreaker, CircuitOpen
+
+    tick, seen = _Tick(), []
+    b = CircuitBreaker("p", BreakerSettings(min_calls=4, window=10, open_seconds=5), tick, lambda *a: seen.append(a[1]))
+    for _ in range(3):
+        b.before_call()
+        b.record(failed=True)
+    tick.t += 11  # those three are history now
+    for _ in range(3):
+        b.before_call()
+        b.record(failed=True)
+    assert b.state is BreakerState.CLOSED
+    b.before_call()
+    b.record(failed=True)
+    assert b.state is BreakerState.OPEN
+    tick.t += 5
+    b.before_call()  # the probe
+    with pytest.raises(CircuitOpen):
+        b.before_call()  # a second concurrent call is refused while the probe runs
+    tick.t += 5  # the probe never reported (cancelled): its slot is free again
+    b.before_call()
+    b.record(failed=False)
+    assert b.state is BreakerState.CLOSED and seen == [BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.CLOSED]
