@@ -182,12 +182,48 @@ keys = ["{KEY_B}"]
     assert d.reason == "ProviderUnavailable"
 
 
+async def test_tenant_provider_weights_spread_first_tries(
+    make_realauth: ServerFactory, second_seedance: tuple[Emulator, str]
+) -> None:
+    other, url = second_seedance
+    h = await make_realauth(
+        f"""
+[providers.sd_a]
+kind = "seedance"
+sandbox = true
+max_attempts = 1
+[providers.sd_b]
+kind = "seedance"
+base_url = "{url}"
+api_key = "{SANDBOX_API_KEY}"
+[providers.sd_c]
+kind = "seedance"
+sandbox = true
+[tenants.alpha]
+keys = ["{KEY_A}"]
+provider_weights = {{ sd_a = 1, sd_b = 1, sd_c = 0 }}
+"""
+    )
+    md = (("authorization", f"Bearer {KEY_A}"),)
+    req = pb.CreateAuthSessionRequest(callback_url="https://caller.example/done")
+    served = [(await h.stub.CreateAuthSession(req, metadata=md)).session.provider for _ in range(40)]
+    # Both weighted instances get first tries (all 40 on one side: probability 2^-39); weight 0 is failover only.
+    assert set(served) == {"sd_a", "sd_b"}, served
+    # sd_a's vendor dies: every create still succeeds, on sd_b (sd_c shares sd_a's vendor, so it fails too).
+    h.emulator("seedance").set_fault(FaultPlan(status=503))
+    served = [(await h.stub.CreateAuthSession(req, metadata=md)).session.provider for _ in range(10)]
+    assert set(served) == {"sd_b"}
+
+
 @pytest.mark.parametrize(
     ("tenant", "message"),
     [
         ('provider_order = ["nope"]', "unknown provider"),
         ('providers = ["seedance"]\nprovider_order = ["volcengine"]', "is not in"),
         ('provider_order = ["seedance", "seedance"]', "twice"),
+        ("provider_weights = { seedance = -1 }", ">= 0"),
+        ("provider_weights = { seedance = 0 }", "above 0"),
+        ("provider_weights = { nope = 1 }", "unknown provider"),
     ],
 )
 def test_provider_order_is_validated(tmp_path: object, tenant: str, message: str) -> None:

@@ -53,11 +53,15 @@ class TenantSettings:
     credentials: dict[str, dict[str, Secret]] = field(default_factory=dict)  # provider → key → secret
     #: Routed creates (no ``provider``) try these in order, failing over when one is unavailable.
     provider_order: list[str] = field(default_factory=list)
+    #: Share of routed creates each provider gets first (the rest of the order stays the failover order).
+    provider_weights: dict[str, float] = field(default_factory=dict)
 
     @property
     def access(self) -> TenantAccess:
         allowed = frozenset(self.providers) if self.providers is not None else None
-        return TenantAccess(self.credentials or None, allowed, tuple(self.provider_order))
+        return TenantAccess(
+            self.credentials or None, allowed, tuple(self.provider_order), tuple(self.provider_weights.items())
+        )
 
 
 @dataclass
@@ -211,7 +215,8 @@ def _tenant(name: str, table: Any, s: Settings) -> TenantSettings:
     where = f"tenants.{name}"
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table")
-    unknown = set(table) - {"keys", "client_cert_names", "providers", "credentials", "provider_order"}
+    known = {"keys", "client_cert_names", "providers", "credentials", "provider_order", "provider_weights"}
+    unknown = set(table) - known
     if unknown:
         raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
     t = TenantSettings(name=name)
@@ -246,6 +251,23 @@ def _tenant(name: str, table: Any, s: Settings) -> TenantSettings:
         if len(set(order)) != len(order):
             raise ConfigError(f"{where}.provider_order names a provider twice")
         t.provider_order = list(order)
+    if "provider_weights" in table:
+        weights = table["provider_weights"]
+        ww = f"{where}.provider_weights"
+        if not isinstance(weights, dict) or not weights:
+            raise ConfigError(f"{ww} must be a table of provider = weight")
+        for p, w in weights.items():
+            if p not in configured:
+                raise ConfigError(f"{ww}: unknown provider {p!r}")
+            if t.providers is not None and p not in t.providers:
+                raise ConfigError(f"{ww}: {p!r} is not in {where}.providers")
+            if isinstance(w, bool) or not isinstance(w, int | float) or w < 0:
+                raise ConfigError(f"{ww}.{p} must be a number >= 0")
+        if not any(weights.values()):
+            raise ConfigError(f"{ww}: at least one weight must be above 0")
+        if not t.provider_order:  # the weighted providers, in configuration order, are the failover order too
+            t.provider_order = [p for p in configured if p in weights]
+        t.provider_weights = {p: float(w) for p, w in weights.items()}
     creds = table.get("credentials", {})
     if not isinstance(creds, dict):
         raise ConfigError(f"{where}.credentials must be a table of provider tables")

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import random
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -260,7 +261,7 @@ class AuthService:
         An explicit ``provider`` has no failover. By ``model``: every allowed instance serving it (the
         tenant's ``provider_order`` first, then configuration order). Neither: the tenant's ``provider_order``
         when it has one, else only the default provider. Candidates of another kind than the request's
-        ``options`` are left out.
+        ``options`` are left out. The tenant's ``provider_weights`` then pick which candidate goes first.
         """
         access = self.tenants.get(req.tenant)
         order = list(access.provider_order) if access else []
@@ -278,7 +279,14 @@ class AuthService:
         if allowed and (not req.options_kind or allowed[0].options_field == req.options_kind):
             first = allowed[0]
         rest = [p for p in allowed if p is not first and (not req.options_kind or p.options_field == req.options_kind)]
-        return [first, *rest]
+        ranked = [first, *rest]
+        weights = dict(access.provider_weights) if access else {}
+        if weights and not (req.options_kind and first.options_field != req.options_kind):
+            eligible = [p for p in ranked if weights.get(p.name, 0.0) > 0]
+            if eligible:  # spread first tries by weight; the others stay in order behind it
+                chosen = random.choices(eligible, weights=[weights[p.name] for p in eligible])[0]
+                ranked = [chosen, *(p for p in ranked if p is not chosen)]
+        return ranked
 
     @staticmethod
     def _check_allowed(provider: Provider) -> None:
