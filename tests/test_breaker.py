@@ -185,7 +185,7 @@ keys = ["{KEY_B}"]
 async def test_tenant_provider_weights_spread_first_tries(
     make_realauth: ServerFactory, second_seedance: tuple[Emulator, str]
 ) -> None:
-    other, url = second_seedance
+    _, url = second_seedance
     h = await make_realauth(
         f"""
 [providers.sd_a]
