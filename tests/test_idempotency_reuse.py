@@ -127,3 +127,14 @@ async def test_a_retry_after_an_unknown_outcome_is_deliberate_and_counted(
     again = await h.stub.CreateAuthSession(reqs[0], timeout=10)
     assert again.session.session_id == retried[0].session.session_id
     assert emu.stats.by_action[CREATE] == 2 * n
+
+
+async def test_a_session_stored_before_fingerprints_is_still_replayed(make_realauth: ServerFactory) -> None:
+    """Rows written by an older realauth have no digests: they are replayed as before, never refused."""
+    h = await make_realauth()
+    first = await create(h, "legacy-1")
+    stored = await h.server.store.get(first.session_id)
+    assert stored is not None and stored.fingerprint
+    await h.server.store.update(stored.evolve(fingerprint={}))
+    again = await create(h, "legacy-1", subject_id="someone-else")
+    assert again.session_id == first.session_id and creates(h) == 1
