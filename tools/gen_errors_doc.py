@@ -26,6 +26,8 @@ def render() -> str:
     out += ["| `Error.code` / ErrorInfo reason | gRPC status | retriable | meaning |", "| --- | --- | --- | --- |"]
     meanings = {
         "InvalidParameter": "the request is invalid; the message and BadRequest name the field",
+        "IdempotencyKeyReused": "the idempotency_key was first used with other parameters (BadRequest names "
+        "which); send the same ones or use a new key",
         "Unauthenticated": "no valid caller key or client certificate",
         "AccessDenied": "the caller may not use this provider",
         "SessionNotFound": "no such session for this caller",
@@ -35,7 +37,8 @@ def render() -> str:
         "VerificationPending": "the person has not finished the browser step yet; retry later",
         "VerificationFailed": "the vendor gave a final negative verdict without a result to exchange",
         "RateLimited": "the vendor's rate limit; retry after RetryInfo's delay",
-        "ProviderUnavailable": "the vendor could not be reached or failed (5xx, reset)",
+        "ProviderUnavailable": "the vendor could not be reached or failed (5xx, reset), or its circuit breaker "
+        "is open (no vendor call made; RetryInfo says when it probes again)",
         "ProviderTimeout": "the vendor did not answer within the call's deadline",
         "ProviderError": "the vendor answered with something unreadable or an unknown code",
         "ServiceUnavailable": "realauth itself cannot serve right now (store unreachable, shutting down); retry",

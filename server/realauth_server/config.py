@@ -14,6 +14,7 @@ from typing import Any
 from .credentials import TenantAccess
 from .logs import LEVELS as LOG_LEVELS
 from .providers.base import ProviderSettings
+from .providers.breaker import BreakerSettings
 from .providers.registry import KINDS
 from .secret import Secret, resolve_secret
 from .store.retention import DAY, RESULT_RETENTION
@@ -22,7 +23,26 @@ MAX_RETENTION = 366 * DAY
 #: A longer header timeout would let a slow-loris client hold a connection for minutes.
 MAX_HEADER_TIMEOUT = 60.0
 
-COMMON_PROVIDER_KEYS = {"kind", "base_url", "sandbox", "exchange_window_seconds", "max_attempts", "default"}
+#: ``[providers.NAME]`` keys for the circuit breaker and the retry budget → BreakerSettings field, and whether the
+#: value is a count (int) or a number of seconds / a ratio (float). Documented in docs/configuration.md.
+BREAKER_KEYS: dict[str, tuple[str, type]] = {
+    "breaker_window_seconds": ("window", float),
+    "breaker_min_calls": ("min_calls", int),
+    "breaker_failure_ratio": ("failure_ratio", float),
+    "breaker_open_seconds": ("open_seconds", float),
+    "retry_budget_ratio": ("retry_ratio", float),
+    "retry_budget_min": ("retry_min", int),
+}
+
+COMMON_PROVIDER_KEYS = {
+    "kind",
+    "base_url",
+    "sandbox",
+    "exchange_window_seconds",
+    "max_attempts",
+    "default",
+    *BREAKER_KEYS,
+}
 
 
 @dataclass
@@ -34,11 +54,17 @@ class TenantSettings:
     client_cert_names: list[str] = field(default_factory=list)
     providers: list[str] | None = None  # None: every configured provider
     credentials: dict[str, dict[str, Secret]] = field(default_factory=dict)  # provider → key → secret
+    #: Routed creates (no ``provider``) try these in order, failing over when one is unavailable.
+    provider_order: list[str] = field(default_factory=list)
+    #: Share of routed creates each provider gets first (the rest of the order stays the failover order).
+    provider_weights: dict[str, float] = field(default_factory=dict)
 
     @property
     def access(self) -> TenantAccess:
         allowed = frozenset(self.providers) if self.providers is not None else None
-        return TenantAccess(self.credentials or None, allowed)
+        return TenantAccess(
+            self.credentials or None, allowed, tuple(self.provider_order), tuple(self.provider_weights.items())
+        )
 
 
 @dataclass
@@ -236,7 +262,8 @@ def _tenant(name: str, table: Any, s: Settings) -> TenantSettings:
     where = f"tenants.{name}"
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table")
-    unknown = set(table) - {"keys", "client_cert_names", "providers", "credentials"}
+    known = {"keys", "client_cert_names", "providers", "credentials", "provider_order", "provider_weights"}
+    unknown = set(table) - known
     if unknown:
         raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
     t = TenantSettings(name=name)
@@ -259,6 +286,35 @@ def _tenant(name: str, table: Any, s: Settings) -> TenantSettings:
             if p not in configured:
                 raise ConfigError(f"{where}.providers: unknown provider {p!r}")
         t.providers = list(allowed)
+    if "provider_order" in table:
+        order = table["provider_order"]
+        if not isinstance(order, list) or not all(isinstance(p, str) for p in order):
+            raise ConfigError(f"{where}.provider_order must be a list of provider names")
+        for p in order:
+            if p not in configured:
+                raise ConfigError(f"{where}.provider_order: unknown provider {p!r}")
+            if t.providers is not None and p not in t.providers:
+                raise ConfigError(f"{where}.provider_order: {p!r} is not in {where}.providers")
+        if len(set(order)) != len(order):
+            raise ConfigError(f"{where}.provider_order names a provider twice")
+        t.provider_order = list(order)
+    if "provider_weights" in table:
+        weights = table["provider_weights"]
+        ww = f"{where}.provider_weights"
+        if not isinstance(weights, dict) or not weights:
+            raise ConfigError(f"{ww} must be a table of provider = weight")
+        for p, w in weights.items():
+            if p not in configured:
+                raise ConfigError(f"{ww}: unknown provider {p!r}")
+            if t.providers is not None and p not in t.providers:
+                raise ConfigError(f"{ww}: {p!r} is not in {where}.providers")
+            if isinstance(w, bool) or not isinstance(w, int | float) or w < 0:
+                raise ConfigError(f"{ww}.{p} must be a number >= 0")
+        if not any(weights.values()):
+            raise ConfigError(f"{ww}: at least one weight must be above 0")
+        if not t.provider_order:  # the weighted providers, in configuration order, are the failover order too
+            t.provider_order = [p for p in configured if p in weights]
+        t.provider_weights = {p: float(w) for p, w in weights.items()}
     creds = table.get("credentials", {})
     if not isinstance(creds, dict):
         raise ConfigError(f"{where}.credentials must be a table of provider tables")
@@ -344,6 +400,7 @@ def _provider(name: str, table: Any, s: Settings) -> ProviderSettings:
     if not isinstance(attempts, int) or isinstance(attempts, bool) or not 1 <= attempts <= 10:
         raise ConfigError(f"{where}.max_attempts must be an integer in [1, 10]")
     return ProviderSettings(
+        breaker=_breaker(merged, where),
         name=name,
         kind=kind,
         base_url=base_url,
@@ -353,3 +410,18 @@ def _provider(name: str, table: Any, s: Settings) -> ProviderSettings:
         is_default=bool(merged.get("default", False)),
         extra=extra,
     )
+
+
+def _breaker(table: dict[str, Any], where: str) -> BreakerSettings:
+    """The provider's circuit breaker and retry budget knobs (defaults in providers/breaker.py)."""
+    values: dict[str, Any] = {}
+    for key, (attr, typ) in BREAKER_KEYS.items():
+        if key not in table:
+            continue
+        value = _get(table, key, typ, where)
+        low_ok = key == "retry_budget_min" and value == 0  # ratio only: no floor
+        if (value <= 0 and not low_ok) or (key == "breaker_failure_ratio" and value > 1):
+            bound = "in (0, 1]" if key == "breaker_failure_ratio" else "positive"
+            raise ConfigError(f"{where}.{key} must be {bound}")
+        values[attr] = value
+    return BreakerSettings(**values)

@@ -23,6 +23,10 @@ class TenantAccess:
 
     profile: Profile | None = None
     allowed: frozenset[str] | None = None
+    #: Failover order for its routed creates (empty: the default provider only).
+    provider_order: tuple[str, ...] = ()
+    #: (provider, weight): the chance each one is tried first by a routed create (unlisted: weight 0).
+    provider_weights: tuple[tuple[str, float], ...] = ()
 
 
 _PROFILE: contextvars.ContextVar[Profile | None] = contextvars.ContextVar("realauth_credentials", default=None)

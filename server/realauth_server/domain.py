@@ -89,6 +89,8 @@ class AuthSession:
     landing: dict[str, str] = field(default_factory=dict)
     result: VerificationResult | None = None
     error_code: str = ""
+    #: Digest per create parameter (service.fingerprint): a reused idempotency_key must match it.
+    fingerprint: dict[str, str] = field(default_factory=dict)
     version: int = 0
 
     def to_dict(self) -> dict[str, Any]:

@@ -60,6 +60,7 @@ class RealAuthError(Exception):
         retriable: bool | None = None,
         retry_after: float | None = None,
         violations: tuple[FieldViolation, ...] = (),
+        outcome_unknown: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -69,6 +70,8 @@ class RealAuthError(Exception):
         self.is_retriable = self.retriable if retriable is None else retriable
         self.retry_after = retry_after
         self.violations = violations
+        #: A request went out and no answer came back: the vendor may have acted on it (idempotency records it).
+        self.outcome_unknown = outcome_unknown
 
     def public_message(self) -> str:
         """Message shown to the caller: ours, plus the vendor's code and request id when present."""
@@ -89,6 +92,24 @@ class InvalidParameter(RealAuthError):
         violations = (FieldViolation(field_name, description),)
         super().__init__(f"invalid {field_name}: {description}", violations=violations, **kw)  # type: ignore[arg-type]
         self.field = field_name
+
+
+class IdempotencyKeyReused(RealAuthError):
+    """The idempotency_key was first used with other parameters (named in the violations): use a new key."""
+
+    code = "IdempotencyKeyReused"
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, fields: tuple[str, ...]) -> None:
+        violations = tuple(
+            FieldViolation(f, "differs from the request that first used this idempotency_key") for f in fields
+        )
+        super().__init__(
+            f"idempotency_key was already used with a different {', '.join(fields)}; "
+            "send the same parameters to get the earlier session, or use a new key",
+            violations=violations,
+        )
+        self.fields = fields
 
 
 class Unauthenticated(RealAuthError):
@@ -176,6 +197,7 @@ class InternalError(RealAuthError):
 
 ALL_ERRORS: tuple[type[RealAuthError], ...] = (
     InvalidParameter,
+    IdempotencyKeyReused,
     Unauthenticated,
     AccessDenied,
     SessionNotFound,

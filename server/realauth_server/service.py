@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import random
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -19,7 +20,7 @@ from . import errors as E
 from .clock import Clock
 from .domain import AuthSession, CreateParams, SessionState, VerificationResult, new_session_id
 from .providers.base import BOUND_TOKEN, LANDING_PATH, PUSH_PATH, Provider, PushRejected
-from .store.base import SessionStore, StoreConflict, vendor_token_key
+from .store.base import SessionStore, StoreConflict, unknown_outcome_marker, vendor_token_key
 from .text import unsafe_char
 from .urls import URLRejected, normalize_callback_url, with_query
 
@@ -39,6 +40,25 @@ RESYNC_TICKS = 10
 MAX_PUSH_BYTES = 64 * 1024
 #: How long a push may wait for a running exchange of its session before asking the vendor to retry.
 PUSH_BUDGET = 10.0
+#: How long the store remembers that a create with an idempotency key got no answer from the vendor (the
+#: vendor may hold a session for it): a retry within this time is counted and logged as such.
+UNKNOWN_OUTCOME_SECONDS = 86_400.0
+#: Failover to the next candidate only while at least this much of the call's budget is left.
+FAILOVER_MIN_BUDGET = 0.2
+#: The create parameters an idempotency key is bound to (CreateAuthSessionRequest field names).
+FINGERPRINT_FIELDS = ("provider", "model", "callback_url", "subject_id", "locale", "options")
+
+#: Hook set by the metrics module (the service never imports http/): idempotency events by name.
+_idempotency_observers: list[Callable[[str], None]] = []
+
+
+def add_idempotency_observer(fn: Callable[[str], None]) -> None:
+    _idempotency_observers.append(fn)
+
+
+def observe_idempotency(event: str) -> None:
+    for fn in _idempotency_observers:
+        fn(event)
 
 
 @dataclass
@@ -52,6 +72,34 @@ class CreateInput:
     idempotency_key: str
     options_kind: str  # which oneof field was set ("" for none)
     options: Any
+
+
+def fingerprint(req: CreateInput) -> dict[str, str]:
+    """A digest per create parameter, so a reused idempotency key can name what differs (and store no new PII)."""
+    options = b""
+    if req.options_kind and req.options is not None:
+        serialize = getattr(req.options, "SerializeToString", None)
+        raw = serialize(deterministic=True) if callable(serialize) else repr(req.options).encode()
+        options = req.options_kind.encode() + b"\0" + bytes(raw)
+    values: dict[str, bytes] = {
+        "provider": req.provider.encode(),
+        "model": req.model.encode(),
+        "callback_url": req.callback_url.encode(),
+        "subject_id": req.subject_id.encode(),
+        "locale": (req.locale or "zh").encode(),
+        "options": options,
+    }
+    return {k: hashlib.sha256(k.encode() + b"\0" + values[k]).hexdigest()[:32] for k in FINGERPRINT_FIELDS}
+
+
+def fingerprint_mismatch(stored: Mapping[str, str], given: Mapping[str, str]) -> tuple[str, ...]:
+    """Fields whose digests differ (a field missing on either side, e.g. a session from before this, is skipped)."""
+    return tuple(f for f in FINGERPRINT_FIELDS if f in stored and f in given and stored[f] != given[f])
+
+
+def fails_over(exc: E.RealAuthError) -> bool:
+    """A create error that says "this vendor cannot serve now" (down, open breaker, garbage), not "no"."""
+    return isinstance(exc, E.ProviderUnavailable | E.ProviderError)
 
 
 class LandingRefused(Exception):
@@ -244,6 +292,39 @@ class AuthService:
             raise E.AccessDenied("this caller may use no provider (its [tenants] providers list is empty)")
         return default
 
+    def candidates(self, req: CreateInput) -> list[Provider]:
+        """Where a create may go, in order: the routed provider, then its failover candidates.
+
+        An explicit ``provider`` has no failover. By ``model``: every allowed instance serving it (the
+        tenant's ``provider_order`` first, then configuration order). Neither: the tenant's ``provider_order``
+        when it has one, else only the default provider. Candidates of another kind than the request's
+        ``options`` are left out. The tenant's ``provider_weights`` then pick which candidate goes first.
+        """
+        access = self.tenants.get(req.tenant)
+        order = list(access.provider_order) if access else []
+        if req.provider or not (req.model or order):
+            return [self.route(req.provider, req.model)]
+        if req.model:
+            first = self.route(req.provider, req.model)  # the model's errors (unknown, not allowed) come first
+            pool = [p for p in self.providers.values() if req.model in p.models]
+        else:
+            pool = [self.providers[n] for n in order]
+            first = pool[0]
+        rank = {name: i for i, name in enumerate(order)}
+        pool.sort(key=lambda p: rank.get(p.name, len(rank)))  # stable: configuration order after the tenant's
+        allowed = [p for p in pool if credentials.provider_allowed(p.name)]
+        if allowed and (not req.options_kind or allowed[0].options_field == req.options_kind):
+            first = allowed[0]
+        rest = [p for p in allowed if p is not first and (not req.options_kind or p.options_field == req.options_kind)]
+        ranked = [first, *rest]
+        weights = dict(access.provider_weights) if access else {}
+        if weights and not (req.options_kind and first.options_field != req.options_kind):
+            eligible = [p for p in ranked if weights.get(p.name, 0.0) > 0]
+            if eligible:  # spread first tries by weight; the others stay in order behind it
+                chosen = random.choices(eligible, weights=[weights[p.name] for p in eligible])[0]
+                ranked = [chosen, *(p for p in ranked if p is not chosen)]
+        return ranked
+
     @staticmethod
     def _check_allowed(provider: Provider) -> None:
         if not credentials.provider_allowed(provider.name):
@@ -255,7 +336,8 @@ class AuthService:
         req = replace(req, callback_url=validate_url("callback_url", req.callback_url))
         for name in ("subject_id", "idempotency_key", "locale", "provider", "model"):
             validate_short(name, getattr(req, name))
-        provider = self.route(req.provider, req.model)
+        candidates = self.candidates(req)
+        provider = candidates[0]
         if req.options_kind and req.options_kind != provider.options_field:
             raise E.InvalidParameter(
                 req.options_kind,
@@ -273,30 +355,65 @@ class AuthService:
         )
         provider.validate(params)
         if not req.idempotency_key:
-            return await self._create(req, provider, params)
+            return await self._create_failover(req, candidates, params, {})
         async with self._lock(f"idem:{req.tenant}:{req.idempotency_key}"):
-            return await self._create_once(req, provider, params)
+            return await self._create_once(req, candidates, params)
 
-    async def _create_once(self, req: CreateInput, provider: Provider, params: CreateParams) -> AuthSession:
+    def _replay(self, req: CreateInput, session: AuthSession, given: Mapping[str, str]) -> AuthSession:
+        """The earlier session for this key, if this request asks for the same thing; else refuse (naming why)."""
+        differ = fingerprint_mismatch(session.fingerprint, given)
+        if differ:
+            observe_idempotency("key_reused")
+            log.info(
+                "idempotency key reused with other parameters",
+                extra={"session_id": session.session_id, "tenant": req.tenant, "fields": ",".join(differ)},
+            )
+            raise E.IdempotencyKeyReused(differ)
+        observe_idempotency("replayed")
+        return session
+
+    async def _create_once(self, req: CreateInput, candidates: list[Provider], params: CreateParams) -> AuthSession:
         """Reserve the idempotency key in the store before the vendor call; duplicates wait for it.
 
         The in-process lock serialises duplicates within this replica; the store's reservation
         (a lease, released on failure and expiring on its own if this replica dies) does so across
-        replicas. A waiter gives up with ProviderTimeout when its own deadline runs out.
+        replicas. A waiter gives up with ProviderTimeout when its own deadline runs out. A key's earlier
+        session is returned only to a request with the same parameters (IdempotencyKeyReused otherwise).
         """
         owner = params.session_id
+        given = fingerprint(req)
+        marker = unknown_outcome_marker(req.tenant, req.idempotency_key)
         delay = POLL_FIRST
         while True:
             lease = max(deadlines.remaining(), 0.0) + LEASE_MARGIN
             claim = await self.store.claim_idempotency(req.tenant, req.idempotency_key, owner, lease)
             if claim.session is not None:
-                return claim.session
+                return self._replay(req, claim.session, given)
             if claim.claimed:
                 try:
-                    return await self._create(req, provider, params)
-                finally:
+                    note: dict[str, str] = {}
+                    if await self.store.has_marker(marker):
+                        # Deliberate: the earlier attempt's vendor session (if any) never reached anyone; a new one
+                        # is the only way to serve this key. Counted, logged, and recorded on the session.
+                        observe_idempotency("retry_after_unknown")
+                        log.warning(
+                            "create retried after a vendor call with an unknown outcome",
+                            extra={"tenant": req.tenant, "provider": candidates[0].name},
+                        )
+                        note = {"retry_after_unknown_outcome": "true"}
                     try:
-                        await self.store.release_idempotency(req.tenant, req.idempotency_key, owner)
+                        return await self._create_failover(req, candidates, params, note)
+                    except E.RealAuthError as exc:
+                        if exc.outcome_unknown:  # shielded: the caller's deadline often lands right now
+                            await asyncio.shield(self._mark_unknown(marker))
+                        raise
+                    except asyncio.CancelledError:
+                        # The caller gave up (its deadline, a disconnect) maybe mid vendor call: unknown too.
+                        await asyncio.shield(self._mark_unknown(marker))
+                        raise
+                finally:
+                    try:  # shielded too: a cancelled release would block retries until the lease expires
+                        await asyncio.shield(self.store.release_idempotency(req.tenant, req.idempotency_key, owner))
                     except Exception:
                         log.warning("could not release an idempotency reservation")
             left = deadlines.remaining()
@@ -307,7 +424,38 @@ class AuthService:
             await asyncio.sleep(min(delay, left))
             delay = min(delay * 2, POLL_MAX)
 
-    async def _create(self, req: CreateInput, provider: Provider, params: CreateParams) -> AuthSession:
+    async def _mark_unknown(self, marker: str) -> None:
+        """Record that this key's vendor create may have happened without realauth learning its result."""
+        observe_idempotency("outcome_unknown")
+        try:
+            await self.store.put_marker(marker, UNKNOWN_OUTCOME_SECONDS)
+        except Exception:  # the call's own error matters more; the retry is then merely not flagged
+            log.warning("could not record an unknown create outcome")
+
+    async def _create_failover(
+        self, req: CreateInput, candidates: list[Provider], params: CreateParams, note: dict[str, str]
+    ) -> AuthSession:
+        """Create at the first candidate that can serve; the session records the provider that did."""
+        for i, provider in enumerate(candidates):
+            if i:
+                try:
+                    provider.validate(params)
+                except E.InvalidParameter:
+                    continue  # this candidate cannot take these options: not a candidate after all
+            try:
+                return await self._create(req, provider, params, note)
+            except E.RealAuthError as exc:
+                if not fails_over(exc) or i == len(candidates) - 1 or deadlines.remaining() < FAILOVER_MIN_BUDGET:
+                    raise
+                log.warning(
+                    "create failing over to the next provider",
+                    extra={"provider": provider.name, "next": candidates[i + 1].name, "error_code": exc.code},
+                )
+        raise E.InternalError("no provider candidate could be tried")  # only if every fallback was skipped
+
+    async def _create(
+        self, req: CreateInput, provider: Provider, params: CreateParams, note: dict[str, str]
+    ) -> AuthSession:
         vendor = await provider.create_session(params)
         now = self.clock.now()
         session = AuthSession(
@@ -327,9 +475,12 @@ class AuthService:
             locale=params.locale,
             model=vendor.vendor_data.get("model", req.model),
             idempotency_key=req.idempotency_key,
-            vendor_data={**vendor.vendor_data, "request_id": vendor.vendor_request_id},
+            vendor_data={**vendor.vendor_data, "request_id": vendor.vendor_request_id, **note},
+            fingerprint=fingerprint(req) if req.idempotency_key else {},
         )
         stored = await self.store.insert(session)
+        if stored.session_id != session.session_id:  # another replica stored its session for this key first
+            return self._replay(req, stored, session.fingerprint)
         log.info(
             "session created",
             extra={"session_id": stored.session_id, "provider": provider.name, "tenant": req.tenant},

@@ -9,6 +9,7 @@ from realauth.v1 import realauth_pb2 as pb
 
 from ..domain import AuthSession, SessionState, VerificationResult
 from ..providers.base import Provider
+from ..providers.breaker import BreakerState
 
 STATES = {
     SessionState.PENDING: pb.AUTH_SESSION_STATE_PENDING,
@@ -16,6 +17,13 @@ STATES = {
     SessionState.EXCHANGED: pb.AUTH_SESSION_STATE_EXCHANGED,
     SessionState.FAILED: pb.AUTH_SESSION_STATE_FAILED,
     SessionState.EXPIRED: pb.AUTH_SESSION_STATE_EXPIRED,
+}
+
+
+CIRCUIT_STATES = {
+    BreakerState.CLOSED: pb.CIRCUIT_STATE_CLOSED,
+    BreakerState.OPEN: pb.CIRCUIT_STATE_OPEN,
+    BreakerState.HALF_OPEN: pb.CIRCUIT_STATE_HALF_OPEN,
 }
 
 
@@ -73,4 +81,5 @@ def provider_pb(p: Provider, *, is_default: bool) -> pb.Provider:
         is_default=is_default,
         models=list(p.models),
         exchange_window=window,
+        circuit_state=CIRCUIT_STATES[p.breaker.state],
     )

@@ -12,11 +12,13 @@ from .. import errors as E
 from ..emulators.base import Emulator, error_page
 from ..service import MAX_PUSH_BYTES, AuthService, LandingRefused
 from ..urls import location
-from .metrics import REGISTRY
+from .metrics import REGISTRY, track_provider
 
 
 def build_http_app(service: AuthService, emulators: Mapping[str, Emulator]) -> web.Application:
     app = web.Application(client_max_size=16 * 1024 * 1024)
+    for provider in service.providers.values():
+        track_provider(provider)
 
     async def landing(request: web.Request) -> web.StreamResponse:
         query: dict[str, str] = dict(request.query)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from ..providers.base import Provider, add_vendor_observer
-from ..service import add_refusal_observer
+from ..providers.base import Provider, add_breaker_observer, add_retry_observer, add_vendor_observer
+from ..providers.breaker import BreakerState
+from ..service import add_idempotency_observer, add_refusal_observer
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -60,3 +61,54 @@ def _observe_refusal(route: str, provider: str, reason: str) -> None:
 
 
 add_refusal_observer(_observe_refusal)
+
+BREAKER_STATE = Gauge(
+    "realauth_provider_circuit_state",
+    "Circuit breaker state per provider instance: 1 for the current state, 0 for the others",
+    ["provider", "state"],
+    registry=REGISTRY,
+)
+BREAKER_TRANSITIONS = Counter(
+    "realauth_provider_circuit_transitions",
+    "Circuit breaker transitions, by provider and the state entered",
+    ["provider", "to"],
+    registry=REGISTRY,
+)
+VENDOR_RETRIES = Counter(
+    "realauth_vendor_retries",
+    "Vendor call retries, by provider and whether the retry budget allowed them (allowed, refused)",
+    ["provider", "decision"],
+    registry=REGISTRY,
+)
+IDEMPOTENCY_EVENTS = Counter(
+    "realauth_idempotency_events",
+    "CreateAuthSession idempotency outcomes: replayed, key_reused (refused), outcome_unknown (a create whose "
+    "vendor call got no answer), retry_after_unknown (a retry that called the vendor again after one)",
+    ["event"],
+    registry=REGISTRY,
+)
+
+
+def _observe_breaker(provider: Provider, old: BreakerState, new: BreakerState) -> None:
+    for state in BreakerState:
+        BREAKER_STATE.labels(provider.name, state.value).set(1 if state is new else 0)
+    BREAKER_TRANSITIONS.labels(provider.name, new.value).inc()
+
+
+def _observe_retry(provider: Provider, action: str, allowed: bool) -> None:
+    VENDOR_RETRIES.labels(provider.name, "allowed" if allowed else "refused").inc()
+
+
+def _observe_idempotency(event: str) -> None:
+    IDEMPOTENCY_EVENTS.labels(event).inc()
+
+
+def track_provider(provider: Provider) -> None:
+    """Publish a provider's breaker state from the start (closed), not only after its first transition."""
+    for state in BreakerState:
+        BREAKER_STATE.labels(provider.name, state.value).set(1 if state is provider.breaker.state else 0)
+
+
+add_breaker_observer(_observe_breaker)
+add_retry_observer(_observe_retry)
+add_idempotency_observer(_observe_idempotency)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextvars
 import logging
 import random
 import time
@@ -34,6 +35,7 @@ from ..errors import (
     RealAuthError,
 )
 from ..secret import Secret, resolve_secret
+from .breaker import BreakerSettings, BreakerState, CircuitBreaker, CircuitOpen
 
 log = logging.getLogger("realauth.vendor")
 
@@ -154,6 +156,7 @@ class ProviderSettings:
     max_attempts: int = 3
     is_default: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    breaker: BreakerSettings = field(default_factory=BreakerSettings)
 
     def secret(self, key: str, *, required: bool = True) -> Secret | None:
         spec = self.extra.get(key)
@@ -197,6 +200,9 @@ class Provider(abc.ABC):
         self.ctx = ctx
         self.name = settings.name
         self.http = ctx.http_client_factory() if ctx.http_client_factory else make_http_client()
+        self.breaker = CircuitBreaker(
+            self.name, settings.breaker, ctx.clock.now, lambda old, new, why: observe_breaker(self, old, new, why)
+        )
         self._secrets: dict[str, Secret] = {}
         for key in self.secret_keys:
             secret = settings.secret(key, required=False)
@@ -290,6 +296,8 @@ class Provider(abc.ABC):
     async def send(self, request: httpx.Request, *, action: str) -> httpx.Response:
         """Send one request within the call's budget; transport failures become neutral errors."""
         left = deadlines.require(0.05)
+        self.breaker.before_call()  # an open breaker refuses here, before any vendor traffic
+        _SENT.set(True)
         start = time.monotonic()
         outcome = "error"
         try:
@@ -301,7 +309,9 @@ class Provider(abc.ABC):
         except TimeoutError:
             outcome = "timeout"
             raise ProviderTimeout(
-                f"{self.name}: {action} gave no answer within the call's deadline", provider=self.name
+                f"{self.name}: {action} gave no answer within the call's deadline",
+                provider=self.name,
+                outcome_unknown=True,
             ) from None
         except httpx.TransportError as exc:
             # httpx-aiohttp reports a dropped connection (ServerDisconnectedError) as ConnectTimeout: classify by
@@ -309,33 +319,72 @@ class Provider(abc.ABC):
             cause = exc.__cause__
             if isinstance(exc, httpx.TimeoutException) and not isinstance(cause, aiohttp.ClientConnectionError):
                 outcome = "timeout"
-                raise ProviderTimeout(f"{self.name}: {action} timed out", provider=self.name) from None
+                raise ProviderTimeout(
+                    f"{self.name}: {action} timed out", provider=self.name, outcome_unknown=True
+                ) from None
             outcome = "transport_error"
             kind = type(cause).__name__ if cause is not None else type(exc).__name__
+            # Never connected: the vendor saw nothing. Dropped after sending: it may have acted on the request.
+            never_sent = isinstance(exc, httpx.ConnectError) or isinstance(cause, aiohttp.ClientConnectorError)
             raise ProviderUnavailable(
-                f"{self.name}: {action} failed to reach the vendor ({kind})", provider=self.name
+                f"{self.name}: {action} failed to reach the vendor ({kind})",
+                provider=self.name,
+                outcome_unknown=not never_sent,
             ) from None
         finally:
             elapsed = time.monotonic() - start
             observe_vendor_call(self, action, outcome, elapsed)
 
     async def with_retries(self, action: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        """Retry retriable errors with jittered backoff, but only inside the call's budget."""
+        """Retry retriable errors with jittered backoff, inside the call's budget and the provider's retry budget.
+
+        Every attempt that reached the vendor is reported to the breaker (sick or healthy); an open breaker
+        ends the loop at once. When any attempt may have been acted on by the vendor (no answer after the
+        request went out), the final error says so (``outcome_unknown``) for the idempotency record.
+        """
         delay = 0.2
+        unknown = False
+        self.breaker.note_call()
         for n in range(1, self.settings.max_attempts + 1):
+            _SENT.set(False)
             try:
-                return await attempt()
+                result = await attempt()
+            except CircuitOpen as exc:
+                exc.outcome_unknown = exc.outcome_unknown or unknown
+                raise
             except RealAuthError as exc:
+                if _SENT.get():
+                    self.breaker.record(failed=is_sickness(exc))
+                unknown = unknown or exc.outcome_unknown
+                exc.outcome_unknown = unknown
                 wait = exc.retry_after if exc.retry_after is not None else delay * (0.5 + random.random())
                 if not exc.is_retriable or n == self.settings.max_attempts or deadlines.remaining() < wait + 0.1:
                     raise
+                if not self.breaker.allow_retry():
+                    observe_retry(self, action, allowed=False)
+                    raise
+                observe_retry(self, action, allowed=True)
                 log.info(
                     "vendor call retry",
                     extra={"provider": self.name, "action": action, "attempt": n, "error_code": exc.code},
                 )
                 await asyncio.sleep(wait)
                 delay *= 2
+            else:
+                if _SENT.get():
+                    self.breaker.record(failed=False)
+                return result
         raise InternalError("unreachable retry state")  # pragma: no cover
+
+
+#: Whether the current attempt got past the breaker and sent a request (set by ``send``, read by
+#: ``with_retries``): an attempt that never reached the vendor says nothing about its health.
+_SENT: contextvars.ContextVar[bool] = contextvars.ContextVar("realauth_vendor_sent", default=False)
+
+
+def is_sickness(exc: RealAuthError) -> bool:
+    """Errors that say the vendor is unwell (5xx, resets, timeouts, garbage), not that it said no."""
+    return isinstance(exc, ProviderUnavailable | ProviderTimeout | ProviderError) and not isinstance(exc, CircuitOpen)
 
 
 #: Hook set by the metrics module (keeps providers free of a metrics dependency).
@@ -359,6 +408,37 @@ def observe_vendor_call(provider: Provider, action: str, outcome: str, seconds: 
 
 def add_vendor_observer(fn: Callable[[Provider, str, str, float], None]) -> None:
     _vendor_observers.append(fn)
+
+
+#: Breaker transitions (provider, from, to) and retry-budget decisions (provider, action, allowed).
+_breaker_observers: list[Callable[[Provider, BreakerState, BreakerState], None]] = []
+_retry_observers: list[Callable[[Provider, str, bool], None]] = []
+
+
+def observe_breaker(provider: Provider, old: BreakerState, new: BreakerState, why: str) -> None:
+    for fn in _breaker_observers:
+        fn(provider, old, new)
+    level = logging.WARNING if new is BreakerState.OPEN else logging.INFO
+    log.log(
+        level,
+        "circuit breaker transition",
+        extra={"provider": provider.name, "kind": provider.kind, "from": old.value, "to": new.value, "why": why},
+    )
+
+
+def add_breaker_observer(fn: Callable[[Provider, BreakerState, BreakerState], None]) -> None:
+    _breaker_observers.append(fn)
+
+
+def observe_retry(provider: Provider, action: str, *, allowed: bool) -> None:
+    for fn in _retry_observers:
+        fn(provider, action, allowed)
+    if not allowed:
+        log.info("vendor retry refused by the retry budget", extra={"provider": provider.name, "action": action})
+
+
+def add_retry_observer(fn: Callable[[Provider, str, bool], None]) -> None:
+    _retry_observers.append(fn)
 
 
 def json_body(response: httpx.Response, *, provider: str, action: str) -> dict[str, Any]:

@@ -121,3 +121,16 @@ class SessionStore(abc.ABC):
 
     async def release_idempotency(self, tenant: str, key: str, owner: str) -> None:
         await self.release_lease(idempotency_lease(tenant, key), owner)
+
+    @abc.abstractmethod
+    async def put_marker(self, name: str, seconds: float) -> None:
+        """Remember ``name`` for ``seconds`` of real time, for every replica (e.g. an unknown create outcome)."""
+
+    @abc.abstractmethod
+    async def has_marker(self, name: str) -> bool:
+        """Whether ``name`` was marked and has not expired."""
+
+
+def unknown_outcome_marker(tenant: str, key: str) -> str:
+    """Marks (tenant, idempotency key) whose vendor create got no answer: the vendor may hold a session for it."""
+    return "unknown:" + hashlib.sha256(f"{tenant}\0{key}".encode()).hexdigest()

@@ -25,6 +25,7 @@ class MemoryStore(SessionStore):
         self._secrets: dict[str, bytes] = {}
         self._leases: dict[str, tuple[str, float]] = {}  # name → (owner, monotonic deadline)
         self._claims: dict[str, tuple[str, float]] = {}  # vendor token key → (session id, retain until)
+        self._markers: dict[str, float] = {}  # name → monotonic deadline
 
     async def open(self) -> None:
         return None
@@ -121,6 +122,14 @@ class MemoryStore(SessionStore):
     async def vendor_token_owner(self, key: str) -> str | None:
         held = self._claims.get(key)
         return held[0] if held is not None and held[1] >= self.clock.now() else None
+
+    async def put_marker(self, name: str, seconds: float) -> None:
+        now = time.monotonic()
+        self._markers = {k: t for k, t in self._markers.items() if t > now}  # bounded by what is still live
+        self._markers[name] = now + seconds
+
+    async def has_marker(self, name: str) -> bool:
+        return self._markers.get(name, 0.0) > time.monotonic()
 
     def __len__(self) -> int:
         self._purge()

@@ -3,7 +3,8 @@
 Keys (prefix ``realauth:``), all with the session's retention as TTL (retention.py):
 - ``s:<session_id>``: hash ``v`` (version) and ``d`` (the session as JSON);
 - ``t:<token>``: session id (token index); ``i:<sha256(tenant, key)>``: session id (idempotency);
-- ``l:<name>``: a lease (owner id, ``SET NX PX``); ``secret:<name>``: shared secrets (no TTL);
+- ``l:<name>``: a lease (owner id, ``SET NX PX``); ``m:<name>``: a marker (``SET PX``);
+  ``secret:<name>``: shared secrets (no TTL);
 - ``c:<sha256(kind, vendor token)>``: the session that claimed a vendor token (``SET NX``, TTL its retention).
 Writes are Lua scripts, so the version check, the indexes, the TTLs and the change notification
 (``PUBLISH realauth:events <session JSON>``) happen atomically and in version order.
@@ -274,3 +275,9 @@ class RedisStore(SessionStore):
     async def vendor_token_owner(self, key: str) -> str | None:
         owner = await self.r.get(f"{self.prefix}c:{key}")
         return _bytes(owner).decode() if owner else None
+
+    async def put_marker(self, name: str, seconds: float) -> None:
+        await self.r.set(f"{self.prefix}m:{name}", b"1", px=max(1, math.ceil(seconds * 1000)))
+
+    async def has_marker(self, name: str) -> bool:
+        return bool(await self.r.exists(f"{self.prefix}m:{name}"))

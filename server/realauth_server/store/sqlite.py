@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS vendor_claims (
     session_id   TEXT NOT NULL,
     retain_until REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS markers (name TEXT PRIMARY KEY, until REAL NOT NULL);
 """
 
 #: Rows written before retention existed are kept this long past their expire time.
@@ -84,6 +85,7 @@ class SqliteStore(SessionStore):
         cur = await self.db.execute("DELETE FROM sessions WHERE retain_until < ?", (self.clock.now(),))
         await self.db.execute("DELETE FROM leases WHERE until < ?", (time.time(),))
         await self.db.execute("DELETE FROM vendor_claims WHERE retain_until < ?", (self.clock.now(),))
+        await self.db.execute("DELETE FROM markers WHERE until < ?", (time.time(),))
         await self.db.commit()
         self._next_purge = self.clock.now() + PURGE_EVERY
         return cur.rowcount
@@ -203,3 +205,14 @@ class SqliteStore(SessionStore):
         async with self.db.execute(sql, (key, self.clock.now())) as cur:
             row = await cur.fetchone()
         return str(row[0]) if row else None
+
+    async def put_marker(self, name: str, seconds: float) -> None:
+        await self.db.execute(
+            "INSERT INTO markers (name, until) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET until = excluded.until",
+            (name, time.time() + seconds),
+        )
+        await self.db.commit()
+
+    async def has_marker(self, name: str) -> bool:
+        async with self.db.execute("SELECT 1 FROM markers WHERE name = ? AND until > ?", (name, time.time())) as cur:
+            return await cur.fetchone() is not None

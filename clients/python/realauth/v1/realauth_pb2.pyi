@@ -19,12 +19,23 @@ class AuthSessionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     AUTH_SESSION_STATE_EXCHANGED: _ClassVar[AuthSessionState]
     AUTH_SESSION_STATE_FAILED: _ClassVar[AuthSessionState]
     AUTH_SESSION_STATE_EXPIRED: _ClassVar[AuthSessionState]
+
+class CircuitState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CIRCUIT_STATE_UNSPECIFIED: _ClassVar[CircuitState]
+    CIRCUIT_STATE_CLOSED: _ClassVar[CircuitState]
+    CIRCUIT_STATE_OPEN: _ClassVar[CircuitState]
+    CIRCUIT_STATE_HALF_OPEN: _ClassVar[CircuitState]
 AUTH_SESSION_STATE_UNSPECIFIED: AuthSessionState
 AUTH_SESSION_STATE_PENDING: AuthSessionState
 AUTH_SESSION_STATE_COMPLETED: AuthSessionState
 AUTH_SESSION_STATE_EXCHANGED: AuthSessionState
 AUTH_SESSION_STATE_FAILED: AuthSessionState
 AUTH_SESSION_STATE_EXPIRED: AuthSessionState
+CIRCUIT_STATE_UNSPECIFIED: CircuitState
+CIRCUIT_STATE_CLOSED: CircuitState
+CIRCUIT_STATE_OPEN: CircuitState
+CIRCUIT_STATE_HALF_OPEN: CircuitState
 
 class ResponseMetadata(_message.Message):
     __slots__ = ("request_id", "action", "version", "service", "region", "error", "provider_request_id")
@@ -320,20 +331,22 @@ class ListProvidersRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Provider(_message.Message):
-    __slots__ = ("name", "kind", "sandbox", "is_default", "models", "exchange_window")
+    __slots__ = ("name", "kind", "sandbox", "is_default", "models", "exchange_window", "circuit_state")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     SANDBOX_FIELD_NUMBER: _ClassVar[int]
     IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     EXCHANGE_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    CIRCUIT_STATE_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: str
     sandbox: bool
     is_default: bool
     models: _containers.RepeatedScalarFieldContainer[str]
     exchange_window: _duration_pb2.Duration
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., sandbox: _Optional[bool] = ..., is_default: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., exchange_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    circuit_state: CircuitState
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., sandbox: _Optional[bool] = ..., is_default: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., exchange_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., circuit_state: _Optional[_Union[CircuitState, str]] = ...) -> None: ...
 
 class ListProvidersResponse(_message.Message):
     __slots__ = ("response_metadata", "providers")
