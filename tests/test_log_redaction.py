@@ -133,7 +133,8 @@ def test_malformed_or_over_long_landing_request_line_logs_no_signature(tmp_path:
             landing = urlsplit(landing_url)
             target = f"{landing.path}?{landing.query}".encode()
             bad = {
-                "10 KB query": b"GET " + target + b"&pad=" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+                # Longer than any landing may be (the limit grows for Megvii GET returns, tests/test_http_limits.py).
+                "64 KB query": b"GET " + target + b"&pad=" + b"a" * 64_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
                 "bad version": b"GET " + target + b" HTTP/9.Z\r\nHost: x\r\n\r\n",
                 "control char": b"GET " + target + b"&x=\x01 HTTP/1.1\r\nHost: x\r\n\r\n",
                 "extra word": b"GET " + target + b" extra HTTP/1.1\r\nHost: x\r\n\r\n",
