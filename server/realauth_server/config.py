@@ -12,14 +12,25 @@ from pathlib import Path
 from typing import Any
 
 from .credentials import TenantAccess
-from .providers.base import ProviderSettings
+from .providers.base import DEFAULT_MAX_CONNECTIONS, DEFAULT_PROVIDER_IN_FLIGHT, ProviderSettings
 from .providers.registry import KINDS
 from .secret import Secret, resolve_secret
 from .store.retention import DAY, RESULT_RETENTION
 
 MAX_RETENTION = 366 * DAY
 
-COMMON_PROVIDER_KEYS = {"kind", "base_url", "sandbox", "exchange_window_seconds", "max_attempts", "default"}
+COMMON_PROVIDER_KEYS = {
+    "kind",
+    "base_url",
+    "sandbox",
+    "exchange_window_seconds",
+    "max_attempts",
+    "default",
+    "max_connections",
+    "max_in_flight",
+}
+#: Upper bound of every count limit (connections, in-flight calls, watches, requests per second).
+MAX_BOUND = 1_000_000
 
 
 @dataclass
@@ -31,6 +42,8 @@ class TenantSettings:
     client_cert_names: list[str] = field(default_factory=list)
     providers: list[str] | None = None  # None: every configured provider
     credentials: dict[str, dict[str, Secret]] = field(default_factory=dict)  # provider → key → secret
+    rate_limit: int | None = None  # requests per second; None: server.tenant_rate_limit; 0: unlimited
+    max_watches: int | None = None  # open watches; None: server.max_watches_per_tenant
 
     @property
     def access(self) -> TenantAccess:
@@ -59,6 +72,15 @@ class Settings:
     rpc_cap_seconds: float = 30.0
     #: How long a session is kept after its last usable moment (store/retention.py; docs/deployment.md).
     retention_seconds: float = RESULT_RETENTION
+    #: Admission and caps (docs/reliability.md): unary realauth.v1 calls in progress in this process, open watches
+    #: (in all, and per tenant), how long one watch may stay open, requests per second per tenant (0: no limit),
+    #: and how often the store is pinged for the readiness status.
+    max_in_flight: int = 8000
+    max_watches: int = 10000
+    max_watches_per_tenant: int = 1000
+    watch_cap_seconds: float = 300.0
+    tenant_rate_limit: int = 0
+    readiness_interval_seconds: float = 2.0
     log_level: str = "INFO"
     log_format: str = "auto"
     landing_secret: Secret | None = None
@@ -131,6 +153,12 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
         "shutdown_grace": float,
         "rpc_cap_seconds": float,
         "retention_seconds": float,
+        "max_in_flight": int,
+        "max_watches": int,
+        "max_watches_per_tenant": int,
+        "watch_cap_seconds": float,
+        "tenant_rate_limit": int,
+        "readiness_interval_seconds": float,
         "log_level": str,
         "log_format": str,
     }
@@ -155,6 +183,12 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
     for key in ("port", "http_port"):
         if not 0 <= getattr(s, key) <= 65535:
             raise ConfigError(f"server.{key} must be in [0, 65535] (0 picks a free port)")
+    for key in ("max_in_flight", "max_watches", "max_watches_per_tenant"):
+        _check_count(getattr(s, key), f"server.{key}", 1)
+    _check_count(s.tenant_rate_limit, "server.tenant_rate_limit", 0)
+    for key in ("watch_cap_seconds", "readiness_interval_seconds"):
+        if not 0 < getattr(s, key) <= DAY:
+            raise ConfigError(f"server.{key} must be in (0, 86400] seconds")
 
     providers = data.get("providers")
     if providers:
@@ -176,6 +210,12 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
     return s
 
 
+def _check_count(value: Any, where: str, low: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= MAX_BOUND:
+        raise ConfigError(f"{where} must be an integer in [{low}, {MAX_BOUND}]")
+    return value
+
+
 def _secret(spec: Any, where: str) -> Secret:
     if not isinstance(spec, str) or not spec:
         raise ConfigError(f"{where} must be a non-empty string (env:NAME, file:/path or a literal)")
@@ -189,10 +229,14 @@ def _tenant(name: str, table: Any, s: Settings) -> TenantSettings:
     where = f"tenants.{name}"
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table")
-    unknown = set(table) - {"keys", "client_cert_names", "providers", "credentials"}
+    unknown = set(table) - {"keys", "client_cert_names", "providers", "credentials", "rate_limit", "max_watches"}
     if unknown:
         raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
     t = TenantSettings(name=name)
+    if "rate_limit" in table:
+        t.rate_limit = _check_count(table["rate_limit"], f"{where}.rate_limit", 0)
+    if "max_watches" in table:
+        t.max_watches = _check_count(table["max_watches"], f"{where}.max_watches", 1)
     keys = table.get("keys", [])
     if not isinstance(keys, list):
         raise ConfigError(f"{where}.keys must be a list")
@@ -297,6 +341,12 @@ def _provider(name: str, table: Any, s: Settings) -> ProviderSettings:
     if not isinstance(attempts, int) or isinstance(attempts, bool) or not 1 <= attempts <= 10:
         raise ConfigError(f"{where}.max_attempts must be an integer in [1, 10]")
     return ProviderSettings(
+        max_connections=_check_count(
+            merged.get("max_connections", DEFAULT_MAX_CONNECTIONS), f"{where}.max_connections", 1
+        ),
+        max_in_flight=_check_count(
+            merged.get("max_in_flight", DEFAULT_PROVIDER_IN_FLIGHT), f"{where}.max_in_flight", 1
+        ),
         name=name,
         kind=kind,
         base_url=base_url,

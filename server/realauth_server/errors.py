@@ -39,6 +39,7 @@ class RealAuthError(Exception):
         retriable: bool | None = None,
         retry_after: float | None = None,
         violations: tuple[FieldViolation, ...] = (),
+        metadata: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -48,6 +49,8 @@ class RealAuthError(Exception):
         self.is_retriable = self.retriable if retriable is None else retriable
         self.retry_after = retry_after
         self.violations = violations
+        #: Extra ErrorInfo metadata (e.g. which bound refused the call); never ids of others or secrets.
+        self.metadata = dict(metadata or {})
 
     def public_message(self) -> str:
         """Message shown to the caller: ours, plus the vendor's code and request id when present."""
@@ -119,6 +122,25 @@ class RateLimited(RealAuthError):
     retriable = True
 
 
+class Overloaded(RealAuthError):
+    """realauth refused the call at once to stay responsive (an in-flight or open-watch bound); retry after RetryInfo.
+
+    ErrorInfo metadata ``scope`` names the bound: server, provider, watches_server or watches_tenant.
+    """
+
+    code = "Overloaded"
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    retriable = True
+
+
+class TenantRateLimited(RealAuthError):
+    """The calling tenant exceeded its configured request rate; retry after RetryInfo."""
+
+    code = "TenantRateLimited"
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    retriable = True
+
+
 class ProviderUnavailable(RealAuthError):
     code = "ProviderUnavailable"
     grpc_code = grpc.StatusCode.UNAVAILABLE
@@ -163,6 +185,8 @@ ALL_ERRORS: tuple[type[RealAuthError], ...] = (
     VerificationPending,
     VerificationFailed,
     RateLimited,
+    Overloaded,
+    TenantRateLimited,
     ProviderUnavailable,
     ProviderTimeout,
     ProviderError,

@@ -23,13 +23,14 @@ from .emulators.base import Emulator
 from .emulators.registry import EMULATORS
 from .http.app import build_http_app
 from .http.listen import bind_tcp, bound_port
+from .interceptors.admission import AdmissionInterceptor, TenantRateInterceptor
 from .interceptors.auth import AuthInterceptor
 from .interceptors.deadline import DeadlineInterceptor
 from .interceptors.errors import ErrorInterceptor
 from .interceptors.observe import ObserveInterceptor
 from .providers.base import Provider, ProviderContext
 from .providers.registry import KINDS
-from .service import AuthService
+from .service import AuthService, WatchLimits
 from .store.base import SessionStore
 from .store.factory import open_store
 from .store.retention import Retention
@@ -38,6 +39,13 @@ log = logging.getLogger("realauth")
 
 SERVICE_NAME = realauth_pb2.DESCRIPTOR.services_by_name["RealAuthService"].full_name
 MAX_MESSAGE = 16 * 1024 * 1024  # Tencent's CompareImageBase64 alone may be 8 MB
+#: Calls gRPC core may hold before the Python server picks them up. grpc.aio takes calls from core one at a time, so
+#: a burst waits there; past core's default hard limit (3,000) core cancels the surplus (the caller sees CANCELLED
+#: and realauth never sees the call: no log line, no metric). With a high limit every call reaches the admission
+#: bounds, which refuse the surplus at once and visibly. A call waiting in core costs a few KiB.
+MAX_PENDING_CALLS = 100_000
+#: A readiness ping slower than this counts as a failure.
+READINESS_TIMEOUT = 2.0
 
 
 @dataclass
@@ -79,7 +87,14 @@ class RealAuthServer:
             public_url=s.effective_public_url,
             landing_key=landing_key,
             tenants={t.name: t.access for t in s.tenants},
+            watch_limits=WatchLimits(
+                cap_seconds=s.watch_cap_seconds,
+                max_open=s.max_watches,
+                default_per_tenant=s.max_watches_per_tenant,
+                per_tenant={t.name: t.max_watches for t in s.tenants if t.max_watches is not None},
+            ),
         )
+        rates = {t.name: t.rate_limit for t in s.tenants if t.rate_limit is not None}
 
         self.http_runner = web.AppRunner(
             build_http_app(self.service, self.emulators), access_log=None, handler_cancellation=True
@@ -91,12 +106,16 @@ class RealAuthServer:
             interceptors=[
                 ObserveInterceptor(s.region),
                 ErrorInterceptor(),
+                AdmissionInterceptor(s.max_in_flight),
                 AuthInterceptor(s.tenants),
+                TenantRateInterceptor(self.store, lambda tenant: rates.get(tenant, s.tenant_rate_limit)),
                 DeadlineInterceptor(s.rpc_cap_seconds),
             ],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE),
                 ("grpc.max_send_message_length", MAX_MESSAGE),
+                ("grpc.server.max_pending_requests", MAX_PENDING_CALLS),
+                ("grpc.server.max_pending_requests_hard_limit", MAX_PENDING_CALLS),
             ],
         )
         servicer = RealAuthServicer(self.service)
@@ -126,10 +145,39 @@ class RealAuthServer:
         await self.grpc.start()
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        self.ready = True
+        self._readiness = asyncio.create_task(self._watch_readiness(s.readiness_interval_seconds), name="readiness")
+
+    async def _watch_readiness(self, interval: float) -> None:
+        """Readiness follows the store: NOT_SERVING for realauth.v1 while a ping fails, SERVING once one succeeds.
+
+        The overall ``""`` status is liveness and stays SERVING: restarting realauth does not bring a store back.
+        """
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with asyncio.timeout(min(interval, READINESS_TIMEOUT)):
+                    await self.store.ping()
+                ready, error = True, ""
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any failure to answer means "do not send me traffic"
+                ready, error = False, type(exc).__name__
+            if ready == self.ready:
+                continue
+            self.ready = ready
+            if ready:
+                log.info("session store reachable again: ready")
+                await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+            else:
+                log.warning("session store unreachable: not ready", extra={"error": error})
+                await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
 
     async def stop(self, grace: float | None = None, drain: float = 0.0) -> None:
         """NOT_SERVING first (probes see it during ``drain``), then let in-flight calls finish."""
         grace = self.settings.shutdown_grace if grace is None else grace
+        self._readiness.cancel()
+        await asyncio.gather(self._readiness, return_exceptions=True)
         await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
         if drain > 0:

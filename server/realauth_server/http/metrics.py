@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from ..admission import add_rejection_observer
 from ..providers.base import Provider, add_vendor_observer
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -36,6 +37,14 @@ VENDOR_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
+REJECTED_TOTAL = Counter(
+    "realauth_rejected",
+    "Calls refused at once under load, by reason (Overloaded, TenantRateLimited) and scope (the bound that refused: "
+    "server, provider, watches_server, watches_tenant, tenant)",
+    ["reason", "scope"],
+    registry=REGISTRY,
+)
+
 
 def _observe_vendor(provider: Provider, action: str, outcome: str, seconds: float) -> None:
     VENDOR_TOTAL.labels(provider.name, provider.kind, action, outcome).inc()
@@ -43,3 +52,4 @@ def _observe_vendor(provider: Provider, action: str, outcome: str, seconds: floa
 
 
 add_vendor_observer(_observe_vendor)
+add_rejection_observer(lambda reason, scope: REJECTED_TOTAL.labels(reason, scope).inc())
