@@ -62,7 +62,7 @@ def record_rejection(reason: str, scope: str, name: str, limit: int | float) -> 
     if count:
         log.warning(
             "calls refused",
-            extra={"reason": reason, "scope": scope, "name": name, "limit": limit, "refused": count},
+            extra={"reason": reason, "scope": scope, "bound": name, "limit": limit, "refused": count},
         )
 
 
