@@ -183,21 +183,36 @@ async def _until(stub: health_pb2_grpc.HealthStub, service: str, want: int, with
 
 
 async def test_readiness_follows_the_store_and_liveness_does_not(make_realauth: ServerFactory, tmp_path: Path) -> None:
+    """On the main port and on the dedicated probe port (server.health_port) alike."""
     redis = start_redis(tmp_path / "redis")
+    probe_channel = None
     try:
-        h = await make_realauth(store=redis.url, readiness_interval_seconds=0.2)
-        stub = health_pb2_grpc.HealthStub(h.channel)
+        h = await make_realauth(store=redis.url, readiness_interval_seconds=0.2, health_port=0)
+        assert h.server.health_port > 0
+        probe_channel = grpc.aio.insecure_channel(f"127.0.0.1:{h.server.health_port}")
+        stubs = [health_pb2_grpc.HealthStub(h.channel), health_pb2_grpc.HealthStub(probe_channel)]
         serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
-        assert await _status(stub, SERVICE_NAME) == serving
+        for stub in stubs:
+            assert await _status(stub, SERVICE_NAME) == serving
         redis.stop()  # the store is killed
-        await _until(stub, SERVICE_NAME, not_serving, 5)
-        assert await _status(stub, "") == serving  # alive: restarting realauth would not bring Redis back
+        for stub in stubs:
+            await _until(stub, SERVICE_NAME, not_serving, 5)
+            assert await _status(stub, "") == serving  # alive: restarting realauth would not bring Redis back
         redis = start_redis(tmp_path / "redis", port=redis.port)
-        await _until(stub, SERVICE_NAME, serving, 10)
+        for stub in stubs:
+            await _until(stub, SERVICE_NAME, serving, 10)
         s = await h.create()  # and it serves again
         assert s.state == S.AUTH_SESSION_STATE_PENDING
+        await h.server.stop(grace=1)
+        h.server.stop = _noop  # type: ignore[method-assign]  # the fixture's own stop must not run twice
     finally:
         redis.stop()
+        if probe_channel is not None:
+            await probe_channel.close()
+
+
+async def _noop(*args: object, **kwargs: object) -> None:
+    return None
 
 
 # --- configuration ------------------------------------------------------------------------------------------------

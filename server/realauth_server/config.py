@@ -81,6 +81,8 @@ class Settings:
     watch_cap_seconds: float = 300.0
     tenant_rate_limit: int = 0
     readiness_interval_seconds: float = 2.0
+    #: A port serving only grpc.health.v1 from its own threads (None: health is on the main port only).
+    health_port: int | None = None
     log_level: str = "INFO"
     log_format: str = "auto"
     landing_secret: Secret | None = None
@@ -159,6 +161,7 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
         "watch_cap_seconds": float,
         "tenant_rate_limit": int,
         "readiness_interval_seconds": float,
+        "health_port": int,
         "log_level": str,
         "log_format": str,
     }
@@ -180,8 +183,8 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
         raise ConfigError("server.log_format must be auto, json or text")
     if not 0 < s.retention_seconds <= MAX_RETENTION:
         raise ConfigError(f"server.retention_seconds must be in (0, {MAX_RETENTION:.0f}] (a year)")
-    for key in ("port", "http_port"):
-        if not 0 <= getattr(s, key) <= 65535:
+    for key in ("port", "http_port", "health_port"):
+        if getattr(s, key) is not None and not 0 <= getattr(s, key) <= 65535:
             raise ConfigError(f"server.{key} must be in [0, 65535] (0 picks a free port)")
     for key in ("max_in_flight", "max_watches", "max_watches_per_tenant"):
         _check_count(getattr(s, key), f"server.{key}", 1)
