@@ -125,10 +125,12 @@ BURST = 4000  # more than gRPC core's default 3,000 pending calls: without the f
 BURST_IN_FLIGHT = 100  # far below what the server accepts per vendor round trip, even on a busy machine
 
 
-def metric(text: str, name: str) -> float:
+def metric(text: str, sample: str) -> float:
+    """The value of one sample (name with its labels, as /metrics writes it) in a Prometheus text page."""
     for line in text.splitlines():
-        if line.startswith(name + " ") or (line.startswith(name + "{") and line.rsplit(" ", 1)[0] == name):
-            return float(line.rsplit(" ", 1)[1])
+        name, _, value = line.rpartition(" ")
+        if name == sample:
+            return float(value)
     return 0.0
 
 
