@@ -64,10 +64,11 @@ class RedisServer:
                 self.proc.wait(timeout=5)
 
 
-def start_redis(workdir: Path) -> RedisServer:
+def start_redis(workdir: Path, port: int | None = None) -> RedisServer:
+    """A fresh redis-server; ``port`` restarts one on the port a stopped one had (clients reconnect to it)."""
     binary = redis_server_binary()
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     log_path = workdir / f"redis-{port}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(

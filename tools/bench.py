@@ -7,14 +7,25 @@
 
 Only 127.0.0.1 is used; every loop is bounded by a request count. Numbers are process CPU seconds (time.process_time),
 which includes both sides since they share the process — the ratios are what to read.
+
+3. `bench.py overload` (issue 9's target, not part of `make test`): `realauth serve` with the default settings and the
+   Seedance emulator answering in 2 s, each a process of its own; 5,000 concurrent CreateAuthSession calls from one
+   client. Prints the status counts, latencies, the server's peak RSS and the slowest health answers seen meanwhile.
+   `bench.py burst --target HOST:PORT` fires the burst alone (tests/test_admission.py runs it as a separate process,
+   so the calls really arrive at once) and prints JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import json
+import os
 import socket
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -26,8 +37,10 @@ import aiohttp  # noqa: E402
 import grpc  # noqa: E402
 import httpx  # noqa: E402
 from aiohttp import web  # noqa: E402
+from google.rpc import error_details_pb2  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 from grpc_health.v1._async import HealthServicer  # noqa: E402
+from grpc_status import rpc_status  # noqa: E402
 
 from realauth.v1 import realauth_pb2 as pb  # noqa: E402
 from realauth.v1 import realauth_pb2_grpc as pb_grpc  # noqa: E402
@@ -153,11 +166,192 @@ async def main_async(n: int) -> None:
     report(f"Service ({CONCURRENCY} concurrent calls, n={n})", s, "bare grpc.aio unary call (baseline)")
 
 
+def _refusal(err: grpc.aio.AioRpcError) -> str:
+    """ErrorInfo reason and scope, and whether RetryInfo is there, of a failed call (e.g. "Overloaded/server/retry")."""
+    reason, scope, retry = "", "", "no-retry-info"
+    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    for detail in status.details if status is not None else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason, scope = info.reason, info.metadata.get("scope", "")
+        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = "retry"
+    return f"{reason}/{scope}/{retry}"
+
+
+async def _probe(target: str, service: str, stop: asyncio.Event, seen: list[float]) -> None:
+    """A kubelet-like gRPC health probe on its own connection, every 50 ms."""
+    async with grpc.aio.insecure_channel(target) as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+        while not stop.is_set():
+            start = time.monotonic()
+            resp = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+            seen.append(time.monotonic() - start if resp.status == health_pb2.HealthCheckResponse.SERVING else 99.0)
+            await asyncio.sleep(0.05)
+
+
+async def burst(target: str, calls: int, deadline: float, probes: dict[str, str] | None = None) -> dict[str, object]:
+    """``calls`` concurrent CreateAuthSession calls on one channel; health probes (name → address) alongside."""
+    codes: collections.Counter[str] = collections.Counter()
+    refusals: collections.Counter[str] = collections.Counter()
+    latency: dict[str, list[float]] = collections.defaultdict(list)
+    probes = {"main port": target} if probes is None else probes
+    health: dict[str, list[float]] = {name: [] for name in probes}
+    stop = asyncio.Event()
+    probing = [asyncio.create_task(_probe(addr, "", stop, health[name])) for name, addr in probes.items()]
+    await asyncio.sleep(0.2)
+    async with grpc.aio.insecure_channel(target) as ch:
+        stub = pb_grpc.RealAuthServiceStub(ch)
+        req = pb.CreateAuthSessionRequest(callback_url="https://example.com/done")
+        await stub.ListProviders(pb.ListProvidersRequest(), timeout=10)  # connected before the burst
+
+        async def one() -> None:
+            start = time.monotonic()
+            try:
+                await stub.CreateAuthSession(req, timeout=deadline)
+                code = "OK"
+            except grpc.aio.AioRpcError as err:
+                code = err.code().name
+                refusals[_refusal(err)] += 1
+            codes[code] += 1
+            latency[code].append(time.monotonic() - start)
+
+        start = time.monotonic()
+        await asyncio.gather(*(one() for _ in range(calls)))
+        elapsed = time.monotonic() - start
+    stop.set()
+    await asyncio.gather(*probing)
+    out: dict[str, object] = {
+        "elapsed_s": round(elapsed, 2),
+        "codes": dict(codes),
+        "refusals": dict(refusals),
+        "latency_s": {
+            c: [round(min(v), 3), round(sorted(v)[len(v) // 2], 3), round(max(v), 3)] for c, v in latency.items()
+        },
+    }
+    for name, seen in health.items():
+        seen.sort()
+        key = "health" if name == "main port" else f"health ({name})"
+        out[f"{key} checks"] = len(seen)
+        out[f"{key} max_ms"] = round(max(seen, default=0.0) * 1000, 1)
+        out[f"{key} p99_ms"] = round(seen[int(len(seen) * 0.99)] * 1000, 1) if seen else 0.0
+    return out
+
+
+def probe(target: str) -> None:
+    """A kubelet-like probe in a process of its own (so the caller's busy loop does not delay it): one Check every
+    50 ms until stdin closes, then the latencies as JSON."""
+    import threading
+
+    done = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+    seen: list[float] = []
+    with grpc.insecure_channel(target) as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
+        while not done.is_set():
+            start = time.monotonic()
+            resp = stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
+            seen.append(time.monotonic() - start if resp.status == health_pb2.HealthCheckResponse.SERVING else 99.0)
+            time.sleep(0.05)
+    seen.sort()
+    print(
+        json.dumps(
+            {
+                "checks": len(seen),
+                "max_ms": round(seen[-1] * 1000, 1),
+                "p99_ms": round(seen[int(len(seen) * 0.99)] * 1000, 1),
+            }
+        )
+    )
+
+
+def _wait_for(log: Path, msg: str, proc: subprocess.Popen[bytes]) -> dict[str, str]:
+    """The first JSON log record with this message (a process started with --port 0 logs its real ports)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for line in log.read_text(errors="replace").splitlines():
+            if f'"msg": "{msg}"' in line:
+                try:
+                    return dict(json.loads(line))
+                except ValueError:
+                    break
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise RuntimeError(f"process did not start:\n{log.read_text(errors='replace')}")
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def overload(calls: int, latency: float) -> None:
+    """The full-size scenario: default settings, processes of their own, one client."""
+    realauth = str(ROOT / ".venv" / "bin" / "realauth")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        emu_log, serve_log = work / "emulator.log", work / "serve.log"
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            with emu_log.open("wb") as out:
+                # The vendor and the callers run at the lowest priority: in production they are other machines, and on
+                # a small box they would otherwise take the CPU the measured server needs.
+                cmd = ["nice", "-n", "19", realauth, "emulate", "seedance", "--port", "0", "--log-format", "json"]
+                procs.append(subprocess.Popen(cmd, stdout=out, stderr=out))
+            url = _wait_for(emu_log, "emulator listening", procs[0])["url"]
+            httpx.put(f"{url}/_emulator/faults", json={"latency": latency, "path": "auth/session"}).raise_for_status()
+            cfg = work / "realauth.toml"
+            cfg.write_text(f'[providers.seedance]\nbase_url = "{url}"\napi_key = "sandbox-seedance-relay-key"\n')
+            cmd = [realauth, "serve", "--config", str(cfg), "--store", "memory://", "--host", "127.0.0.1"]
+            cmd += ["--port", "0", "--http-port", "0", "--health-port", "0", "--log-format", "json"]
+            with serve_log.open("wb") as out:
+                procs.append(subprocess.Popen(cmd, stdout=out, stderr=out))
+            listening = _wait_for(serve_log, "realauth listening", procs[1])
+            probes = {"main port": listening["grpc"], "health_port": listening["health"]}
+            probers = {
+                name: subprocess.Popen(
+                    [sys.executable, __file__, "probe", "--target", addr], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+                )
+                for name, addr in probes.items()
+            }
+            time.sleep(1.0)
+            os.nice(19)  # this process is the callers from here on
+            result = asyncio.run(burst(listening["grpc"], calls, 30.0, {}))
+            for name, p in probers.items():
+                out, _ = p.communicate(b"", timeout=30)
+                result[f"health probe process ({name})"] = json.loads(out)
+            result["server_peak_rss_mb"] = round(_peak_rss_mb(procs[1].pid), 1)
+        finally:
+            for p in reversed(procs):
+                p.terminate()
+                p.wait(timeout=15)
+    print(f"\nOverload: {calls} concurrent creates, vendor answering in {latency:g} s, default settings")
+    print(json.dumps(result, indent=2))
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scenario", nargs="?", default="cpu", choices=("cpu", "overload", "burst", "probe"))
     parser.add_argument("-n", type=int, default=1000, help="calls per measurement (default 1000)")
+    parser.add_argument("--calls", type=int, default=5000, help="overload/burst: concurrent creates (default 5000)")
+    parser.add_argument("--latency", type=float, default=2.0, help="overload: vendor latency in s (default 2)")
+    parser.add_argument("--target", default="", help="burst: realauth's gRPC address")
+    parser.add_argument("--timeout", type=float, default=30.0, help="burst: each call's deadline (default 30)")
     args = parser.parse_args()
-    asyncio.run(main_async(args.n))
+    if args.scenario == "overload":
+        overload(args.calls, args.latency)
+    elif args.scenario == "probe":
+        probe(args.target)
+    elif args.scenario == "burst":
+        print(json.dumps(asyncio.run(burst(args.target, args.calls, args.timeout))))
+    else:
+        asyncio.run(main_async(args.n))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,9 @@ def render() -> str:
         "VerificationPending": "the person has not finished the browser step yet; retry later",
         "VerificationFailed": "the vendor gave a final negative verdict without a result to exchange",
         "RateLimited": "the vendor's rate limit; retry after RetryInfo's delay",
+        "Overloaded": "realauth refused the call at once (an in-flight or open-watch bound, docs/reliability.md); "
+        "ErrorInfo metadata `scope` names it; retry after RetryInfo's delay",
+        "TenantRateLimited": "the calling tenant exceeded its request rate (`rate_limit`); retry after RetryInfo delay",
         "ProviderUnavailable": "the vendor could not be reached or failed (5xx, reset), or its circuit breaker "
         "is open (no vendor call made; RetryInfo says when it probes again)",
         "ProviderTimeout": "the vendor did not answer within the call's deadline",

@@ -35,6 +35,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=args.port,
             http_host=args.http_host,
             http_port=args.http_port,
+            health_port=args.health_port,
             public_url=args.public_url,
             store=args.store,
             log_format=args.log_format,
@@ -81,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--http-port",
         type=int,
         help="HTTP port: callbacks, sandbox pages, /metrics (default 8080; 0 picks a free one, logged)",
+    )
+    serve.add_argument(
+        "--health-port",
+        type=int,
+        help="also serve grpc.health.v1 alone on this port, from its own threads (for probes; 0 picks a free one)",
     )
     serve.add_argument(
         "--public-url",

@@ -13,7 +13,7 @@ from typing import Any
 
 from .credentials import TenantAccess
 from .logs import LEVELS as LOG_LEVELS
-from .providers.base import ProviderSettings
+from .providers.base import DEFAULT_MAX_CONNECTIONS, DEFAULT_PROVIDER_IN_FLIGHT, ProviderSettings
 from .providers.breaker import BreakerSettings
 from .providers.registry import KINDS
 from .secret import Secret, resolve_secret
@@ -42,7 +42,11 @@ COMMON_PROVIDER_KEYS = {
     "max_attempts",
     "default",
     *BREAKER_KEYS,
+    "max_connections",
+    "max_in_flight",
 }
+#: Upper bound of every count limit (connections, in-flight calls, watches, requests per second).
+MAX_BOUND = 1_000_000
 
 
 @dataclass
@@ -58,6 +62,8 @@ class TenantSettings:
     provider_order: list[str] = field(default_factory=list)
     #: Share of routed creates each provider gets first (the rest of the order stays the failover order).
     provider_weights: dict[str, float] = field(default_factory=dict)
+    rate_limit: int | None = None  # requests per second; None: server.tenant_rate_limit; 0: unlimited
+    max_watches: int | None = None  # open watches; None: server.max_watches_per_tenant
 
     @property
     def access(self) -> TenantAccess:
@@ -92,6 +98,18 @@ class Settings:
     #: An HTTP connection that has not sent a complete request head this long after opening (or after its
     #: previous response) is closed: slow-loris clients cannot hold connections (http/limits.py).
     http_header_timeout_seconds: float = 5.0
+
+    #: Admission and caps (docs/reliability.md): unary realauth.v1 calls in progress in this process, open watches
+    #: (in all, and per tenant), how long one watch may stay open, requests per second per tenant (0: no limit),
+    #: and how often the store is pinged for the readiness status.
+    max_in_flight: int = 8000
+    max_watches: int = 10000
+    max_watches_per_tenant: int = 1000
+    watch_cap_seconds: float = 300.0
+    tenant_rate_limit: int = 0
+    readiness_interval_seconds: float = 2.0
+    #: A port serving only grpc.health.v1 from its own threads (None: health is on the main port only).
+    health_port: int | None = None
     log_level: str = "INFO"
     log_format: str = "auto"
     landing_secret: Secret | None = None
@@ -183,6 +201,13 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
         "rpc_cap_seconds": float,
         "retention_seconds": float,
         "http_header_timeout_seconds": float,
+        "max_in_flight": int,
+        "max_watches": int,
+        "max_watches_per_tenant": int,
+        "watch_cap_seconds": float,
+        "tenant_rate_limit": int,
+        "readiness_interval_seconds": float,
+        "health_port": int,
         "log_level": str,
         "log_format": str,
         "sandbox_admin": bool,
@@ -213,9 +238,15 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
             raise ConfigError(f"server.{key} must be an address such as 127.0.0.1, 0.0.0.0 or ::")
     if not 0 < s.http_header_timeout_seconds <= MAX_HEADER_TIMEOUT:
         raise ConfigError(f"server.http_header_timeout_seconds must be in (0, {MAX_HEADER_TIMEOUT:.0f}]")
-    for key in ("port", "http_port"):
-        if not 0 <= getattr(s, key) <= 65535:
+    for key in ("port", "http_port", "health_port"):
+        if getattr(s, key) is not None and not 0 <= getattr(s, key) <= 65535:
             raise ConfigError(f"server.{key} must be in [0, 65535] (0 picks a free port)")
+    for key in ("max_in_flight", "max_watches", "max_watches_per_tenant"):
+        _check_count(getattr(s, key), f"server.{key}", 1)
+    _check_count(s.tenant_rate_limit, "server.tenant_rate_limit", 0)
+    for key in ("watch_cap_seconds", "readiness_interval_seconds"):
+        if not 0 < getattr(s, key) <= DAY:
+            raise ConfigError(f"server.{key} must be in (0, 86400] seconds")
 
     providers = data.get("providers")
     if providers:
@@ -249,6 +280,12 @@ def check_sandbox_admin(s: Settings) -> None:
         )
 
 
+def _check_count(value: Any, where: str, low: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= MAX_BOUND:
+        raise ConfigError(f"{where} must be an integer in [{low}, {MAX_BOUND}]")
+    return value
+
+
 def _secret(spec: Any, where: str) -> Secret:
     if not isinstance(spec, str) or not spec:
         raise ConfigError(f"{where} must be a non-empty string (env:NAME, file:/path or a literal)")
@@ -263,10 +300,14 @@ def _tenant(name: str, table: Any, s: Settings) -> TenantSettings:
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table")
     known = {"keys", "client_cert_names", "providers", "credentials", "provider_order", "provider_weights"}
-    unknown = set(table) - known
+    unknown = set(table) - known - {"rate_limit", "max_watches"}
     if unknown:
         raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
     t = TenantSettings(name=name)
+    if "rate_limit" in table:
+        t.rate_limit = _check_count(table["rate_limit"], f"{where}.rate_limit", 0)
+    if "max_watches" in table:
+        t.max_watches = _check_count(table["max_watches"], f"{where}.max_watches", 1)
     keys = table.get("keys", [])
     if not isinstance(keys, list):
         raise ConfigError(f"{where}.keys must be a list")
@@ -401,6 +442,12 @@ def _provider(name: str, table: Any, s: Settings) -> ProviderSettings:
         raise ConfigError(f"{where}.max_attempts must be an integer in [1, 10]")
     return ProviderSettings(
         breaker=_breaker(merged, where),
+        max_connections=_check_count(
+            merged.get("max_connections", DEFAULT_MAX_CONNECTIONS), f"{where}.max_connections", 1
+        ),
+        max_in_flight=_check_count(
+            merged.get("max_in_flight", DEFAULT_PROVIDER_IN_FLIGHT), f"{where}.max_in_flight", 1
+        ),
         name=name,
         kind=kind,
         base_url=base_url,

@@ -61,6 +61,7 @@ class RealAuthError(Exception):
         retry_after: float | None = None,
         violations: tuple[FieldViolation, ...] = (),
         outcome_unknown: bool = False,
+        metadata: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -72,6 +73,8 @@ class RealAuthError(Exception):
         self.violations = violations
         #: A request went out and no answer came back: the vendor may have acted on it (idempotency records it).
         self.outcome_unknown = outcome_unknown
+        #: Extra ErrorInfo metadata (e.g. which bound refused the call); never ids of others or secrets.
+        self.metadata = dict(metadata or {})
 
     def public_message(self) -> str:
         """Message shown to the caller: ours, plus the vendor's code and request id when present."""
@@ -162,6 +165,25 @@ class RateLimited(RealAuthError):
     retriable = True
 
 
+class Overloaded(RealAuthError):
+    """realauth refused the call at once to stay responsive (an in-flight or open-watch bound); retry after RetryInfo.
+
+    ErrorInfo metadata ``scope`` names the bound: server, provider, watches_server or watches_tenant.
+    """
+
+    code = "Overloaded"
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    retriable = True
+
+
+class TenantRateLimited(RealAuthError):
+    """The calling tenant exceeded its configured request rate; retry after RetryInfo."""
+
+    code = "TenantRateLimited"
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    retriable = True
+
+
 class ProviderUnavailable(RealAuthError):
     code = "ProviderUnavailable"
     grpc_code = grpc.StatusCode.UNAVAILABLE
@@ -207,6 +229,8 @@ ALL_ERRORS: tuple[type[RealAuthError], ...] = (
     VerificationPending,
     VerificationFailed,
     RateLimited,
+    Overloaded,
+    TenantRateLimited,
     ProviderUnavailable,
     ProviderTimeout,
     ProviderError,

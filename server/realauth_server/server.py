@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import grpc
 from aiohttp import web
+from grpc_health.v1 import health as threaded_health
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
@@ -25,6 +28,7 @@ from .emulators.registry import EMULATORS
 from .http.app import build_http_app
 from .http.limits import LimitedAppRunner, max_url_for
 from .http.listen import bind_tcp, bound_port
+from .interceptors.admission import AdmissionInterceptor, TenantRateInterceptor
 from .interceptors.auth import AuthInterceptor
 from .interceptors.deadline import DeadlineInterceptor
 from .interceptors.errors import ErrorInterceptor
@@ -32,7 +36,7 @@ from .interceptors.observe import ObserveInterceptor
 from .logs import redact_value
 from .providers.base import LANDING_PATH, PUSH_PATH, Provider, ProviderContext
 from .providers.registry import KINDS
-from .service import AuthService
+from .service import AuthService, WatchLimits
 from .store.base import SessionStore
 from .store.factory import open_store
 from .store.retention import Retention
@@ -41,6 +45,13 @@ log = logging.getLogger("realauth")
 
 SERVICE_NAME = realauth_pb2.DESCRIPTOR.services_by_name["RealAuthService"].full_name
 MAX_MESSAGE = 16 * 1024 * 1024  # Tencent's CompareImageBase64 alone may be 8 MB
+#: Calls gRPC core may hold before the Python server picks them up. grpc.aio takes calls from core one at a time, so
+#: a burst waits there; past core's default hard limit (3,000) core cancels the surplus (the caller sees CANCELLED
+#: and realauth never sees the call: no log line, no metric). With a high limit every call reaches the admission
+#: bounds, which refuse the surplus at once and visibly. A call waiting in core costs a few KiB.
+MAX_PENDING_CALLS = 100_000
+#: A readiness ping slower than this counts as a failure.
+READINESS_TIMEOUT = 2.0
 
 
 @dataclass
@@ -49,6 +60,7 @@ class RealAuthServer:
     clock: Clock = field(default_factory=lambda: SYSTEM_CLOCK)
     grpc_port: int = 0
     http_port: int = 0
+    health_port: int = 0  # the dedicated probe port, when server.health_port is set
     emulators: dict[str, Emulator] = field(default_factory=dict)
     providers: dict[str, Provider] = field(default_factory=dict)
 
@@ -91,7 +103,14 @@ class RealAuthServer:
             public_url=s.effective_public_url,
             landing_key=landing_key,
             tenants={t.name: t.access for t in s.tenants},
+            watch_limits=WatchLimits(
+                cap_seconds=s.watch_cap_seconds,
+                max_open=s.max_watches,
+                default_per_tenant=s.max_watches_per_tenant,
+                per_tenant={t.name: t.max_watches for t in s.tenants if t.max_watches is not None},
+            ),
         )
+        rates = {t.name: t.rate_limit for t in s.tenants if t.rate_limit is not None}
 
         self.http_runner = LimitedAppRunner(
             build_http_app(self.service, self.emulators),
@@ -107,18 +126,26 @@ class RealAuthServer:
             interceptors=[
                 ObserveInterceptor(s.region),
                 ErrorInterceptor(),
+                AdmissionInterceptor(s.max_in_flight),
                 AuthInterceptor(s.tenants),
+                TenantRateInterceptor(self.store, lambda tenant: rates.get(tenant, s.tenant_rate_limit)),
                 DeadlineInterceptor(s.rpc_cap_seconds),
             ],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE),
                 ("grpc.max_send_message_length", MAX_MESSAGE),
+                ("grpc.server.max_pending_requests", MAX_PENDING_CALLS),
+                ("grpc.server.max_pending_requests_hard_limit", MAX_PENDING_CALLS),
+                # grpc's default SO_REUSEPORT lets a second process bind the same port and silently take a share
+                # of the connections (a stale replica, another instance on the host): refuse to start instead.
+                ("grpc.so_reuseport", 0),
             ],
         )
         servicer = RealAuthServicer(self.service)
         add_realauth_service(servicer, self.grpc)  # a request that does not decode gets InvalidParameter, not UNKNOWN
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
+        self._start_probe_server(s)
         reflection.enable_server_reflection(
             (
                 SERVICE_NAME,
@@ -140,18 +167,75 @@ class RealAuthServer:
         if self.grpc_port == 0:
             raise OSError(f"cannot listen for gRPC on {s.host}:{s.port}")
         await self.grpc.start()
-        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
-        await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        await self._set_health("", health_pb2.HealthCheckResponse.SERVING)
+        await self._set_health(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        self.ready = True
+        self._readiness = asyncio.create_task(self._watch_readiness(s.readiness_interval_seconds), name="readiness")
+
+    def _start_probe_server(self, s: Settings) -> None:
+        """``server.health_port``: grpc.health.v1 alone, on a server with its own threads and completion queue.
+
+        Calls to the main port wait in one queue, and the event loop picks them up one at a time: under a burst a
+        probe there waits behind thousands of calls. The probe server answers from its own thread (it needs only
+        the GIL, released every few milliseconds), so a kubelet sees the truth within milliseconds.
+        """
+        self.probe_health: threaded_health.HealthServicer | None = None
+        self.probe_server: grpc.Server | None = None
+        if s.health_port is None:
+            return
+        self.probe_health = threaded_health.HealthServicer()
+        self.probe_server = grpc.server(
+            ThreadPoolExecutor(max_workers=2, thread_name_prefix="health"), options=[("grpc.so_reuseport", 0)]
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.probe_health, self.probe_server)
+        self.health_port = self.probe_server.add_insecure_port(f"{s.host}:{s.health_port}")
+        if self.health_port == 0:
+            raise OSError(f"cannot listen for health probes on {s.host}:{s.health_port}")
+        self.probe_server.start()
+
+    async def _set_health(self, service: str, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
+        await self.health.set(service, status)
+        if self.probe_health is not None:
+            self.probe_health.set(service, status)
+
+    async def _watch_readiness(self, interval: float) -> None:
+        """Readiness follows the store: NOT_SERVING for realauth.v1 while a ping fails, SERVING once one succeeds.
+
+        The overall ``""`` status is liveness and stays SERVING: restarting realauth does not bring a store back.
+        """
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with asyncio.timeout(min(interval, READINESS_TIMEOUT)):
+                    await self.store.ping()
+                ready, error = True, ""
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any failure to answer means "do not send me traffic"
+                ready, error = False, type(exc).__name__
+            if ready == self.ready:
+                continue
+            self.ready = ready
+            if ready:
+                log.info("session store reachable again: ready")
+                await self._set_health(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+            else:
+                log.warning("session store unreachable: not ready", extra={"error": error})
+                await self._set_health(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
 
     async def stop(self, grace: float | None = None, drain: float = 0.0) -> None:
         """NOT_SERVING first (probes see it during ``drain``), then let in-flight calls finish."""
         grace = self.settings.shutdown_grace if grace is None else grace
-        await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
-        await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self._readiness.cancel()
+        await asyncio.gather(self._readiness, return_exceptions=True)
+        await self._set_health("", health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self._set_health(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
         if drain > 0:
             await asyncio.sleep(drain)
         self.service.begin_shutdown()
         await self.grpc.stop(grace)
+        if self.probe_server is not None:
+            await asyncio.to_thread(self.probe_server.stop(0).wait)
         await self.http_runner.cleanup()
         for p in self.providers.values():
             await p.aclose()
@@ -168,6 +252,7 @@ class RealAuthServer:
                 "http": f"{s.effective_http_host}:{self.http_port}",
                 "grpc_host": s.host,
                 "http_host": s.effective_http_host,
+                "health": f"{s.host}:{self.health_port}" if self.probe_server is not None else "",
                 "mode": mode,
                 "emulators": ",".join(sorted(self.emulators)),
                 "sandbox_admin": s.sandbox_admin_enabled and bool(self.emulators),
@@ -194,9 +279,22 @@ class RealAuthServer:
         )
 
 
+#: gc thresholds for ``realauth serve``: young generations as CPython's defaults, the full collection 1,000 times
+#: rarer. A full collection walks every live object holding the GIL; with thousands of calls in flight it took
+#: 270-340 ms on the benchmark machine, freezing every thread, health probes included (docs/reliability.md).
+GC_THRESHOLDS = (700, 10, 10_000)
+
+
+def tune_gc() -> None:
+    """Keep collector pauses short under load: start-up objects leave the collector's view, full passes are rare."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 async def serve(settings: Settings, drain: float = 1.0) -> int:
     server = RealAuthServer(settings)
     await server.start()
+    tune_gc()
     server.banner()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

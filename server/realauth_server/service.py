@@ -8,15 +8,17 @@ import hashlib
 import hmac
 import logging
 import random
+import time
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import credentials, deadlines
 from . import errors as E
+from .admission import InFlight, KeyedInFlight
 from .clock import Clock
 from .domain import AuthSession, CreateParams, SessionState, VerificationResult, new_session_id
 from .providers.base import BOUND_TOKEN, LANDING_PATH, PUSH_PATH, Provider, PushRejected
@@ -59,6 +61,16 @@ def add_idempotency_observer(fn: Callable[[str], None]) -> None:
 def observe_idempotency(event: str) -> None:
     for fn in _idempotency_observers:
         fn(event)
+
+
+@dataclass(frozen=True)
+class WatchLimits:
+    """How long one watch may stay open, and how many may be open (in all, and per tenant; docs/reliability.md)."""
+
+    cap_seconds: float = 300.0
+    max_open: int = 10000
+    default_per_tenant: int = 1000
+    per_tenant: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -184,6 +196,7 @@ class AuthService:
         public_url: str,
         landing_key: bytes,
         tenants: Mapping[str, credentials.TenantAccess] | None = None,
+        watch_limits: WatchLimits | None = None,
     ) -> None:
         self.store = store
         self.tenants = dict(tenants or {})
@@ -193,6 +206,11 @@ class AuthService:
         self.public_url = public_url.rstrip("/")
         self._landing_key = landing_key
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self.watch_limits = limits = watch_limits or WatchLimits()
+        self.watches = InFlight("watches_server", limits.max_open, what="open watches")
+        self.tenant_watches = KeyedInFlight(
+            "watches_tenant", lambda t: limits.per_tenant.get(t, limits.default_per_tenant), what="open watches"
+        )
         store.use_clock(clock)
 
     def begin_shutdown(self) -> None:
@@ -456,7 +474,8 @@ class AuthService:
     async def _create(
         self, req: CreateInput, provider: Provider, params: CreateParams, note: dict[str, str]
     ) -> AuthSession:
-        vendor = await provider.create_session(params)
+        with provider.in_flight.hold():
+            vendor = await provider.create_session(params)
         now = self.clock.now()
         session = AuthSession(
             session_id=params.session_id,
@@ -573,7 +592,7 @@ class AuthService:
                     " awaited); retry later",
                     provider=session.provider,
                 )
-            with deadlines.budget(session.exchange_deadline - now, "window"):
+            with deadlines.budget(session.exchange_deadline - now, "window"), provider.in_flight.hold():
                 try:
                     result = await provider.exchange(session)
                 except E.VerificationFailed as exc:
@@ -627,17 +646,29 @@ class AuthService:
         raise E.InternalError(f"could not record the result of session {session.session_id}")
 
     async def watch(self, tenant: str, session_id: str) -> AsyncIterator[AuthSession]:
-        """The session now, then every change, until a terminal state.
+        """The session now, then every change, until a terminal state or the watch cap.
 
         Changes come from the store's feed (in-process, or Redis pub/sub from other replicas); the
-        session's own deadline is a timer here, so expiry is reported with no request arriving.
+        session's own deadline is a timer here, so expiry is reported with no request arriving. A watch
+        open for ``watch_limits.cap_seconds`` (real time) ends with status OK on a non-terminal state: the
+        caller watches again and first gets the state at that moment. Open watches are bounded in all and
+        per tenant; past a bound the watch is refused at once with Overloaded.
         """
+        with self.watches.hold(), self.tenant_watches.hold(tenant):
+            async for session in self._watch(tenant, session_id, time.monotonic() + self.watch_limits.cap_seconds):
+                yield session
+
+    async def _watch(self, tenant: str, session_id: str, ends: float) -> AsyncIterator[AuthSession]:
         with self.store.feed.listen(session_id) as changes:  # before the first read: miss nothing
             session = await self.get(tenant, session_id)  # validates session_id and the tenant
             yield session
             ticks = 0
             while not session.state.terminal:
-                wait = min(WATCH_TICK, max(due_time(session) - self.clock.now(), 0.0) + 0.01)
+                left = ends - time.monotonic()
+                if left <= 0:
+                    log.info("watch reached its cap", extra={"session_id": session_id, "tenant": tenant})
+                    return
+                wait = min(WATCH_TICK, max(due_time(session) - self.clock.now(), 0.0) + 0.01, left)
                 try:
                     nxt = await asyncio.wait_for(changes.get(), wait)
                 except TimeoutError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from ..admission import add_rejection_observer
 from ..providers.base import Provider, add_breaker_observer, add_retry_observer, add_vendor_observer
 from ..providers.breaker import BreakerState
 from ..service import add_idempotency_observer, add_refusal_observer
@@ -44,6 +45,13 @@ REFUSED_TOTAL = Counter(
     " provider and reason (bad_signature, foreign_token, token_reused, result_mismatch, not_finished, replayed,"
     " expired, ...)",
     ["route", "provider", "reason"],
+    registry=REGISTRY,
+)
+REJECTED_TOTAL = Counter(
+    "realauth_rejected",
+    "Calls refused at once under load, by reason (Overloaded, TenantRateLimited) and scope (the bound that refused: "
+    "server, provider, watches_server, watches_tenant, tenant)",
+    ["reason", "scope"],
     registry=REGISTRY,
 )
 
@@ -112,3 +120,4 @@ def track_provider(provider: Provider) -> None:
 add_breaker_observer(_observe_breaker)
 add_retry_observer(_observe_retry)
 add_idempotency_observer(_observe_idempotency)
+add_rejection_observer(lambda reason, scope: REJECTED_TOTAL.labels(reason, scope).inc())

@@ -38,6 +38,8 @@ def status_for(exc: RealAuthError, request_id: str) -> status_pb2.Status:
         info.metadata["vendor_code"] = exc.vendor_code
     if exc.vendor_request_id:
         info.metadata["vendor_request_id"] = exc.vendor_request_id
+    for key, value in exc.metadata.items():
+        info.metadata.setdefault(key, value)
     details = [info]
     if exc.is_retriable:
         delay = exc.retry_after if exc.retry_after is not None else 1.0

@@ -24,6 +24,14 @@ def _clean_request_id(value: str) -> str:
     return new_request_id()
 
 
+def _ended_by(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
+    """Why a handler was cut off: the caller's deadline passing is what the caller sees, DEADLINE_EXCEEDED."""
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    return grpc.StatusCode.CANCELLED
+
+
 class ObserveInterceptor(ScopeInterceptor):
     def __init__(self, region: str) -> None:
         self.region = region
@@ -45,7 +53,7 @@ class ObserveInterceptor(ScopeInterceptor):
             raise
         except BaseException:
             if ctx.code is grpc.StatusCode.OK:
-                ctx.code = grpc.StatusCode.CANCELLED
+                ctx.code = _ended_by(context)
             raise
         finally:
             elapsed = time.monotonic() - ctx.started

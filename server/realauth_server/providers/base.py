@@ -22,6 +22,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from .. import credentials, deadlines
+from ..admission import InFlight
 from ..clock import Clock
 from ..domain import AuthSession, CreateParams, Landing, VendorSession, VerificationResult
 from ..errors import (
@@ -144,6 +145,14 @@ class ProviderContext:
     http_client_factory: Callable[[], httpx.AsyncClient] | None = None
 
 
+#: Pool size per provider instance. A vendor answering in 2 s then sustains 500 creates/s through one instance, above
+#: the rate limits the vendors document for one account, so realauth is not the bottleneck (docs/reliability.md).
+DEFAULT_MAX_CONNECTIONS = 1000
+#: In-flight vendor operations per provider instance: 5,000 concurrent creates are admitted; a sick vendor can hold
+#: no more than this many calls (the rest of the server keeps serving the other providers).
+DEFAULT_PROVIDER_IN_FLIGHT = 5000
+
+
 @dataclass
 class ProviderSettings:
     """Settings every provider instance has, whatever its kind."""
@@ -157,6 +166,10 @@ class ProviderSettings:
     is_default: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
+    #: Vendor connections this instance may open at once (its own pool; docs/reliability.md).
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    #: Vendor operations (create, exchange) in progress at once; past it a call is refused with Overloaded.
+    max_in_flight: int = DEFAULT_PROVIDER_IN_FLIGHT
 
     def secret(self, key: str, *, required: bool = True) -> Secret | None:
         spec = self.extra.get(key)
@@ -175,9 +188,15 @@ class ProviderSettings:
         return value
 
 
-def make_http_client() -> httpx.AsyncClient:
-    """One shared client per provider instance, over aiohttp (httpx's own pool is slow here)."""
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30)
+def make_http_client(max_connections: int = DEFAULT_MAX_CONNECTIONS) -> httpx.AsyncClient:
+    """One shared client per provider instance, over aiohttp (httpx's own pool is slow here).
+
+    The pool is sized per instance (``max_connections``): a fixed small pool made every create past it wait for a
+    connection until its deadline. Idle connections are all kept, so a burst does not reconnect on every call.
+    """
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=30
+    )
     return httpx.AsyncClient(transport=AiohttpTransport(limits=limits), timeout=None, trust_env=False)
 
 
@@ -199,7 +218,8 @@ class Provider(abc.ABC):
         self.settings = settings
         self.ctx = ctx
         self.name = settings.name
-        self.http = ctx.http_client_factory() if ctx.http_client_factory else make_http_client()
+        self.http = ctx.http_client_factory() if ctx.http_client_factory else make_http_client(settings.max_connections)
+        self.in_flight = InFlight("provider", settings.max_in_flight, name=settings.name, what="vendor calls")
         self.breaker = CircuitBreaker(
             self.name, settings.breaker, ctx.clock.now, lambda old, new, why: observe_breaker(self, old, new, why)
         )

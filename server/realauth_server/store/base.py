@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import time
 from dataclasses import dataclass
 
 from ..clock import SYSTEM_CLOCK, Clock
@@ -44,6 +45,7 @@ class SessionStore(abc.ABC):
         self.retention = retention or Retention()
         #: Every successful insert/update is published here (for Redis: also by other replicas).
         self.feed = ChangeFeed()
+        self._windows: dict[str, tuple[int, int]] = {}  # rate key → (window index, hits) for count_hit
 
     def use_clock(self, clock: Clock) -> None:
         """Retention is measured on the service's clock (tests move it)."""
@@ -103,6 +105,25 @@ class SessionStore(abc.ABC):
     @abc.abstractmethod
     async def vendor_token_owner(self, key: str) -> str | None:
         """The session that claimed this vendor token, if any (a look-up only: it never claims)."""
+
+    async def ping(self) -> None:
+        """Raise when the store cannot serve right now (the readiness probe calls this periodically)."""
+        return None
+
+    async def count_hit(self, key: str, window_seconds: float) -> tuple[int, float]:
+        """Count one request against ``key`` in the current fixed window of real time.
+
+        Returns the hits in this window (this one included) and the seconds until the window ends. This default
+        counts in process (memory and SQLite are single-replica stores); Redis counts for every replica at once.
+        """
+        now = time.time()
+        index = int(now // window_seconds)
+        seen, hits = self._windows.get(key, (index, 0))
+        hits = hits + 1 if seen == index else 1
+        if len(self._windows) > 10_000:  # keys are tenant names; never let stale windows pile up
+            self._windows = {k: v for k, v in self._windows.items() if v[0] == index}
+        self._windows[key] = (index, hits)
+        return hits, (index + 1) * window_seconds - now
 
     async def claim_idempotency(self, tenant: str, key: str, owner: str, seconds: float) -> IdempotencyClaim:
         """Reserve (tenant, key) before the vendor call, or report who has it."""

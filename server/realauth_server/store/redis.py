@@ -5,7 +5,8 @@ Keys (prefix ``realauth:``), all with the session's retention as TTL (retention.
 - ``t:<token>``: session id (token index); ``i:<sha256(tenant, key)>``: session id (idempotency);
 - ``l:<name>``: a lease (owner id, ``SET NX PX``); ``m:<name>``: a marker (``SET PX``);
   ``secret:<name>``: shared secrets (no TTL);
-- ``c:<sha256(kind, vendor token)>``: the session that claimed a vendor token (``SET NX``, TTL its retention).
+- ``c:<sha256(kind, vendor token)>``: the session that claimed a vendor token (``SET NX``, TTL its retention);
+- ``rl:<tenant>:<window>``: a tenant's request count in one rate-limit window (TTL two windows).
 Writes are Lua scripts, so the version check, the indexes, the TTLs and the change notification
 (``PUBLISH realauth:events <session JSON>``) happen atomically and in version order.
 """
@@ -19,6 +20,7 @@ import json
 import logging
 import math
 import secrets
+import time
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -85,6 +87,13 @@ end
 return 0
 """
 
+# KEYS: the window's counter. ARGV: its TTL in ms. One script, so a counter never outlives its window.
+HIT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
 #: How long open() waits for Redis and for the change subscription.
 CONNECT_TIMEOUT = 5.0
 
@@ -130,6 +139,7 @@ class RedisStore(SessionStore):
         self._update = self._r.register_script(UPDATE)
         self._release = self._r.register_script(RELEASE)
         self._claim = self._r.register_script(CLAIM)
+        self._hit = self._r.register_script(HIT)
         self._listener = asyncio.create_task(self._listen(), name="realauth-redis-events")
         try:
             await asyncio.wait_for(self._subscribed.wait(), CONNECT_TIMEOUT)
@@ -281,3 +291,14 @@ class RedisStore(SessionStore):
 
     async def has_marker(self, name: str) -> bool:
         return bool(await self.r.exists(f"{self.prefix}m:{name}"))
+
+    async def ping(self) -> None:
+        await self.r.ping()
+
+    async def count_hit(self, key: str, window_seconds: float) -> tuple[int, float]:
+        """Shared by every replica: one counter per key and window (``rl:<key>:<window index>``), INCR + PEXPIRE."""
+        now = time.time()
+        index = int(now // window_seconds)
+        ttl_ms = max(1, math.ceil(window_seconds * 2000))
+        hits = await self._hit(keys=[f"{self.prefix}rl:{key}:{index}"], args=[ttl_ms])
+        return int(hits), (index + 1) * window_seconds - now

@@ -75,6 +75,10 @@ class SqliteStore(SessionStore):
         await self._db.execute("CREATE INDEX IF NOT EXISTS sessions_retain ON sessions(retain_until)")
         await self._db.commit()
 
+    async def ping(self) -> None:
+        async with self.db.execute("SELECT 1") as cur:
+            await cur.fetchone()
+
     async def close(self) -> None:
         if self._db is not None:
             await self._db.close()
