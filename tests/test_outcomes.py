@@ -23,7 +23,7 @@ from realauth_server.emulators.kych5 import KYC_H5
 from realauth_server.emulators.megvii import LITE_OUTCOMES
 from realauth_server.emulators.tencent import OUTCOMES as TENCENT_OUTCOMES
 
-from .conftest import Harness, ServerFactory
+from .conftest import ROOT, Harness, ServerFactory
 from .errors_util import decode
 
 S = pb.AUTH_SESSION_STATE_EXCHANGED, pb.AUTH_SESSION_STATE_FAILED
@@ -330,3 +330,17 @@ async def test_megvii_sends_the_page_language(realauth: Harness) -> None:
         session = await realauth.create(provider="megvii", locale=locale)
         token = parse_qs(urlsplit(session.verification_url).query)["token"][0]
         assert emu.lite[token].fields["language"] == language
+
+
+async def test_a_shared_code_is_not_an_outcome(realauth: Harness) -> None:
+    session = await realauth.create(provider="megvii")
+    page = await realauth.http.get(_with(session.verification_url, "4200"))  # no_face and action_error share it
+    assert page.status_code == 400 and "<code>no_face</code>" in page.text
+
+
+@pytest.mark.parametrize("kind", sorted(OUTCOME_LISTS))
+def test_every_outcome_is_documented(kind: str) -> None:
+    doc = (ROOT / "docs" / "providers" / f"{kind}.md").read_text()
+    table = doc[doc.index("### Sandbox outcomes") :]
+    for o in OUTCOME_LISTS[kind]:
+        assert f"| `{o.name}`" in table, o.name
