@@ -5,11 +5,11 @@ v5 app flow: ``POST /faceid/v5/sdk/get_biz_token`` and ``POST /faceid/v5/sdk/ver
 simulated by ``PUT /_emulator/sdk_run`` ``{"biz_token": …, "outcome": "pass"|"fail"}``.
 
 H5 "lite" flow: ``POST /faceid/lite/get_token`` (plain api_key/api_secret fields) → single-use
-``token`` + ``biz_id``; ``GET /faceid/lite/do?token=…`` is the simulated page (Pass/Fail, or
-``outcome=pass|fail``) which returns to ``return_url`` with ``data`` + ``sign = sha1(secret + data)``,
-by POST (auto-submitting form) or GET (302) per ``action_http_method``, and POSTs the same form to
-``notify_url`` in the background (bounded, retried on non-2xx); ``GET /faceid/lite/get_result`` answers
-for one day, three calls per biz_id.
+``token`` + ``biz_id``; ``GET /faceid/lite/do?token=…`` is the simulated page (a button per documented outcome,
+or ``outcome=<name or code>``: ``LITE_OUTCOMES``) which returns to ``return_url`` with ``data`` +
+``sign = sha1(secret + data)``, by POST (auto-submitting form) or GET (302) per ``action_http_method``, and
+POSTs the same form to ``notify_url`` in the background (bounded, retried on non-2xx);
+``GET /faceid/lite/get_result`` answers for one day, three calls per biz_id.
 
 Errors are the seed's: ``{"error": "CODE[: detail]", "request_id", "time_used"}`` with 400/403/404/500.
 Knobs for tests: ``discontinued``, ``denied``, ``no_kyc``, ``call_limits``, ``allowed_ips``.
