@@ -344,3 +344,13 @@ def test_every_outcome_is_documented(kind: str) -> None:
     table = doc[doc.index("### Sandbox outcomes") :]
     for o in OUTCOME_LISTS[kind]:
         assert f"| `{o.name}`" in table, o.name
+
+
+@pytest.mark.parametrize("kind", sorted(OUTCOME_LISTS))
+async def test_hostile_outcome_values_are_a_plain_400(realauth: Harness, kind: str) -> None:
+    session = await realauth.create(provider=kind, locale="en")
+    for raw in ("x" * 5000, "%ff%fe", "%00pass", "pass%0d%0aSet-Cookie:%20a=b", "%3Cscript%3E"):
+        page = await realauth.http.get(f"{session.verification_url}&outcome={raw}")
+        assert page.status_code == 400, raw
+        assert "x" * 65 not in page.text and "<script>" not in page.text and "set-cookie" not in page.headers
+    assert (await _state(realauth, session.session_id)).state == pb.AUTH_SESSION_STATE_PENDING
