@@ -78,7 +78,7 @@ PAGE_LANG = {"zh-cn": "zh", "zh-tc": "zh-Hant", "en": "en"}
 PASS_SIMILARITY = 92.35
 
 
-def _result(name: str, code: int, msg: str, zh: str, hant: str, kind: str = FAIL, **data: Any) -> Outcome:
+def _coded(name: str, code: int, msg: str, zh: str, hant: str, kind: str = FAIL, **data: Any) -> Outcome:
     label = {"zh": zh, "zh-Hant": hant, "en": msg}
     return Outcome(name, str(code), label, kind, data={"code": code, "msg": msg, **data})
 
@@ -92,16 +92,16 @@ OUTCOMES = Outcomes(
         Outcome("liveness_failed", "1005", {"zh": "不通过:活体检测失败", "zh-Hant": "不通過:活體檢測失敗",
                 "en": "Fail: liveness detection failed"}, FAIL, ("fail",),
                 {"code": 1005, "msg": "Liveness detection failed", "stage": "liveness"}),
-        _result("spoofed", 1002, "Suspected spoofed recording", "疑似翻拍或合成", "疑似翻拍或合成", stage="liveness"),
-        _result("not_real_person", 1003, "Real person detection failed", "真人检测失败", "真人檢測失敗",
+        _coded("spoofed", 1002, "Suspected spoofed recording", "疑似翻拍或合成", "疑似翻拍或合成", stage="liveness"),
+        _coded("not_real_person", 1003, "Real person detection failed", "真人检测失败", "真人檢測失敗",
                 stage="liveness"),
-        _result("no_face", 1004, "Face detection failed", "人脸检测失败", "人臉檢測失敗", stage="liveness"),
-        _result("too_dark", 1201, "The lighting is too dim", "光线太暗", "光線太暗", stage="liveness"),
-        _result("multiple_faces", 2012, "Multiple faces detected", "检测到多张人脸", "偵測到多張人臉",
+        _coded("no_face", 1004, "Face detection failed", "人脸检测失败", "人臉檢測失敗", stage="liveness"),
+        _coded("too_dark", 1201, "The lighting is too dim", "光线太暗", "光線太暗", stage="liveness"),
+        _coded("multiple_faces", 2012, "Multiple faces detected", "检测到多张人脸", "偵測到多張人臉",
                 stage="liveness"),
-        _result("retry_limit", 16, "Retry limit has been reached", "已达重试次数上限", "已達重試次數上限"),
-        _result("timeout", 1409, "Verification process timed out", "认证流程超时", "認證流程逾時"),
-        _result("user_exit", 1410, "User exited voluntarily", "用户主动退出", "使用者主動退出"),
+        _coded("retry_limit", 16, "Retry limit has been reached", "已达重试次数上限", "已達重試次數上限"),
+        _coded("timeout", 1409, "Verification process timed out", "认证流程超时", "認證流程逾時"),
+        _coded("user_exit", 1410, "User exited voluntarily", "用户主动退出", "使用者主動退出"),
         Outcome("abandon", "", {"zh": "离开页面", "zh-Hant": "離開頁面", "en": "Leave the page"}, ABANDON),
         Outcome("expire", "15", {"zh": "10 分钟内未开始", "zh-Hant": "10 分鐘內未開始",
                 "en": "Not started within 10 minutes"}, EXPIRE),
