@@ -17,7 +17,7 @@ import abc
 import asyncio
 import html
 import secrets
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import SplitResult, unquote, urlsplit
@@ -181,10 +181,10 @@ class Emulator(abc.ABC):
         """Whether a redirect or push to ``url`` is allowed: anything standalone, only ``targets`` when embedded."""
         return self.targets is None or any(is_under(url, prefix) for prefix in self.targets)
 
-    def redirect(self, url: str, params: dict[str, str]) -> web.StreamResponse:
+    def redirect(self, url: str, params: dict[str, str], lng: str = "en") -> web.StreamResponse:
         """302 to ``url`` with ``params``, or an error page when it is not an allowed target (never followed)."""
         if not self.may_send_to(url):
-            return error_page(400, "This verification cannot return to that address.")
+            return error_page(400, "bad_target", lng)
         raise web.HTTPFound(with_query(url, params))
 
     async def _set_faults(self, request: web.Request) -> web.Response:
@@ -228,40 +228,204 @@ def is_under(url: str, prefix: str) -> bool:
     return parts.path.startswith(want.path)
 
 
-PAGE_TEXT = {
-    "zh": ("真人认证(沙箱)", "通过", "不通过", "这是 realauth 的模拟认证页面。"),
-    "zh-Hant": ("真人認證(沙盒)", "通過", "不通過", "這是 realauth 的模擬認證頁面。"),
-    "en": ("Liveness check (sandbox)", "Pass", "Fail", "This is realauth's simulated verification page."),
+# --- the simulated vendor pages: outcomes, languages ----------------------------------------------------------------
+
+#: Page languages: realauth's locales (zh, zh-Hant, en); every page string below exists in each.
+LANGS = ("zh", "zh-Hant", "en")
+#: A text in every page language, keyed by language.
+Text = Mapping[str, str]
+
+#: Outcome kinds. ``pass``/``fail``: the page finishes and the vendor reports that verdict. ``abandon``: the person
+#: leaves; nothing is sent anywhere and the session later expires. ``expire``: the vendor's window runs out on the
+#: page; what follows is each vendor's own (see its emulator).
+PASS, FAIL, ABANDON, EXPIRE = "pass", "fail", "abandon", "expire"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One way a simulated vendor page can end, as the vendor documents it.
+
+    ``name`` and ``aliases`` script it (``outcome=<name>``); so does ``code``, the vendor's own code, when no other
+    outcome of the same vendor shares it. ``data`` is what the emulator needs to produce it (codes, statuses).
+    """
+
+    name: str
+    code: str
+    label: Text
+    kind: str = FAIL
+    aliases: tuple[str, ...] = ()
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Outcomes:
+    """A vendor's outcomes in page order, looked up by name, alias or (unshared) vendor code, case-insensitively."""
+
+    def __init__(self, items: Iterable[Outcome]) -> None:
+        self.items = tuple(items)
+        self._by_key: dict[str, Outcome] = {}
+        for o in self.items:
+            for key in dict.fromkeys(k.lower() for k in (o.name, *o.aliases)):
+                if key in self._by_key:
+                    raise ValueError(f"outcome key {key!r} is used twice")
+                self._by_key[key] = o
+            if set(o.label) != set(LANGS):
+                raise ValueError(f"outcome {o.name!r} needs a label in each of {LANGS}")
+        codes = [o.code.lower() for o in self.items if o.code]
+        for o in self.items:
+            if o.code and codes.count(o.code.lower()) == 1:
+                self._by_key.setdefault(o.code.lower(), o)
+
+    def __iter__(self) -> Iterator[Outcome]:
+        return iter(self.items)
+
+    def resolve(self, value: str) -> Outcome | None:
+        return self._by_key.get(value.strip().lower())
+
+    def __getitem__(self, name: str) -> Outcome:
+        found = self.resolve(name)
+        if found is None:
+            raise KeyError(name)
+        return found
+
+
+def text(lng: str, value: Text | str) -> str:
+    """``value`` in the page language (English when a vendor shows no such language)."""
+    if isinstance(value, str):
+        return value
+    return value.get(lng) or value["en"]
+
+
+def page_lang(lng: str) -> str:
+    return lng if lng in LANGS else "en"
+
+
+CHROME: dict[str, Text] = {
+    "title": {"zh": "真人认证(沙箱)", "zh-Hant": "真人認證(沙盒)", "en": "Liveness check (sandbox)"},
+    "blurb": {
+        "zh": "这是 realauth 的模拟认证页面,选择此次认证的结果:",
+        "zh-Hant": "這是 realauth 的模擬認證頁面,選擇此次認證的結果:",
+        "en": "This is realauth's simulated verification page. Choose how this verification ends:",
+    },
+    "footer": {
+        "zh": "脚本:在链接后加 outcome=<名称或厂商代码>。这是模拟页面,不会进行真实认证。",
+        "zh-Hant": "腳本:在連結後加上 outcome=<名稱或廠商代碼>。這是模擬頁面,不會進行真實認證。",
+        "en": "Scripts: add outcome=<name or vendor code> to this link. This is a simulated page; nothing is really"
+        " verified.",
+    },
+    "unavailable": {"zh": "认证不可用", "zh-Hant": "認證無法使用", "en": "Verification unavailable"},
+    "unknown_outcome": {
+        "zh": "未知的结果「{value}」。可用的结果(名称或厂商代码):",
+        "zh-Hant": "未知的結果「{value}」。可用的結果(名稱或廠商代碼):",
+        "en": "Unknown outcome '{value}'. Valid outcomes (name or vendor code):",
+    },
+    "left_title": {"zh": "您已离开认证", "zh-Hant": "您已離開認證", "en": "You left the verification"},
+    "left_body": {
+        "zh": "沙箱:不会返回调用方,也不会通知;会话将在截止时间后过期。",
+        "zh-Hant": "沙盒:不會返回呼叫方,也不會通知;工作階段將在截止時間後過期。",
+        "en": "Sandbox: nothing is sent back or pushed; the session expires at its deadline.",
+    },
+}
+
+#: Messages the emulators' pages show, in every page language.
+MESSAGES: dict[str, Text] = {
+    "invalid_link": {
+        "zh": "此认证链接无效。",
+        "zh-Hant": "此認證連結無效。",
+        "en": "This verification link is not valid.",
+    },
+    "expired": {
+        "zh": "此认证链接已过期。",
+        "zh-Hant": "此認證連結已過期。",
+        "en": "This verification link has expired.",
+    },
+    "completed": {
+        "zh": "此认证已完成。",
+        "zh-Hant": "此認證已完成。",
+        "en": "This verification was already completed.",
+    },
+    "bad_target": {
+        "zh": "此认证无法返回该地址。",
+        "zh-Hant": "此認證無法返回該地址。",
+        "en": "This verification cannot return to that address.",
+    },
+}
+
+#: Font stacks that hold CJK glyphs on common systems; a machine with none of them shows boxes for Chinese text
+#: (docs/providers.md: install e.g. fonts-noto-cjk). Every button also carries its ASCII name and vendor code.
+FONTS = {
+    "zh": '"PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", "Noto Sans SC", '
+    '"WenQuanYi Micro Hei", ',
+    "zh-Hant": '"PingFang TC", "Microsoft JhengHei", "Noto Sans CJK TC", "Noto Sans TC", ',
+    "en": "",
 }
 
 
-def h5_page(vendor: str, lng: str, pass_url: str, fail_url: str, detail: str = "") -> web.Response:
-    """The simulated browser step: a page with Pass and Fail, each a plain link (scriptable)."""
-    title, ok, ko, blurb = PAGE_TEXT.get(lng, PAGE_TEXT["en"])
-    body = f"""<!doctype html>
-<html lang="{html.escape(lng)}"><head><meta charset="utf-8">
+def _page(lng: str, title: str, body: str, status: int = 200) -> web.Response:
+    lng = page_lang(lng)
+    page = f"""<!doctype html>
+<html lang="{lng}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)} — {html.escape(vendor)}</title>
+<title>{html.escape(title)}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; max-width: 28rem; margin: 3rem auto; padding: 0 1rem; }}
-a.btn {{ display: inline-block; padding: .8rem 1.6rem; margin: .5rem .5rem 0 0; border-radius: .4rem;
-        color: #fff; text-decoration: none; font-size: 1.1rem; }}
-#pass {{ background: #1a7f37; }} #fail {{ background: #cf222e; }}
-small {{ color: #666; }}
+body {{ font-family: system-ui, -apple-system, "Segoe UI", {FONTS[lng]}sans-serif; max-width: 34rem; margin: 2rem auto;
+       padding: 0 1rem; }}
+a.btn {{ display: inline-block; padding: .6rem 1rem; margin: .3rem .3rem 0 0; border-radius: .4rem; color: #fff;
+        text-decoration: none; font-size: 1rem; background: #cf222e; }}
+a.btn.pass {{ background: #1a7f37; }} a.btn.abandon, a.btn.expire {{ background: #57606a; }}
+a.btn code {{ display: block; font-size: .75rem; opacity: .85; }}
+small, footer {{ color: #666; }} footer {{ margin-top: 2rem; font-size: .85rem; }}
 </style></head>
 <body>
-<h1>{html.escape(title)}</h1>
-<p>{html.escape(blurb)} <small>({html.escape(vendor)})</small></p>
-<p><a class="btn" id="pass" href="{html.escape(pass_url)}">{html.escape(ok)}</a>
-<a class="btn" id="fail" href="{html.escape(fail_url)}">{html.escape(ko)}</a></p>
-<p><small>{html.escape(detail)}</small></p>
+{body}
 </body></html>"""
-    return web.Response(text=body, content_type="text/html")
+    return web.Response(status=status, text=page, content_type="text/html")
 
 
-def error_page(status: int, message: str) -> web.Response:
+def _button(o: Outcome, lng: str, base: str) -> str:
+    href = html.escape(with_query(base, {"outcome": o.name}))
+    code = f"{html.escape(o.name)}{' · ' + html.escape(o.code) if o.code else ''}"
+    label = html.escape(text(lng, o.label))
+    return f'<a class="btn {o.kind}" id="{html.escape(o.name)}" href="{href}">{label}<code>{code}</code></a>'
+
+
+def h5_page(vendor: str, lng: str, base: str, outcomes: Outcomes, detail: Text) -> web.Response:
+    """The simulated browser step: one button per outcome, each a plain link adding ``outcome=<name>`` (scriptable)."""
+    lng = page_lang(lng)
+    buttons = "\n".join(_button(o, lng, base) for o in outcomes)
+    title = text(lng, CHROME["title"])
     body = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Verification unavailable</title></head>"
-        f"<body><h1>Verification unavailable</h1><p>{html.escape(message)}</p></body></html>"
+        f"<h1>{html.escape(title)}</h1>\n<p>{html.escape(text(lng, CHROME['blurb']))} <small>({html.escape(vendor)})"
+        f"</small></p>\n<p>{buttons}</p>\n<p><small>{html.escape(text(lng, detail))}</small></p>\n"
+        f"<footer>{html.escape(text(lng, CHROME['footer']))}</footer>"
     )
-    return web.Response(status=status, text=body, content_type="text/html")
+    return _page(lng, f"{title} — {vendor}", body)
+
+
+def outcome_error_page(lng: str, value: str, outcomes: Outcomes) -> web.Response:
+    """400 for an ``outcome`` the vendor has not: lists every valid one (name, vendor code, label)."""
+    lng = page_lang(lng)
+    rows = "\n".join(
+        f"<li><code>{html.escape(o.name)}</code>{' (<code>' + html.escape(o.code) + '</code>)' if o.code else ''}: "
+        f"{html.escape(text(lng, o.label))}</li>"
+        for o in outcomes
+    )
+    title = text(lng, CHROME["unavailable"])
+    intro = text(lng, CHROME["unknown_outcome"]).format(value=value[:64])
+    body = f"<h1>{html.escape(title)}</h1>\n<p>{html.escape(intro)}</p>\n<ul>\n{rows}\n</ul>"
+    return _page(lng, title, body, 400)
+
+
+def left_page(lng: str) -> web.Response:
+    """The ``abandon`` outcome: the person closed the page; the vendor sends nothing anywhere."""
+    title = text(page_lang(lng), CHROME["left_title"])
+    body = f"<h1>{html.escape(title)}</h1>\n<p>{html.escape(text(page_lang(lng), CHROME['left_body']))}</p>"
+    return _page(lng, title, body)
+
+
+def error_page(status: int, message: Text | str, lng: str = "en") -> web.Response:
+    """A plain error page in the page language (``message``: a text, a key of MESSAGES, or plain English)."""
+    lng = page_lang(lng)
+    if isinstance(message, str) and message in MESSAGES:
+        message = MESSAGES[message]
+    title = text(lng, CHROME["unavailable"])
+    return _page(lng, title, f"<h1>{html.escape(title)}</h1><p>{html.escape(text(lng, message))}</p>", status)

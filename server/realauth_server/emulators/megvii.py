@@ -5,11 +5,11 @@ v5 app flow: ``POST /faceid/v5/sdk/get_biz_token`` and ``POST /faceid/v5/sdk/ver
 simulated by ``PUT /_emulator/sdk_run`` ``{"biz_token": …, "outcome": "pass"|"fail"}``.
 
 H5 "lite" flow: ``POST /faceid/lite/get_token`` (plain api_key/api_secret fields) → single-use
-``token`` + ``biz_id``; ``GET /faceid/lite/do?token=…`` is the simulated page (Pass/Fail, or
-``outcome=pass|fail``) which returns to ``return_url`` with ``data`` + ``sign = sha1(secret + data)``,
-by POST (auto-submitting form) or GET (302) per ``action_http_method``, and POSTs the same form to
-``notify_url`` in the background (bounded, retried on non-2xx); ``GET /faceid/lite/get_result`` answers
-for one day, three calls per biz_id.
+``token`` + ``biz_id``; ``GET /faceid/lite/do?token=…`` is the simulated page (a button per documented outcome,
+or ``outcome=<name or code>``: ``LITE_OUTCOMES``) which returns to ``return_url`` with ``data`` +
+``sign = sha1(secret + data)``, by POST (auto-submitting form) or GET (302) per ``action_http_method``, and
+POSTs the same form to ``notify_url`` in the background (bounded, retried on non-2xx);
+``GET /faceid/lite/get_result`` answers for one day, three calls per biz_id.
 
 Errors are the seed's: ``{"error": "CODE[: detail]", "request_id", "time_used"}`` with 400/403/404/500.
 Knobs for tests: ``discontinued``, ``denied``, ``no_kyc``, ``call_limits``, ``allowed_ips``.
@@ -36,7 +36,22 @@ from ..providers.megvii import (
     SANDBOX_API_SECRET,
 )
 from ..signing.megvii import SIGN_VERSION, SignError, data_sign, verify_sign
-from .base import ADMIN_PREFIX, Emulator, error_page, h5_page, is_http_url, with_query
+from .base import (
+    ABANDON,
+    ADMIN_PREFIX,
+    EXPIRE,
+    FAIL,
+    PASS,
+    Emulator,
+    Outcome,
+    Outcomes,
+    error_page,
+    h5_page,
+    is_http_url,
+    left_page,
+    outcome_error_page,
+    text,
+)
 from .push import Pusher
 
 #: The published example key pair of §4.3 (public documentation), so the vector verifies here too.
@@ -58,6 +73,65 @@ GET_RESULT = "/faceid/lite/get_result"
 _STARTED = web.RequestKey("megvii_started", float)
 
 THRESHOLDS = {"1e-3": 62.169, "1e-4": 69.315, "1e-5": 74.399, "1e-6": 78.038}
+
+#: get_token ``language`` (documented for the overseas edition, https://faceid.com/document/faceid-guide-docs/
+#: oversea_h5_get_token): "0" English, "1" Chinese. Absent: the mainland page, Chinese.
+LANGUAGES = ("0", "1")
+PAGE_LANG = {"0": "en", "1": "zh"}
+
+
+def _lite(
+    name: str, status: str, zh: str, hant: str, en: str, kind: str = FAIL, extra: tuple[str, ...] = (), **data: Any
+) -> Outcome:
+    """An outcome whose code is the result_code the caller sees, else the status; the messages are aliases."""
+    code = str(data.get("result_code", status))
+    aliases = tuple(a for a in (data.get("message"), data.get("fail_reason")) if a and a != code) + extra
+    return Outcome(name, code, {"zh": zh, "zh-Hant": hant, "en": en}, kind, aliases, {"status": status, **data})
+
+
+#: The lite page's outcomes: ``status`` of the return/notify data (https://faceid.com/document/faceid-guide-docs/
+#: h5_return_notify_url) and, for a finished flow, the result_code table (https://faceid.com/faceid-open-doc/docs/
+#: idverify-api-verify.html). Interrupted flows (cancelled, timed out, no camera) carry no liveness_result.
+LITE_OUTCOMES = Outcomes(
+    [
+        _lite("pass", "OK", "通过", "通過", "Pass", PASS, result_code=1000, message="SUCCESS", liveness="PASS"),
+        _lite("not_same_person", "OK", "活体通过,但不是同一人", "活體通過,但不是同一人",
+              "Live, but not the same person", result_code=2000, message="PASS_LIVING_NOT_THE_SAME",
+              liveness="PASS", confidence=31.542),
+        _lite("id_mismatch", "OK", "身份证号与姓名不匹配", "身分證號與姓名不相符", "ID number and name do not match",
+              result_code=3000, message="ID_NUMBER_NAME_NOT_MATCH", liveness="PASS"),
+        _lite("liveness_failed", "FAILED", "不通过:活体攻击", "不通過:活體攻擊",
+              "Fail: liveness (face attack)", extra=("fail",), result_code=4100, message="FAIL_LIVING_FACE_ATTACK",
+              liveness="FAILED"),
+        _lite("no_face", "FAILED", "未检测到人脸", "未偵測到人臉", "No face detected", result_code=4200,
+              message="UNDETECTED_FACE", liveness="FAILED"),
+        _lite("action_error", "FAILED", "动作错误", "動作錯誤", "Wrong action", result_code=4200,
+              message="ACTION_ERROR", liveness="FAILED"),
+        _lite("camera_permission", "WEBRTC_UNSUPPORTED", "未授予摄像头权限", "未授予相機權限",
+              "Camera permission denied", fail_reason="PERMISSIONS_ERROR"),
+        _lite("webrtc_unsupported", "WEBRTC_UNSUPPORTED", "浏览器不支持 WebRTC", "瀏覽器不支援 WebRTC",
+              "Browser without WebRTC", fail_reason="SUPPORT_ERROR"),
+        _lite("cancel", "CANCELLED", "用户取消", "使用者取消", "The person cancelled"),
+        _lite("timeout", "TIMEOUT", "流程超时", "流程逾時", "The flow timed out", EXPIRE),
+        Outcome("abandon", "", {"zh": "离开页面", "zh-Hant": "離開頁面", "en": "Leave the page"}, ABANDON),
+    ]
+)  # fmt: skip
+DETAIL = {
+    "zh": "链接仅可使用一次;结果保留一天(get_result 最多三次)。",
+    "zh-Hant": "連結僅可使用一次;結果保留一天(get_result 最多三次)。",
+    "en": "The link is single use; the result is then kept for one day (three get_result calls).",
+}
+USED = {
+    "zh": "此认证链接已使用(令牌仅可使用一次)。",
+    "zh-Hant": "此認證連結已使用(權杖僅可使用一次)。",
+    "en": "This verification link was already used (tokens are single use).",
+}
+TIMED_OUT = {
+    "zh": "认证流程已超时。",
+    "zh-Hant": "認證流程已逾時。",
+    "en": "The verification timed out.",
+}
+CONTINUE = {"zh": "继续", "zh-Hant": "繼續", "en": "Continue"}
 
 
 @dataclass
@@ -267,8 +341,14 @@ class MegviiEmulator(Emulator):
         return self._reply(request, {"biz_no": fields.get("biz_no", ""), **verdict})
 
     @staticmethod
-    def _verdict(outcome: str, comparison: str) -> dict[str, Any]:
+    def _verdict(outcome: str, comparison: str, lite: Outcome | None = None) -> dict[str, Any]:
+        """result_code/result_message (+ verification) for the v5 ``verify`` and the lite result."""
         ref = "idcard" if comparison == "1" else "ref1"
+        if lite is not None and lite.name != "pass":
+            out: dict[str, Any] = {"result_code": lite.data["result_code"], "result_message": lite.data["message"]}
+            if "confidence" in lite.data:  # compared, below every threshold
+                out["verification"] = {ref: {"confidence": lite.data["confidence"], "thresholds": THRESHOLDS}}
+            return out
         if outcome == "pass":
             return {
                 "result_code": 1000,
@@ -297,6 +377,8 @@ class MegviiEmulator(Emulator):
                 raise _Fail(400, "BAD_ARGUMENTS: procedure_type")
             if fields.get("action_http_method", "POST") not in ("POST", "GET"):
                 raise _Fail(400, "BAD_ARGUMENTS: action_http_method")
+            if fields.get("language", "1") not in LANGUAGES:
+                raise _Fail(400, "BAD_ARGUMENTS: language")
             self._need(fields, "comparison_type")
             comparison = fields["comparison_type"]
             if comparison not in ("0", "1"):
@@ -319,7 +401,7 @@ class MegviiEmulator(Emulator):
         token = uuid.uuid4().hex
         biz_id = f"{int(now)},{uuid.uuid4()}"
         keep = ("return_url", "notify_url", "biz_no", "biz_extra_data", "procedure_type", "action_http_method",
-                "comparison_type")  # fmt: skip
+                "comparison_type", "language")  # fmt: skip
         entry = _Lite(api_key, token, biz_id, {k: fields[k] for k in keep if k in fields}, now)
         self.lite[token] = entry
         self.by_biz_id[biz_id] = entry
@@ -328,31 +410,28 @@ class MegviiEmulator(Emulator):
 
     async def do(self, request: web.Request) -> web.StreamResponse:
         entry = self.lite.get(request.query.get("token", ""))
+        lng = PAGE_LANG.get(entry.fields.get("language", ""), "zh") if entry is not None else "zh"
         if entry is None:
-            return error_page(404, "This verification link is not valid.")
+            return error_page(404, "invalid_link", lng)
         if self.clock.now() - entry.created > LITE_TOKEN_TTL:
-            return error_page(410, "This verification link has expired.")
+            return error_page(410, "expired", lng)
         if entry.status not in ("NOT_STARTED", "PROCESSING"):
-            return error_page(409, "This verification link was already used (tokens are single use).")
-        outcome = request.query.get("outcome", "")
-        if outcome not in ("", "pass", "fail", "cancel"):
-            return error_page(400, "outcome must be pass, fail or cancel.")
-        if not outcome:
+            return error_page(409, USED, lng)
+        value = request.query.get("outcome", "")
+        if not value:
             entry.status = "PROCESSING"
-            base = str(request.url.relative())
-            return h5_page(
-                "Megvii FaceID",
-                "zh",
-                with_query(base, {"outcome": "pass"}),
-                with_query(base, {"outcome": "fail"}),
-                "The link is single use; the result is then kept for one day (three get_result calls).",
-            )
-        comparison = entry.fields.get("comparison_type", "1")
-        if outcome == "cancel":
-            entry.status, verdict = "CANCELLED", {}
-        else:
-            entry.status = "OK" if outcome == "pass" else "FAILED"
-            verdict = self._verdict(outcome, comparison)
+            return h5_page("Megvii FaceID", lng, str(request.url.relative()), LITE_OUTCOMES, DETAIL)
+        outcome = LITE_OUTCOMES.resolve(value)
+        if outcome is None:
+            return outcome_error_page(lng, value, LITE_OUTCOMES)
+        if outcome.kind == ABANDON:
+            entry.status = "PROCESSING"
+            return left_page(lng)  # the person closed the page: no return, no notification
+        entry.status = outcome.data["status"]
+        verdict: dict[str, Any] = {}
+        if "result_code" in outcome.data:
+            comparison = entry.fields.get("comparison_type", "1")
+            verdict = self._verdict(outcome.name, comparison, outcome)
         entry.result = {
             "status": entry.status,
             "biz_info": {
@@ -360,29 +439,36 @@ class MegviiEmulator(Emulator):
                 "biz_no": entry.fields.get("biz_no", ""),
                 "biz_extra_data": entry.fields.get("biz_extra_data", ""),
             },
-            "liveness_result": {
-                "result": "PASS" if outcome == "pass" else "FAILED",
-                "procedure_type": entry.fields.get("procedure_type", "video"),
-            },
             **verdict,
         }
+        if "liveness" in outcome.data:  # an interrupted flow has no liveness_result (callback doc)
+            entry.result["liveness_result"] = {
+                "result": outcome.data["liveness"],
+                "procedure_type": entry.fields.get("procedure_type", "video"),
+            }
+        if "fail_reason" in outcome.data:
+            entry.result["fail_reason"] = outcome.data["fail_reason"]
         data = json.dumps(entry.result, separators=(",", ":"), ensure_ascii=False)
         params = {"data": data, "sign": data_sign(self.credentials[entry.api_key], data)}
         # The vendor's server notifies too, independently of the browser (no ordering between the two).
         self.pusher.background(
             entry.fields["notify_url"], urlencode(params).encode(), "application/x-www-form-urlencoded"
         )
+        if outcome.kind == EXPIRE:
+            # "用户完成或取消验证后网页跳转": the browser returns on completion or cancelling, not on a timeout.
+            return error_page(410, TIMED_OUT, lng)
         return_url = entry.fields["return_url"]
         if entry.fields.get("action_http_method", "POST") == "GET" or not self.may_send_to(return_url):
-            return self.redirect(return_url, params)  # an error page if the URL is not an allowed target
+            return self.redirect(return_url, params, lng)  # an error page if the URL is not an allowed target
         inputs = "".join(
             f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">' for k, v in params.items()
         )
         page = (
-            "<!doctype html><html><head><meta charset='utf-8'><title>FaceID</title></head>"
+            f"<!doctype html><html lang='{lng}'><head><meta charset='utf-8'><title>FaceID</title></head>"
             "<body onload='document.forms[0].submit()'>"
             f'<form method="post" action="{html.escape(return_url)}">{inputs}'
-            "<noscript><button type='submit'>Continue</button></noscript></form></body></html>"
+            f"<noscript><button type='submit'>{html.escape(text(lng, CONTINUE))}</button></noscript></form>"
+            "</body></html>"
         )
         return web.Response(text=page, content_type="text/html")
 

@@ -28,7 +28,8 @@ from ..providers.seedance import (
     TOKEN_WINDOW,
 )
 from ..signing.volc_v4 import SignatureError, verify_v4
-from .base import Emulator, error_page, h5_page, new_id, with_query
+from .base import ABANDON, EXPIRE, PASS, Emulator, error_page, h5_page, left_page, new_id, outcome_error_page
+from .kych5 import KYC_H5, redirect_params
 
 LNG = ("zh", "en", "zh-Hant")
 CREATE_PATH = "/v1/real-avatar/auth/session"
@@ -37,6 +38,16 @@ ARK_CREATE = "CreateVisualValidateSession"
 ARK_RESULT = "GetVisualValidateResult"
 #: Account-level limit of both Ark actions (BytePlus real-human asset guide).
 ARK_QPS = 3
+EXPIRED = {
+    "zh": "此认证链接已过期(链接有效期为 120 秒)。",
+    "zh-Hant": "此認證連結已過期(連結有效期為 120 秒)。",
+    "en": "This verification link has expired (links are valid for 120 seconds).",
+}
+DETAIL = {
+    "zh": "须在链接创建后 120 秒内完成。",
+    "zh-Hant": "須在連結建立後 120 秒內完成。",
+    "en": "Completing within 120 seconds of the link's creation is required.",
+}
 
 
 @dataclass
@@ -46,7 +57,7 @@ class _Token:
     lng: str
     created: float
     config_id: str
-    outcome: str = ""  # "", "pass" or "fail"
+    outcome: str = ""  # "", "pass" or the name of the failure outcome
     used: bool = False
     group_id: str = ""
     project: str = ""  # Ark transport only
@@ -252,33 +263,27 @@ class SeedanceEmulator(Emulator):
     async def h5(self, request: web.Request) -> web.StreamResponse:
         token = request.query.get("bytedToken", "")
         t = self.tokens.get(token)
+        lng = request.query.get("lng", t.lng if t is not None else "zh")
         if t is None or request.query.get("configId") != t.config_id:
-            return error_page(404, "This verification link is not valid.")
+            return error_page(404, "invalid_link", lng)
         if self.clock.now() - t.created > self.window:
-            return error_page(410, "This verification link has expired (links are valid for 120 seconds).")
+            return error_page(410, EXPIRED, lng)
         if t.outcome:
-            return error_page(409, "This verification was already completed.")
-        outcome = request.query.get("outcome", "")
-        if outcome not in ("", "pass", "fail"):
-            return error_page(400, "outcome must be pass or fail.")
-        if not outcome:
-            base = str(request.url.relative())
-            return h5_page(
-                "Seedance",
-                request.query.get("lng", t.lng),
-                with_query(base, {"outcome": "pass"}),
-                with_query(base, {"outcome": "fail"}),
-                "Completing within 120 seconds of the link's creation is required.",
-            )
-        t.outcome = outcome
-        params = {
-            "bytedToken": token,
-            "resultCode": "10000" if outcome == "pass" else "41007",
-            "algorithmBaseRespCode": "0" if outcome == "pass" else "210312",
-            "reqMeasureInfoValue": "1" if outcome == "pass" else "0",
-            "verify_type": "real_time",
-        }
-        return self.redirect(t.callback_url, params)
+            return error_page(409, "completed", lng)
+        value = request.query.get("outcome", "")
+        if not value:
+            return h5_page("Seedance", lng, str(request.url.relative()), KYC_H5, DETAIL)
+        outcome = KYC_H5.resolve(value)
+        if outcome is None:
+            return outcome_error_page(lng, value, KYC_H5)
+        if outcome.kind == ABANDON:
+            return left_page(lng)  # no redirect: the token stays unfinished until its 120 s run out
+        if outcome.kind == EXPIRE:
+            t.created = self.clock.now() - self.window - 1  # as if the 120 s had passed on this page
+            return error_page(410, EXPIRED, lng)
+        t.outcome = PASS if outcome.kind == PASS else outcome.name
+        return self.redirect(t.callback_url, {"bytedToken": token, **redirect_params(outcome),
+                                              "verify_type": "real_time"}, lng)  # fmt: skip
 
     def _forget_old(self, now: float) -> None:
         if len(self.tokens) > 10_000:

@@ -38,7 +38,21 @@ from ..providers.tencent import (
     VERSIONS,
 )
 from ..signing.tc3 import TC3Failure, verify_tc3
-from .base import ADMIN_PREFIX, Emulator, error_page, h5_page, is_http_url, with_query
+from .base import (
+    ABANDON,
+    ADMIN_PREFIX,
+    EXPIRE,
+    FAIL,
+    PASS,
+    Emulator,
+    Outcome,
+    Outcomes,
+    error_page,
+    h5_page,
+    is_http_url,
+    left_page,
+    outcome_error_page,
+)
 
 APPLY_KEYS = ("RedirectURL", "CompareImageBase64", "Extra", "RuleId", "Config")
 CONFIG_BOOLS = (
@@ -58,10 +72,56 @@ CONFIG_INTS = {
 }
 #: The SDK model spells it IDCardType; seed 004's example writes IdCardType. Both are accepted.
 CONFIG_STRINGS = ("IDCardType", "IdCardType", "ThemeColor", "Language", "ActionList", "SelectedWarningCodes", "Version")
-PAGE_LANG = {"zh-cn": "zh", "zh-tc": "zh-Hant"}
+#: Config.Language → page language; th and id pages are shown in English (the sandbox has no Thai or Indonesian).
+PAGE_LANG = {"zh-cn": "zh", "zh-tc": "zh-Hant", "en": "en"}
 #: Similarity the sandbox reports for a passed comparison (same person by default if >= 70).
 PASS_SIMILARITY = 92.35
-FAIL_CODE, FAIL_MSG = 1005, "Liveness detection failed"
+
+
+def _coded(name: str, code: int, msg: str, zh: str, hant: str, kind: str = FAIL, **data: Any) -> Outcome:
+    label = {"zh": zh, "zh-Hant": hant, "en": msg}
+    return Outcome(name, str(code), label, kind, data={"code": code, "msg": msg, **data})
+
+
+#: GetWebVerificationResultIntl ``ErrorCode`` values a person's run can end with (Mobile HTML5 table,
+#: https://www.tencentcloud.com/document/product/1061/55390; 1409 and 1410 from
+#: https://www.tencentcloud.com/announce/detail/100989). ``stage``: which VerificationDetail field carries it.
+OUTCOMES = Outcomes(
+    [
+        Outcome("pass", "0", {"zh": "通过", "zh-Hant": "通過", "en": "Pass"}, PASS, data={"code": 0, "msg": "Success"}),
+        Outcome("liveness_failed", "1005", {"zh": "不通过:活体检测失败", "zh-Hant": "不通過:活體檢測失敗",
+                "en": "Fail: liveness detection failed"}, FAIL, ("fail",),
+                {"code": 1005, "msg": "Liveness detection failed", "stage": "liveness"}),
+        _coded("spoofed", 1002, "Suspected spoofed recording", "疑似翻拍或合成", "疑似翻拍或合成", stage="liveness"),
+        _coded("not_real_person", 1003, "Real person detection failed", "真人检测失败", "真人檢測失敗",
+                stage="liveness"),
+        _coded("no_face", 1004, "Face detection failed", "人脸检测失败", "人臉檢測失敗", stage="liveness"),
+        _coded("too_dark", 1201, "The lighting is too dim", "光线太暗", "光線太暗", stage="liveness"),
+        _coded("multiple_faces", 2012, "Multiple faces detected", "检测到多张人脸", "偵測到多張人臉",
+                stage="liveness"),
+        _coded("retry_limit", 16, "Retry limit has been reached", "已达重试次数上限", "已達重試次數上限"),
+        _coded("timeout", 1409, "Verification process timed out", "认证流程超时", "認證流程逾時"),
+        _coded("user_exit", 1410, "User exited voluntarily", "用户主动退出", "使用者主動退出"),
+        Outcome("abandon", "", {"zh": "离开页面", "zh-Hant": "離開頁面", "en": "Leave the page"}, ABANDON),
+        Outcome("expire", "15", {"zh": "10 分钟内未开始", "zh-Hant": "10 分鐘內未開始",
+                "en": "Not started within 10 minutes"}, EXPIRE),
+    ]
+)  # fmt: skip
+DETAIL = {
+    "zh": "BizToken 须在 10 分钟内开始;结果可在 3 天内查询。",
+    "zh-Hant": "BizToken 須在 10 分鐘內開始;結果可在 3 天內查詢。",
+    "en": "The BizToken must be started within 10 minutes; the result stays retrievable for 3 days.",
+}
+NOT_STARTED = {
+    "zh": "此认证链接已过期(须在 10 分钟内开始)。",
+    "zh-Hant": "此認證連結已過期(須在 10 分鐘內開始)。",
+    "en": "This verification link has expired (it must be started within 10 minutes).",
+}
+ALREADY_STARTED = {
+    "zh": "此认证已经开始,不会再过期;请选择其他结果。",
+    "zh-Hant": "此認證已經開始,不會再過期;請選擇其他結果。",
+    "en": "This verification was already started, so it can no longer expire; choose another outcome.",
+}
 
 
 @dataclass
@@ -71,9 +131,11 @@ class _Biz:
     extra: str
     compared: bool
     language: str
-    outcome: str = ""  # "", "pass" or "fail"
+    outcome: str = ""  # "" until the page finished, then the outcome's name
     started: bool = False
     finished_at: float = 0.0
+    result: Outcome | None = None
+    expired: bool = False  # the "expire" outcome: as if not started within START_WINDOW
 
 
 @dataclass
@@ -320,23 +382,27 @@ class TencentEmulator(Emulator):
             "Extra": biz.extra,
             "RequestId": str(uuid.uuid4()),
         }
-        if not biz.outcome and not biz.started and now - biz.created > START_WINDOW:
+        if biz.expired or (not biz.outcome and not biz.started and now - biz.created > START_WINDOW):
             out.update(ErrorCode=15, ErrorMsg="Token expired")
-        elif biz.outcome:
-            passed = biz.outcome == "pass"
-            code, msg = (0, "Success") if passed else (FAIL_CODE, FAIL_MSG)
-            detail = {
-                "ErrorCode": code,
-                "ErrorMsg": msg,
-                "LivenessErrorCode": 0 if passed else FAIL_CODE,
-                "LivenessErrorMsg": "Success" if passed else FAIL_MSG,
-                "CompareErrorCode": 0 if passed and biz.compared else None,
-                "CompareErrorMsg": "Success" if passed and biz.compared else None,
-                "ReqTimestamp": int(biz.finished_at * 1000),
-                "Similarity": PASS_SIMILARITY if passed and biz.compared else None,
-                "Seq": uuid.uuid4().hex,
-            }
-            out.update(ErrorCode=code, ErrorMsg=msg, VerificationDetailList=[detail])
+        elif biz.result is not None:
+            o = biz.result
+            passed = o.kind == PASS
+            code, msg = o.data["code"], o.data["msg"]
+            compared = passed and biz.compared
+            details: list[dict[str, Any]] = []
+            if passed or "stage" in o.data:  # process-level codes (16, 1409, 1410) have no attempt to detail
+                details.append({
+                    "ErrorCode": code,
+                    "ErrorMsg": msg,
+                    "LivenessErrorCode": code,
+                    "LivenessErrorMsg": msg,
+                    "CompareErrorCode": 0 if compared else None,
+                    "CompareErrorMsg": "Success" if compared else None,
+                    "ReqTimestamp": int(biz.finished_at * 1000),
+                    "Similarity": PASS_SIMILARITY if compared else None,
+                    "Seq": uuid.uuid4().hex,
+                })  # fmt: skip
+            out.update(ErrorCode=code, ErrorMsg=msg, VerificationDetailList=details)
             if passed:
                 out["BestFrameBase64"] = base64.b64encode(b"sandbox-best-frame").decode()
         return self._json(out)
@@ -346,29 +412,33 @@ class TencentEmulator(Emulator):
     async def page(self, request: web.Request) -> web.StreamResponse:
         token = request.query.get("token", "")
         biz = self.tokens.get(token)
+        lng = PAGE_LANG.get(biz.language, "en") if biz is not None else "en"
         if biz is None:
-            return error_page(404, "This verification link is not valid.")
+            return error_page(404, "invalid_link", lng)
         now = self.clock.now()
         if biz.outcome:
-            return error_page(409, "This verification was already completed.")
-        if not biz.started and now - biz.created > START_WINDOW:
-            return error_page(410, "This verification link has expired (it must be started within 10 minutes).")
-        outcome = request.query.get("outcome", "")
-        if outcome not in ("", "pass", "fail"):
-            return error_page(400, "outcome must be pass or fail.")
+            return error_page(409, "completed", lng)
+        if biz.expired or (not biz.started and now - biz.created > START_WINDOW):
+            return error_page(410, NOT_STARTED, lng)
+        value = request.query.get("outcome", "")
+        if not value:
+            biz.started = True
+            return h5_page("Tencent Cloud eKYC", lng, str(request.url.relative()), OUTCOMES, DETAIL)
+        outcome = OUTCOMES.resolve(value)
+        if outcome is None:
+            return outcome_error_page(lng, value, OUTCOMES)
+        if outcome.kind == EXPIRE:
+            if biz.started:  # only a token nobody started can run out of its 10 minutes
+                return error_page(409, ALREADY_STARTED, lng)
+            biz.expired = True  # as if the 10 minutes had passed unopened: the result says 15
+            return error_page(410, NOT_STARTED, lng)
         biz.started = True
-        if not outcome:
-            base = str(request.url.relative())
-            return h5_page(
-                "Tencent Cloud eKYC",
-                PAGE_LANG.get(biz.language, "en"),
-                with_query(base, {"outcome": "pass"}),
-                with_query(base, {"outcome": "fail"}),
-                "The BizToken must be started within 10 minutes; the result stays retrievable for 3 days.",
-            )
-        biz.outcome = outcome
+        if outcome.kind == ABANDON:
+            return left_page(lng)  # no redirect; the result stays unfinished (ErrorCode null)
+        biz.outcome = outcome.name
+        biz.result = outcome
         biz.finished_at = now
-        return self.redirect(biz.redirect_url, {"token": token})
+        return self.redirect(biz.redirect_url, {"token": token}, lng)
 
     def _forget_old(self, now: float) -> None:
         if len(self.tokens) > 10_000:

@@ -42,7 +42,21 @@ from ..providers.volcengine import (
     encrypt_field,
 )
 from ..signing.volc_v4 import SignatureError, verify_v4
-from .base import ADMIN_PREFIX, Emulator, error_page, h5_page, is_http_url, new_id, with_query
+from .base import (
+    ABANDON,
+    ADMIN_PREFIX,
+    EXPIRE,
+    PASS,
+    Emulator,
+    Outcome,
+    error_page,
+    h5_page,
+    is_http_url,
+    left_page,
+    new_id,
+    outcome_error_page,
+)
+from .kych5 import KYC_H5, redirect_params
 from .push import Pusher
 
 #: A key pair that signs correctly but has no CV permission (answers code 50400).
@@ -71,6 +85,27 @@ LIVENESS_KEYS = {
 TOS_KEYS = {k: str for k in ("sts_ak", "sts_sk", "sts_token", "bucket", "endpoint", "region")}
 CALLBACK_KEYS = {"switch": bool, "block": bool, "url": str, "client_name": str}
 IMAGE_MAX = 5 * 1024 * 1024
+LNG = ("zh", "zh-Hant", "en")
+DETAIL = {
+    "zh": "身份认证 H5(沙箱)。",
+    "zh-Hant": "身分認證 H5(沙盒)。",
+    "en": "Identity verification H5 (sandbox).",
+}
+BAD_KEYS = {
+    "zh": "此链接中的临时密钥缺失、错误或已过期。",
+    "zh-Hant": "此連結中的臨時金鑰缺失、錯誤或已過期。",
+    "en": "The temporary keys in this link are missing, wrong or expired.",
+}
+TOKEN_EXPIRED = {
+    "zh": "此认证令牌已过期(令牌有效期为 60 分钟)。",
+    "zh-Hant": "此認證權杖已過期(權杖有效期為 60 分鐘)。",
+    "en": "This verification token has expired (tokens are valid for 60 minutes).",
+}
+TOKEN_USED = {
+    "zh": "此认证令牌已被使用。",
+    "zh-Hant": "此認證權杖已被使用。",
+    "en": "This verification token was already used.",
+}
 
 
 class Refused(Exception):
@@ -98,9 +133,10 @@ class _Config:
 class _Token:
     config_id: str
     created: float
-    outcome: str = ""  # "", "pass", "fail"
+    outcome: str = ""  # "" until the page finished, then the outcome's name
     completed: float = 0.0
     score: float = 0.0
+    result: Outcome | None = None
 
 
 @dataclass
@@ -137,11 +173,15 @@ def _check_keys(obj: Any, spec: Mapping[str, type], where: str, required: tuple[
             raise Refused(50201, f"{where}.{key} is required")
 
 
+def _passed(t: _Token) -> bool:
+    return t.result is not None and t.result.kind == PASS
+
+
 def _verdict(t: _Token) -> dict[str, Any]:
-    """The verdict fields CertVerifyQuery answers and the callback push carries."""
-    passed = t.outcome == "pass"
-    verdict = {"status_code": 0, "status_message": "SUCCESS"} if passed else {
-        "status_code": 210312, "status_message": "server action liveness failed"}  # fmt: skip
+    """The verdict fields CertVerifyQuery answers and the callback push carries (kych5.py: which code)."""
+    passed = _passed(t)
+    data = t.result.data if t.result is not None else {}
+    verdict = {"status_code": data.get("verdict", 0), "status_message": data.get("message", "")}
     return {
         "source_comp_details": {
             "score": t.score,
@@ -474,7 +514,7 @@ class VolcengineEmulator(Emulator):
         return {
             "algorithm_base_resp": {"status_code": 0, "status_message": "SUCCESS"},
             "binary_data_base64": [],
-            "result": t.outcome == "pass",
+            "result": _passed(t),
             "risk_result": "{}",
             "images": {} if omit_images else {"image_best": "", "image_env": ""},
             "video": "",  # the sandbox records no video
@@ -485,6 +525,7 @@ class VolcengineEmulator(Emulator):
 
     async def h5(self, request: web.Request) -> web.StreamResponse:
         q = request.query
+        lng = q.get("lng", "zh")
         sts = self.sts.get(q.get("accessKeyId", ""))
         now = self.clock.now()
         if (
@@ -493,42 +534,39 @@ class VolcengineEmulator(Emulator):
             or q.get("secretAccessKey") != sts.secret_access_key
             or q.get("sessionToken") != sts.session_token
         ):
-            return error_page(403, "The temporary keys in this link are missing, wrong or expired.")
+            return error_page(403, BAD_KEYS, lng)
         cfg = self.configs.get(q.get("configId", ""))
         if cfg is None:
-            return error_page(404, "This verification link is not valid.")
+            return error_page(404, "invalid_link", lng)
         if cfg.expires < now:
-            return error_page(410, "This verification link has expired.")
-        lng = q.get("lng", "zh")
-        if lng not in ("zh", "zh-Hant", "en"):
+            return error_page(410, "expired", lng)
+        if lng not in LNG:
             return error_page(400, "lng must be zh, zh-Hant or en.")
         token = q.get("bytedToken", "")
         if cfg.h5_type == "3" or token:
             t = self.tokens.get(token)
             if t is None or t.config_id != q["configId"]:
-                return error_page(404, "This verification token is not valid.")
+                return error_page(404, "invalid_link", lng)
             if now - t.created > BYTED_TOKEN_WINDOW:
-                return error_page(410, "This verification token has expired (tokens are valid for 60 minutes).")
+                return error_page(410, TOKEN_EXPIRED, lng)
             if t.outcome:
-                return error_page(409, "This verification token was already used.")
-        outcome = q.get("outcome", "")
-        if outcome not in ("", "pass", "fail"):
-            return error_page(400, "outcome must be pass or fail.")
-        if not outcome:
-            base = str(request.url.relative())
-            return h5_page("Volcengine", lng, with_query(base, {"outcome": "pass"}),
-                           with_query(base, {"outcome": "fail"}), "Identity verification H5 (sandbox).")  # fmt: skip
+                return error_page(409, TOKEN_USED, lng)
+        value = q.get("outcome", "")
+        if not value:
+            return h5_page("Volcengine", lng, str(request.url.relative()), KYC_H5, DETAIL)
+        outcome = KYC_H5.resolve(value)
+        if outcome is None:
+            return outcome_error_page(lng, value, KYC_H5)
+        if outcome.kind == ABANDON:
+            return left_page(lng)  # no redirect, no push: nothing is bound, the session expires at its deadline
+        if outcome.kind == EXPIRE:
+            cfg.expires = now - 1  # as if expire_duration had passed on this page: no redirect, no push
+            return error_page(410, "expired", lng)
         if not token:
             token = self._new_token(q["configId"])
         t = self.tokens[token]
-        t.outcome, t.completed = outcome, now
-        t.score = 91.27 if outcome == "pass" else 12.5
-        params = {
-            "resultCode": "10000" if outcome == "pass" else "41007",
-            "algorithmBaseRespCode": "0" if outcome == "pass" else "210312",
-            "reqMeasureInfoValue": "1" if outcome == "pass" else "0",
-            "bytedToken": token,
-        }
+        t.outcome, t.completed, t.result = outcome.name, now, outcome
+        t.score = 91.27 if outcome.kind == PASS else 12.5 if "algorithm" in outcome.data else 0.0
         callback = cfg.body.get("callback_info")
         if callback is not None and callback["switch"] and callback["url"]:
             push = self.callback_body(self.callback_clients[callback["client_name"]], token, t)
@@ -536,14 +574,15 @@ class VolcengineEmulator(Emulator):
                 await self.pusher.deliver(callback["url"], push, "application/json")  # before the browser moves
             else:
                 self.pusher.background(callback["url"], push, "application/json")
-        return self.redirect(cfg.body["h5_config"]["redirect_url"], params)
+        params = {**redirect_params(outcome), "bytedToken": token}
+        return self.redirect(cfg.body["h5_config"]["redirect_url"], params, lng)
 
     @staticmethod
     def callback_body(key: bytes, token: str, t: _Token) -> bytes:
         """The CallBackInfo push: ``result`` plain, every other field its JSON encrypted (seed 002)."""
         fields: dict[str, Any] = {**_verdict(t), "byted_token": token}
         sealed = {name: encrypt_field(key, json.dumps(value).encode()) for name, value in fields.items()}
-        return json.dumps({"result": t.outcome == "pass", **sealed}).encode()
+        return json.dumps({"result": _passed(t), **sealed}).encode()
 
     def _forget_old(self, now: float) -> None:
         if len(self.configs) + len(self.tokens) > 20_000:

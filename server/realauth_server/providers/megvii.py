@@ -52,6 +52,8 @@ RESULT_PASSED = 1000
 #: procedure_type values in Megvii's H5 docs: video (default), still, flash, meglive_flash, selfie
 #: (basic H5 get_token / get_result ``return_image``) and will (advanced H5, ``will_result``).
 PROCEDURE_TYPES = ("video", "still", "flash", "meglive_flash", "selfie", "will")
+#: get_token ``language`` per realauth locale (https://faceid.com/document/faceid-guide-docs/oversea_h5_get_token).
+LANGUAGE = {"en": "0", "zh": "1", "zh-Hant": "1"}
 #: Lite ``status`` values that end the flow (NOT_STARTED / PROCESSING do not).
 FINAL_STATUSES = ("OK", "FAILED", "CANCELLED", "TIMEOUT", "WEBRTC_UNSUPPORTED")
 PENDING_STATUSES = ("NOT_STARTED", "PROCESSING")
@@ -253,6 +255,8 @@ class MegviiProvider(Provider):
             "biz_no": (o.biz_no if o is not None and o.biz_no else params.session_id),
             "procedure_type": (o.procedure_type if o is not None and o.procedure_type else self._procedure_type),
             "action_http_method": self._return_method,
+            # Page language: "0" English, "1" Chinese (the vendor has no Traditional Chinese page).
+            "language": LANGUAGE[params.locale],
         }
         files: dict[str, tuple[str, bytes, str]] = {}
         if o is not None:
