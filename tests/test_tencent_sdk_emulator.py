@@ -136,6 +136,12 @@ def test_sdk_json_body_is_what_was_signed(emulator: str) -> None:
 # --- the international SDK's own FaceidClient: GET, signature v1 (issue 10) ---------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _paced() -> None:
+    """The emulator enforces Tencent's real 20 requests/s per action: tests sharing one stay below it."""
+    time.sleep(0.06)
+
+
 @pytest.fixture(scope="module")
 def shared_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with run_emulator("tencent", tmp_path_factory.mktemp("tencent-sdk")) as base:
@@ -244,6 +250,10 @@ def test_intl_sdk_stale_clock_gets_signature_expire(
     [
         ({"RedirectURL": "https://a.b/", "Config": {"CheckMode": "two"}}, "InvalidParameter"),
         ({"RedirectURL": "https://a.b/", "Config": {"AutoSkip": "maybe"}}, "InvalidParameter"),
+        ({"RedirectURL": "https://a.b/", "Config": {"CheckMode": "--2"}}, "InvalidParameter"),
+        ({"RedirectURL": "https://a.b/", "Config": {"CheckMode": "9" * 5000}}, "InvalidParameter"),
+        ({"RedirectURL": "https://a.b/", "Config": {"CheckMode": "２"}}, "InvalidParameter"),
+        ({"RedirectURL": "https://a.b/", "Config": {"CheckMode": -1}}, "InvalidParameterValue"),
         ({"RedirectURL": "https://a.b/", "Config": {"LivenessTimeout": 601}}, "InvalidParameterValue"),
         ({"RedirectURL": "https://a.b/", "Config": {"Colour": "red"}}, "UnknownParameter"),
         ({"RedirectURL": "https://a.b/", "Colour": "red"}, "UnknownParameter"),

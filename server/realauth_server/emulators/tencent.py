@@ -23,6 +23,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import time
 import uuid
 from collections import deque
@@ -79,6 +80,8 @@ MAX_GET_BYTES = 32 * 1024
 MAX_V1_POST_BYTES = 1024 * 1024
 MAX_TC3_POST_BYTES = 10 * 1024 * 1024
 FORM = "application/x-www-form-urlencoded"
+FORM_INT = re.compile(r"^-?[0-9]{1,18}\Z")
+FORM_UINT = re.compile(r"^[0-9]{1,20}\Z")
 #: Signature v1: the digests it names, and the common parameters that are not the action's own.
 V1_METHODS: dict[str, Callable[[], Any]] = {"HmacSHA1": hashlib.sha1, "HmacSHA256": hashlib.sha256}
 V1_COMMON = (
@@ -531,7 +534,7 @@ def _form_value(key: str, value: str) -> Any:
             raise _Refused("InvalidParameter", f"Config.{key} must be a Boolean.")
         return value.lower() == "true"
     if key in CONFIG_INTS:
-        if not value.lstrip("-").isdigit() or not value.isascii():
+        if not FORM_INT.match(value):  # ASCII digits, bounded: int() never sees "--5" or 5000 digits
             raise _Refused("InvalidParameter", f"Config.{key} must be an Integer.")
         return int(value)
     return value
@@ -572,9 +575,9 @@ def verify_v1(
     if sign_method not in V1_METHODS:
         raise _Refused("InvalidParameterValue", "SignatureMethod must be HmacSHA1 or HmacSHA256.")
     stamp, nonce = params["Timestamp"], params["Nonce"]
-    if not (stamp.isascii() and stamp.isdigit()):
+    if not FORM_UINT.match(stamp):
         raise _Refused("InvalidParameter", "Timestamp must be a UNIX timestamp in seconds.")
-    if not (nonce.isascii() and nonce.isdigit()):
+    if not FORM_UINT.match(nonce):  # the SDK draws it from [1, sys.maxsize]: up to 19 digits
         raise _Refused("InvalidParameter", "Nonce must be a positive integer.")
     if abs(now - int(stamp)) > max_skew:
         raise _Refused(
