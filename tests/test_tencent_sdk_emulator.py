@@ -28,12 +28,15 @@ RESULT_ACTION = "GetWebVerificationResultIntl"
 
 @pytest.fixture(autouse=True)
 def _quiet_sdk_debug_log() -> Iterator[None]:
-    """The SDK (a test oracle here) logs whole requests, Authorization included, at DEBUG."""
-    sdk_log = logging.getLogger("tencentcloud_sdk_common")
-    level = sdk_log.level
-    sdk_log.setLevel(logging.INFO)
+    """The SDK (a test oracle here) logs whole requests, Authorization included, at DEBUG; and urllib3 under it
+    logs each URL, which for a signature v1 GET carries the SecretId (the vendor's design puts it there)."""
+    loggers = {"tencentcloud_sdk_common": logging.INFO, "urllib3": logging.WARNING}
+    before = {name: logging.getLogger(name).level for name in loggers}
+    for name, level in loggers.items():
+        logging.getLogger(name).setLevel(level)
     yield
-    sdk_log.setLevel(level)
+    for name, level in before.items():
+        logging.getLogger(name).setLevel(level)
 
 
 @pytest.fixture
