@@ -14,9 +14,19 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from realauth_server.emulators.tencent import TencentEmulator, v1_signature, v1_string_to_sign
-from realauth_server.providers.tencent import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY
+from realauth_server.emulators.tencent import (
+    TencentEmulator,
+    _form_pairs,
+    _Refused,
+    _typed,
+    v1_signature,
+    v1_string_to_sign,
+    verify_v1,
+)
+from realauth_server.providers.tencent import APPLY, RESULT, SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY
 
 from .conftest import on_loopback
 
@@ -159,3 +169,18 @@ async def test_v1_post_over_1_mb_is_request_size_limit_exceeded(emulator: Any) -
     async with httpx.AsyncClient() as c:
         resp = await c.post(url + "/", content=form, headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert _code(resp) == "RequestSizeLimitExceeded"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.text(alphabet=st.sampled_from("ab.=&%+_-ZConfigCheckModeAutoSkip1F9\u00e9 "), max_size=80),
+    st.sampled_from([APPLY, RESULT]),
+)
+def test_form_parsing_only_ever_answers_a_tencent_refusal(text: str, action: str) -> None:
+    """Whatever a query or form body holds, it parses or is refused with a Tencent code: never another exception."""
+    try:
+        pairs = _form_pairs(text, "query string")
+        _typed(action, pairs)
+        verify_v1("GET", "h", "/", pairs, secret_for={SANDBOX_SECRET_ID: SANDBOX_SECRET_KEY}.get, now=time.time())
+    except _Refused as exc:
+        assert exc.code and exc.message
