@@ -1,4 +1,5 @@
-"""The official Tencent SDK (CommonClient) against `realauth emulate tencent` as a separate process."""
+"""The official Tencent SDK (CommonClient, and the intl SDK's FaceidClient in every request form: POST/GET, TC3/v1)
+against `realauth emulate tencent` as a separate process."""
 
 from __future__ import annotations
 
