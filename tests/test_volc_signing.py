@@ -13,8 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 from multidict import CIMultiDict
 
+from realauth_server.providers.volcengine import SANDBOX_ACCESS_KEY_ID, SANDBOX_SECRET_ACCESS_KEY
 from realauth_server.secret import Secret
 from realauth_server.signing.volc_v4 import (
     SignatureError,
@@ -24,6 +26,8 @@ from realauth_server.signing.volc_v4 import (
     signing_key,
     verify_v4,
 )
+
+from .conftest import ServerFactory, on_loopback
 
 
 def ts(x_date: str) -> float:
@@ -304,3 +308,81 @@ def test_canonical_query_is_rfc3986_and_sorted() -> None:
 def test_secret_never_in_headers() -> None:
     req = _signed(1_750_000_000.0)
     assert "sandbox-secret" not in str(req.headers)
+
+
+def test_auth_sets_content_type_on_a_body_request_before_signing() -> None:
+    """A POST without Content-Type gets the SDK's default, signed, so no transport adds an unsigned one later."""
+    auth = VolcV4Auth(
+        Secret("AKsandbox"), Secret("sandbox-secret"), region="cn-north-1", service="cv", clock=lambda: 1.0
+    )
+    signed = next(auth.auth_flow(httpx.Request("POST", "http://127.0.0.1:9/?Action=A&Version=1")))
+    assert signed.headers["Content-Type"] == "application/x-www-form-urlencoded; charset=utf-8"
+    assert "SignedHeaders=content-type;host;x-content-sha256;x-date," in signed.headers["Authorization"]
+    got = next(auth.auth_flow(httpx.Request("GET", "http://127.0.0.1:9/?Action=A&Version=1")))
+    assert (
+        "Content-Type" not in got.headers
+        and "SignedHeaders=host;x-content-sha256;x-date," in got.headers["Authorization"]
+    )
+
+
+def test_verifier_can_require_content_type() -> None:
+    now = 1_750_000_000.0
+    auth = VolcV4Auth(
+        Secret("AKsandbox"), Secret("sandbox-secret"), region="cn-north-1", service="cv", clock=lambda: now
+    )
+    req = next(auth.auth_flow(httpx.Request("GET", "http://127.0.0.1:9/?Action=CertVerifyQuery&Version=2022-08-31")))
+    assert _verify(req, now).signed_headers == ("host", "x-content-sha256", "x-date")
+    with pytest.raises(SignatureError) as err:
+        _verify(req, now, required=("content-type", "host", "x-date"))
+    assert err.value.code == "SignatureDoesNotMatch" and "content-type" in err.value.message
+
+
+# --- realauth's own AssumeRole, on the wire (issue 10) ----------------------------------------------------------
+
+
+async def test_assume_role_on_the_wire_is_what_the_official_signer_signs(
+    make_realauth: ServerFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A real capture server records the AssumeRole request exactly as it arrived (headers the transport added
+    included); the official SDK's SignerV4, run over those bytes, must produce the very Authorization sent."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    from volcengine.auth.SignerV4 import SignerV4
+    from volcengine.base.Request import Request
+    from volcengine.Credentials import Credentials
+
+    seen: list[tuple[str, str, list[tuple[str, str]], list[tuple[str, str]], bytes]] = []
+
+    async def sts(request: web.Request) -> web.Response:
+        raw_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
+        seen.append(
+            (request.method, request.rel_url.raw_path, list(request.query.items()), raw_headers, await request.read())
+        )
+        later = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + 3 * 3600))
+        creds = {"AccessKeyId": "AKTPcaptured", "SecretAccessKey": "c2s", "SessionToken": "STScaptured",
+                 "ExpiredTime": later, "CurrentTime": later}  # fmt: skip
+        return web.json_response({"ResponseMetadata": {"Action": "AssumeRole"}, "Result": {"Credentials": creds}})
+
+    app = web.Application()
+    app.router.add_route("*", "/", sts)
+    async with on_loopback(lambda url: app) as (_, url):
+        config = "\n".join(["[providers.volc]", 'kind = "volcengine"', "sandbox = true", f'sts_base_url = "{url}"', ""])
+        h = await make_realauth(config)
+        session = await h.create(provider="volc")
+    assert "accessKeyId=AKTPcaptured" in session.verification_url
+    assert len(seen) == 1
+    method, path, query, raw_headers, body = seen[0]
+    # HTTP header names are case-insensitive and httpx sends them lower-case; the SDK's signer picks the headers to
+    # sign by its own spelling (Content-Type, Host, X-*), so it is handed the same headers in that spelling.
+    headers = [(k.title(), v) for k, v in raw_headers]
+    wire = dict(headers)
+
+    request = Request()
+    request.method, request.path, request.body = method, path, body
+    request.query = OrderedDict(query)
+    request.headers = OrderedDict((k, v) for k, v in headers if k != "Authorization")
+    monkeypatch.setattr(SignerV4, "get_current_format_date", staticmethod(lambda: wire["X-Date"]))
+    SignerV4.sign(request, Credentials(SANDBOX_ACCESS_KEY_ID, SANDBOX_SECRET_ACCESS_KEY, "sts", "cn-north-1"))
+    assert request.headers["Authorization"] == wire["Authorization"]
+    assert wire["X-Content-Sha256"] == hashlib.sha256(b"").hexdigest()
+    # As the SDK's StsService sends it: a GET with no body, so there is no Content-Type at all.
+    assert (method, body, "Content-Type" in wire) == ("GET", b"", False)

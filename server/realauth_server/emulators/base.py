@@ -73,6 +73,8 @@ class Emulator(abc.ABC):
     vendor: ClassVar[str]
     #: GET paths that are vendor API calls (faulted and counted); every other GET is a browser page.
     api_get_paths: ClassVar[tuple[str, ...]] = ()
+    #: aiohttp request-handler options when the emulator runs standalone (e.g. a longer request line).
+    handler_args: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
@@ -109,10 +111,18 @@ class Emulator(abc.ABC):
         """Name of the vendor action a request calls (for stats and fault filters)."""
         return request.path
 
+    def is_page(self, request: web.Request) -> bool:
+        """Whether a request is a browser page (never faulted nor counted) rather than a vendor API call."""
+        return request.method == "GET" and not request.path.endswith(self.api_get_paths)
+
     # --- the application ------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._fault_middleware], client_max_size=16 * 1024 * 1024)
+        app = web.Application(
+            middlewares=[self._fault_middleware],
+            client_max_size=16 * 1024 * 1024,
+            handler_args=dict(self.handler_args) or None,
+        )
         if self.admin:
             app.router.add_put(ADMIN_PREFIX + "faults", self._set_faults)
             app.router.add_delete(ADMIN_PREFIX + "faults", self._clear_faults)
@@ -142,7 +152,7 @@ class Emulator(abc.ABC):
     @web.middleware
     async def _fault_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         # Mounted as a sub-app, the path seen here still includes the mount prefix.
-        is_page = request.method == "GET" and not request.path.endswith(self.api_get_paths)
+        is_page = self.is_page(request)
         if ADMIN_PREFIX in request.path:
             if not self.admin:  # also covers a catch-all vendor route that would match the path
                 raise web.HTTPNotFound()

@@ -1,23 +1,36 @@
 """Emulator of Tencent Cloud FaceID Intl (faceid.intl.tencentcloudapi.com), over real HTTP.
 
-``POST /`` with the action in ``X-TC-Action``, as API 3.0 does: the TC3-HMAC-SHA256 signature is
-recomputed from the raw bytes received (5 min skew), then X-TC-Version, X-TC-Region, the rate
-limit (20 requests/s per action) and every documented field, type and range are checked. Errors
-come as ``{"Response": {"Error": {"Code", "Message"}, "RequestId"}}`` with HTTP 200, which is
-what the official SDK parses. The simulated H5 page lives at ``/reflect/?token=<BizToken>``.
+``/`` takes every request form API 3.0 takes ("Request Structure", e.g.
+https://intl.cloud.tencent.com/document/api/608/33031), each as the official SDK sends it:
+- ``POST`` ``application/json``, TC3-HMAC-SHA256 (the action in ``X-TC-Action``): the default;
+- ``GET`` TC3-HMAC-SHA256, the parameters form-urlencoded in the query (``HttpProfile(reqMethod="GET")``),
+  the canonical request signing that query;
+- signature v1 (``SignatureMethod`` HmacSHA1 / HmacSHA256, the SDK's ``signMethod``): every parameter, the
+  common ones included, in the query (GET) or a form-urlencoded body (POST), verified here on its own
+  ("Signature", e.g. https://www.tencentcloud.com/document/product/214/33794).
+A GET is at most 32 KB and a v1 POST 1 MB (``RequestSizeLimitExceeded``). The signature is recomputed from
+the raw bytes received (5 min skew), then the version, the region, the rate limit (20 requests/s per action)
+and every documented field, type and range are checked; form values are read as the API's types
+(``Config.CheckMode=2`` is the integer 2). Errors come as ``{"Response": {"Error": {"Code", "Message"},
+"RequestId"}}`` with HTTP 200, which is what the official SDK parses. The simulated H5 page lives at
+``/reflect/?token=<BizToken>``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
+import re
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
@@ -122,6 +135,21 @@ ALREADY_STARTED = {
     "zh-Hant": "此認證已經開始,不會再過期;請選擇其他結果。",
     "en": "This verification was already started, so it can no longer expire; choose another outcome.",
 }
+#: Request size ceilings of API 3.0 ("Request Structure"): a GET packet, a v1 POST, a TC3 POST.
+MAX_GET_BYTES = 32 * 1024
+MAX_V1_POST_BYTES = 1024 * 1024
+MAX_TC3_POST_BYTES = 10 * 1024 * 1024
+FORM = "application/x-www-form-urlencoded"
+FORM_INT = re.compile(r"^-?[0-9]{1,18}\Z")
+FORM_UINT = re.compile(r"^[0-9]{1,20}\Z")
+#: Signature v1: the digests it names, and the common parameters that are not the action's own.
+V1_METHODS: dict[str, Callable[[], Any]] = {"HmacSHA1": hashlib.sha1, "HmacSHA256": hashlib.sha256}
+V1_COMMON = (
+    "Action", "Region", "Timestamp", "Nonce", "SecretId", "Signature", "Version", "SignatureMethod", "Token",
+    "Language", "RequestClient",
+)  # fmt: skip
+#: Signature v1 and TC3 share the 5 minute window between Timestamp and the server's clock.
+V1_MAX_SKEW = 300
 
 
 @dataclass
@@ -156,12 +184,24 @@ class _Refused(Exception):
 
 
 @dataclass
+class _Call:
+    """A request whose signature holds: its action, region, and how to read its parameters (after the gateway)."""
+
+    action: str
+    region: str
+    params: Callable[[], dict[str, Any]]
+
+
+@dataclass
 class _Window:
     stamps: deque[float] = field(default_factory=deque)
 
 
 class TencentEmulator(Emulator):
     vendor: ClassVar[str] = "tencent"
+    #: A GET is up to 32 KB: a request line up to twice that still gets the vendor's own refusal (standalone;
+    #: embedded, the realauth HTTP side's own 8 KB limit applies, and realauth's own adapter only POSTs).
+    handler_args: ClassVar[dict[str, Any]] = {"max_line_size": 2 * MAX_GET_BYTES}
 
     def __init__(
         self,
@@ -183,6 +223,7 @@ class TencentEmulator(Emulator):
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/", self.api)
+        app.router.add_get("/", self.api)  # API 3.0 takes GET too (query string, TC3 or v1)
         app.router.add_get("/reflect/", self.page)
 
     def add_admin_routes(self, app: web.Application) -> None:
@@ -190,7 +231,12 @@ class TencentEmulator(Emulator):
         app.router.add_delete(ADMIN_PREFIX + "tencent/errors", self._clear_forced)
 
     def action_of(self, request: web.Request) -> str:
-        return request.headers.get("X-TC-Action", "")
+        # TC3 names it in a header; v1 in the parameters (a v1 POST's body is not read here).
+        return request.headers.get("X-TC-Action", "") or request.query.get("Action", "")
+
+    def is_page(self, request: web.Request) -> bool:
+        # GET / is an API call (faulted and counted like a POST); only /reflect/ is the browser's page.
+        return request.method == "GET" and request.match_info.handler != self.api
 
     # --- envelope -------------------------------------------------------------------------------
 
@@ -255,21 +301,56 @@ class TencentEmulator(Emulator):
 
     async def api(self, request: web.Request) -> web.Response:
         raw = await request.read()
-        action = request.headers.get("X-TC-Action", "")
+        query = request.rel_url.raw_query_string
+        try:
+            if request.method == "GET" and len(request.rel_url.raw_path_qs) > MAX_GET_BYTES:
+                raise _Refused("RequestSizeLimitExceeded", f"A GET request must not exceed {MAX_GET_BYTES} bytes.")
+            if "Authorization" in request.headers or (request.method == "POST" and request.content_type != FORM):
+                call = self._tc3(request, query, raw)
+            else:
+                call = self._v1(request, query, raw)
+            if not call.region:
+                raise _Refused("MissingParameter", "The request is missing a required parameter `Region`.")
+            if call.region not in self.regions:
+                raise _Refused("UnsupportedRegion", f"The action `{call.action}` is not supported in `{call.region}`.")
+            if self._over_limit(call.action):
+                self.limited += 1
+                raise _Refused(
+                    "RequestLimitExceeded", f"Your current request times equals to `{self.rate_limit}` in a second."
+                )
+            forced = self._take_forced(call.action)
+            if forced is not None:
+                raise _Refused(forced.code, forced.message)
+            body = call.params()
+            self.last_body[call.action] = body
+            if call.action == APPLY:
+                return self._apply(body)
+            return self._result(body)
+        except _Refused as exc:
+            return self._error(exc.code, exc.message)
+
+    @staticmethod
+    def _check_action(action: str, version: str) -> None:
         if not action:
-            return self._error("MissingParameter", "The request is missing a required parameter `Action`.")
+            raise _Refused("MissingParameter", "The request is missing a required parameter `Action`.")
         if action not in (APPLY, RESULT):
-            return self._error("InvalidAction", f"The action `{action}` is not supported by faceid.")
-        version = request.headers.get("X-TC-Version", "")
+            raise _Refused("InvalidAction", f"The action `{action}` is not supported by faceid.")
         if not version:
-            return self._error("MissingParameter", "The request is missing a required parameter `Version`.")
+            raise _Refused("MissingParameter", "The request is missing a required parameter `Version`.")
         if version != VERSION:
-            return self._error("NoSuchVersion", f"The API version `{version}` does not exist.")
+            raise _Refused("NoSuchVersion", f"The API version `{version}` does not exist.")
+
+    def _tc3(self, request: web.Request, query: str, raw: bytes) -> _Call:
+        """TC3-HMAC-SHA256: common parameters in X-TC-* headers; a JSON body (POST) or a form query (GET)."""
+        action = request.headers.get("X-TC-Action", "")
+        self._check_action(action, request.headers.get("X-TC-Version", ""))
+        if request.method == "POST" and len(raw) > MAX_TC3_POST_BYTES:
+            raise _Refused("RequestSizeLimitExceeded", f"A POST request must not exceed {MAX_TC3_POST_BYTES} bytes.")
         try:
             verify_tc3(
                 request.method,
-                request.path,
-                request.query_string,
+                request.rel_url.raw_path,
+                query,  # the query exactly as sent: TC3 signs it for a GET
                 request.headers,
                 raw,
                 secret_for=self.credentials.get,
@@ -277,35 +358,48 @@ class TencentEmulator(Emulator):
                 now=self.clock.now(),
             )
         except TC3Failure as exc:
-            return self._error(exc.code, exc.message)
+            raise _Refused(exc.code, exc.message) from None
         region = request.headers.get("X-TC-Region", "")
-        if not region:
-            return self._error("MissingParameter", "The request is missing a required parameter `Region`.")
-        if region not in self.regions:
-            return self._error("UnsupportedRegion", f"The action `{action}` is not supported in `{region}`.")
-        if self._over_limit(action):
-            self.limited += 1
-            return self._error(
-                "RequestLimitExceeded", f"Your current request times equals to `{self.rate_limit}` in a second."
-            )
-        forced = self._take_forced(action)
-        if forced is not None:
-            return self._error(forced.code, forced.message)
-        if request.content_type != "application/json":
-            return self._error("UnsupportedProtocol", "POST requests must use Content-Type application/json.")
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            return self._error("InvalidParameter", "The request body is not valid JSON.")
-        if not isinstance(body, dict):
-            return self._error("InvalidParameter", "The request body must be a JSON object.")
-        self.last_body[action] = body
-        try:
-            if action == APPLY:
-                return self._apply(body)
-            return self._result(body)
-        except _Refused as exc:
-            return self._error(exc.code, exc.message)
+        if request.method == "GET":
+            return _Call(action, region, lambda: _typed(action, _form_pairs(query, "query string")))
+
+        def from_json() -> dict[str, Any]:
+            if request.content_type != "application/json":
+                raise _Refused("UnsupportedProtocol", "POST requests must use Content-Type application/json.")
+            try:
+                body = json.loads(raw)
+            except (ValueError, UnicodeDecodeError):
+                raise _Refused("InvalidParameter", "The request body is not valid JSON.") from None
+            if not isinstance(body, dict):
+                raise _Refused("InvalidParameter", "The request body must be a JSON object.")
+            return body
+
+        return _Call(action, region, from_json)
+
+    def _v1(self, request: web.Request, query: str, raw: bytes) -> _Call:
+        """Signature v1: every parameter in the query (GET) or a form body (POST), ``Signature`` among them."""
+        if request.method == "POST":
+            if len(raw) > MAX_V1_POST_BYTES:
+                raise _Refused("RequestSizeLimitExceeded", f"A POST request must not exceed {MAX_V1_POST_BYTES} bytes.")
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _Refused("InvalidParameter", "The request body is not UTF-8.") from None
+            pairs = _form_pairs(text, "request body")
+        else:
+            pairs = _form_pairs(query, "query string")
+        action = pairs.get("Action", "")
+        self._check_action(action, pairs.get("Version", ""))
+        verify_v1(
+            request.method,
+            request.headers.get("Host", ""),
+            request.rel_url.raw_path,
+            pairs,
+            secret_for=self.credentials.get,
+            now=self.clock.now(),
+        )
+        own = {k: v for k, v in pairs.items() if k not in V1_COMMON}
+        return _Call(action, pairs.get("Region", ""), lambda: _typed(action, own))
 
     def _apply(self, body: dict[str, Any]) -> web.Response:
         _known(body, APPLY_KEYS, "")
@@ -463,3 +557,109 @@ def _string(data: dict[str, Any], key: str, *, required: bool = False) -> str:
     if required and not value:
         raise _Refused("MissingParameter", f"The request is missing a required parameter `{key}`.")
     return value
+
+
+# --- form parameters (GET and signature v1) ------------------------------------------------------------------
+
+
+def _form_pairs(text: str, where: str) -> dict[str, str]:
+    """A form-urlencoded string as name → value; a name given twice is refused (which one was signed?)."""
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise _Refused("InvalidParameter", f"The {where} is not valid UTF-8 form encoding.") from None
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        if name in out:
+            raise _Refused("InvalidParameter", f"The parameter `{name}` is given more than once.")
+        out[name] = value
+    return out
+
+
+def _typed(action: str, flat: dict[str, str]) -> dict[str, Any]:
+    """Form values as the action's own types: ``Config.CheckMode=2`` → ``{"Config": {"CheckMode": 2}}``.
+
+    Names the action does not have are kept (as strings) so the body check answers ``UnknownParameter``.
+    """
+    body: dict[str, Any] = {}
+    for name, value in flat.items():
+        head, dot, rest = name.partition(".")
+        if not dot:
+            if name in body:  # "Config=..." next to "Config.X=...": not one object
+                raise _Refused("InvalidParameter", f"The parameter `{name}` is given more than once.")
+            body[name] = value
+            continue
+        if action != APPLY or head != "Config" or "." in rest:
+            raise _Refused("UnknownParameter", f"The parameter `{name}` is not recognized.")
+        config = body.setdefault("Config", {})
+        if not isinstance(config, dict):
+            raise _Refused("InvalidParameter", "Config must be a WebVerificationConfigIntl object.")
+        config[rest] = _form_value(rest, value)
+    return body
+
+
+def _form_value(key: str, value: str) -> Any:
+    if key in CONFIG_BOOLS:
+        if value.lower() not in ("true", "false"):
+            raise _Refused("InvalidParameter", f"Config.{key} must be a Boolean.")
+        return value.lower() == "true"
+    if key in CONFIG_INTS:
+        if not FORM_INT.match(value):  # ASCII digits, bounded: int() never sees "--5" or 5000 digits
+            raise _Refused("InvalidParameter", f"Config.{key} must be an Integer.")
+        return int(value)
+    return value
+
+
+# --- signature v1 (HmacSHA1 / HmacSHA256) ---------------------------------------------------------------------
+
+
+def v1_string_to_sign(method: str, host: str, path: str, params: Mapping[str, str]) -> str:
+    """``METHOD + host + path + "?" + k=v&...``: every parameter but Signature, sorted by name, values not encoded.
+
+    A ``_`` in a name is read as ``.``, as the official SDK signs it (``_format_sign_string``).
+    """
+    named = {k.replace("_", "."): v for k, v in params.items() if k != "Signature"}
+    return f"{method.upper()}{host}{path}?" + "&".join(f"{k}={named[k]}" for k in sorted(named))
+
+
+def v1_signature(secret_key: str, text: str, method: str) -> str:
+    digest = hmac.new(secret_key.encode("utf-8"), text.encode("utf-8"), V1_METHODS[method]).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def verify_v1(
+    method: str,
+    host: str,
+    path: str,
+    params: Mapping[str, str],
+    *,
+    secret_for: Callable[[str], str | None],
+    now: float,
+    max_skew: float = V1_MAX_SKEW,
+) -> None:
+    """Check a signature v1 request the way the API does; raise :class:`_Refused` with Tencent's code if it fails."""
+    for name in ("SecretId", "Timestamp", "Nonce", "Signature"):
+        if not params.get(name):
+            raise _Refused("MissingParameter", f"The request is missing a required parameter `{name}`.")
+    sign_method = params.get("SignatureMethod", "HmacSHA1")  # the documented default
+    if sign_method not in V1_METHODS:
+        raise _Refused("InvalidParameterValue", "SignatureMethod must be HmacSHA1 or HmacSHA256.")
+    stamp, nonce = params["Timestamp"], params["Nonce"]
+    if not FORM_UINT.match(stamp):
+        raise _Refused("InvalidParameter", "Timestamp must be a UNIX timestamp in seconds.")
+    if not FORM_UINT.match(nonce):  # the SDK draws it from [1, sys.maxsize]: up to 19 digits
+        raise _Refused("InvalidParameter", "Nonce must be a positive integer.")
+    if abs(now - int(stamp)) > max_skew:
+        raise _Refused(
+            "AuthFailure.SignatureExpire",
+            f"Signature expired. Timestamp {stamp} differs from the server time by more than {max_skew:.0f} s.",
+        )
+    secret_key = secret_for(params["SecretId"])
+    if secret_key is None:
+        raise _Refused("AuthFailure.SecretIdNotFound", "The SecretId is not found, please ensure it is correct.")
+    expected = v1_signature(secret_key, v1_string_to_sign(method, host, path, params), sign_method)
+    if not hmac.compare_digest(expected.encode(), params["Signature"].encode()):
+        raise _Refused(
+            "AuthFailure.SignatureFailure",
+            "The provided credentials could not be validated. Please check your signature is correct.",
+        )

@@ -1,8 +1,9 @@
 """Emulator of Volcengine visual identity verification (H5) and the STS call it needs, over real HTTP.
 
 Serves ``POST /?Action=<A>&Version=2022-08-31`` like visual.volcengineapi.com (CertH5ConfigInit,
-CertH5Token, CertVerifyQuery), ``/?Action=AssumeRole&Version=2018-01-01`` like sts.volcengineapi.com,
-and the H5 page at ``/h5``. Checks the V4 signature from the raw bytes received (X-Date skew 900 s),
+CertH5Token, CertVerifyQuery), ``GET`` (as the official SDK's StsService sends it) or ``POST
+/?Action=AssumeRole&Version=2018-01-01`` like sts.volcengineapi.com, and the H5 page at ``/h5``. Checks
+the V4 signature from the raw bytes received (X-Date skew 900 s; visual calls must sign content-type),
 unknown keys, required fields, enums and ranges of seed 002, config_id lifetime (expire_duration,
 default 15 min), byted_token 60 min and single use, query data kept 1 h. With ``callback_info.switch``
 the finished page pushes the encrypted result to ``callback_info.url`` (``block``: before redirecting).
@@ -64,6 +65,11 @@ SANDBOX_DENIED_ACCESS_KEY_ID = "AKLTsandboxrealauthnopermission"
 SANDBOX_DENIED_SECRET_ACCESS_KEY = "c2FuZGJveC1uby1wZXJtaXNzaW9u"
 
 CV_ACTIONS = ("CertH5ConfigInit", "CertH5Token", "CertVerifyQuery")
+#: Headers SignedHeaders must name. Visual: "content-type 和 host 为必选头部" (the Authorization row of the
+#: CertH5ConfigInit page "H5套餐配置", Volcengine visual docs 6973); x-date takes part wherever it is sent
+#: (https://www.volcengine.com/docs/6369/67269). STS's GET (the official SDK's StsService) has no body and no
+#: Content-Type, so STS requires only host and x-date.
+REQUIRED_SIGNED = {"cv": ("content-type", "host", "x-date"), "sts": ("host", "x-date")}
 STATUS = {10000: 200, 50400: 401, 50402: 404, 50429: 429, 50430: 429, 50500: 500, 50501: 500, 50215: 200}
 MESSAGES = {
     50429: "Request Has Reached API Limit, Please Try Later",
@@ -230,6 +236,7 @@ class VolcengineEmulator(Emulator):
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/", self.dispatch)
+        app.router.add_get("/", self.dispatch)  # the official SDK's StsService sends AssumeRole as a GET
         app.router.add_get("/h5", self.h5)
 
     def add_admin_routes(self, app: web.Application) -> None:
@@ -237,6 +244,10 @@ class VolcengineEmulator(Emulator):
 
     def action_of(self, request: web.Request) -> str:
         return request.query.get("Action", request.path)
+
+    def is_page(self, request: web.Request) -> bool:
+        # GET / is an API call (AssumeRole), faulted and counted; /h5 is the browser's page.
+        return request.method == "GET" and request.match_info.handler != self.dispatch
 
     def force(self, code: int | str, sub: int | None = None, count: int = 1) -> None:
         """Answer the next ``count`` API calls (-1: all) with this service code or gateway error code."""
@@ -310,6 +321,7 @@ class VolcengineEmulator(Emulator):
                 region=REGION,
                 service=service,
                 now=self.clock.now(),
+                required=REQUIRED_SIGNED[service],
             )
         except SignatureError as exc:
             return self._gateway(action, exc.status, exc.code, exc.message, service)

@@ -102,6 +102,7 @@ ERRORS = ErrorTable(
         R("UnsupportedOperation", E.InternalError, False, 200, "unsupported operation"),
         R("UnsupportedProtocol", E.InternalError, False, 200, "unsupported protocol (HTTPS/POST required)"),
         R("UnsupportedRegion", E.InternalError, False, 200, "the configured region does not offer this API"),
+        R("RequestSizeLimitExceeded", E.InvalidParameter, False, 200, "request over 32 KB (GET) / 10 MB (TC3 POST)"),
         R("RequestLimitExceeded", E.RateLimited, True, 200, "more than 20 requests/s for this action"),
         R("RequestLimitExceeded.UinLimitExceeded", E.RateLimited, True, 200, "account-wide rate limit"),
         R("RequestLimitExceeded.GlobalRegionUinLimitExceeded", E.RateLimited, True, 200, "cross-region rate limit"),

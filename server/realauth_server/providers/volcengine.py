@@ -514,7 +514,9 @@ class VolcengineProvider(Provider):
             "RoleSessionName": f"realauth-{self.name}"[:64],
             "DurationSeconds": str(STS_DURATION),
         }
-        request = self.http.build_request("POST", f"{self.sts_base_url}/?{urlencode(query)}")
+        # A GET, as the official SDK's StsService sends it: no body, so no Content-Type for the transport to add
+        # after signing (a POST with no body got "application/octet-stream" from aiohttp, unsigned).
+        request = self.http.build_request("GET", f"{self.sts_base_url}/?{urlencode(query)}")
         response = await self._signed(request, self._auth("sts"), "AssumeRole")
         data = json_body(response, provider=self.name, action="AssumeRole")
         if (gw := self._gateway_error(data)) is not None:

@@ -23,6 +23,8 @@ ALGORITHM = "HMAC-SHA256"
 #: Default signature validity at the gateway (X-Expires), in seconds.
 MAX_SKEW = 900.0
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+#: What the official SignerV4 sets on a request other than GET that has none (volcengine/auth/SignerV4.py).
+DEFAULT_CONTENT_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
 
 
 def _hmac(key: bytes, msg: str) -> bytes:
@@ -162,6 +164,10 @@ class VolcV4Auth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         for stale in ("Authorization", "X-Date", "X-Content-Sha256", "X-Security-Token"):
             request.headers.pop(stale, None)
+        if request.method != "GET" and "Content-Type" not in request.headers:
+            # Content-Type is a signed header: set it now, as the official SignerV4 does, or the transport adds its
+            # own after signing (aiohttp: application/octet-stream on any POST) and the wire carries it unsigned.
+            request.headers["Content-Type"] = DEFAULT_CONTENT_TYPE
         added = sign_v4(
             request.method,
             str(request.url),
@@ -230,11 +236,13 @@ def verify_v4(
     service: str,
     now: float,
     max_skew: float = MAX_SKEW,
+    required: tuple[str, ...] = ("host", "x-date"),
 ) -> Verified:
     """Check a received request the way the gateway does; raise :class:`SignatureError` if refused.
 
     ``headers`` must be case-insensitive (aiohttp's CIMultiDictProxy is); ``lookup`` maps an
-    access key id to its secret, or None when unknown.
+    access key id to its secret, or None when unknown. ``required`` are the lower-case header names
+    SignedHeaders must list (a service may require more, e.g. visual's ``content-type``).
     """
     auth = headers.get("Authorization", "")
     if not auth:
@@ -252,8 +260,9 @@ def verify_v4(
     if secret is None:
         raise SignatureError("InvalidAccessKey", "the access key id does not exist", 401)
     listed = [n for n in names.split(";") if n]
-    if "host" not in listed or "x-date" not in listed:
-        raise SignatureError("SignatureDoesNotMatch", "host and x-date must be signed", 401)
+    missing = [n for n in required if n not in listed]
+    if missing:
+        raise SignatureError("SignatureDoesNotMatch", f"{' and '.join(required)} must be signed", 401)
     signed: dict[str, str] = {}
     for name in listed:
         value = headers.get(name)
