@@ -1,4 +1,4 @@
-"""``realauth serve`` and ``realauth emulate VENDOR``."""
+"""``realauth serve``, ``realauth emulate VENDOR`` and ``realauth health``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 from aiohttp import web
 
-from .config import ConfigError, load_settings
+from .config import ConfigError, Settings, load_settings
 from .http.listen import bind_tcp, bound_port
 from .logs import LEVELS, setup_logging
 
@@ -66,6 +66,28 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    """One ``grpc.health.v1.Health/Check``: exit 0 when SERVING, else 1 (a container ``HEALTHCHECK`` needs a client,
+    and the image has no grpc_health_probe). Plaintext only, like the kubelet's own gRPC probe."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    target = f"{args.host}:{args.port}"
+    name = args.service or '""'
+    try:
+        with grpc.insecure_channel(target) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout
+            )
+    except grpc.RpcError as exc:
+        code = exc.code() if isinstance(exc, grpc.Call) else None
+        print(f"realauth health: {target} service {name}: {code.name if code else 'error'}", file=sys.stderr)
+        return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(f"{target} service {name}: {status}")
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .emulators.registry import EMULATORS
 
@@ -113,6 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--log-format", choices=("json", "text"))
     emulate.add_argument("--log-level", default="INFO", type=str.upper, choices=LEVELS)
     emulate.set_defaults(func=cmd_emulate)
+
+    health = sub.add_parser("health", help="check a running server's gRPC health service; exit 0 when SERVING")
+    health.add_argument("--host", default="127.0.0.1", help="server address (default 127.0.0.1)")
+    health.add_argument("--port", type=int, default=Settings.port, help=f"gRPC port (default {Settings.port})")
+    health.add_argument(
+        "--service",
+        default="",
+        help='service to check: "" (default: the process is up; liveness) or realauth.v1.RealAuthService (readiness)',
+    )
+    health.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the answer (default 2)")
+    health.set_defaults(func=cmd_health)
     return parser
 
 
