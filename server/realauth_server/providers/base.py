@@ -305,7 +305,8 @@ class Provider(abc.ABC):
             outcome = "transport_error"
             kind = type(cause).__name__ if cause is not None else type(exc).__name__
             raise ProviderUnavailable(
-                f"{self.name}: {action} failed to reach the vendor ({kind})", provider=self.name
+                f"{self.name}: {action} failed to reach the vendor at {vendor_origin(request.url)} ({kind})",
+                provider=self.name,
             ) from None
         finally:
             elapsed = time.monotonic() - start
@@ -328,6 +329,16 @@ class Provider(abc.ABC):
                 await asyncio.sleep(wait)
                 delay *= 2
         raise InternalError("unreachable retry state")  # pragma: no cover
+
+
+def vendor_origin(url: httpx.URL) -> str:
+    """``scheme://host[:port]`` of a vendor URL: names the endpoint that could not be reached (so a wrong or
+    missing endpoint key is found without reading defaults) but never the path, query or user info, which may carry
+    tokens or signatures."""
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    port = f":{url.port}" if url.port is not None and url.port != default else ""
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{url.scheme}://{host}{port}"
 
 
 #: Hook set by the metrics module (keeps providers free of a metrics dependency).
