@@ -427,3 +427,105 @@ def test_dockerfile_labels_user_ports_and_healthcheck() -> None:
     assert json.loads(entry) == ["realauth"]
     (cmd,) = [i.args for i in instructions if i.name == "CMD"]
     assert build_parser().parse_args(json.loads(cmd)).command == "serve"
+
+
+# --- compose.yaml ----------------------------------------------------------------------------------------------------
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    return data
+
+
+def container_command(service: dict[str, Any]) -> Any:
+    """The service's command as the image runs it: the Dockerfile's ENTRYPOINT (`realauth`) and then the command."""
+    (entry,) = [i.args for i in dockerfile() if i.name == "ENTRYPOINT"]
+    argv = [*json.loads(entry), *service["command"]]
+    assert argv[0] == "realauth"
+    return build_parser().parse_args(argv[1:])
+
+
+def published(service: dict[str, Any]) -> dict[int, int]:
+    """container port → host port."""
+    out = {}
+    for spec in service["ports"]:
+        host, container = spec.split(":")
+        out[int(container)] = int(host)
+    return out
+
+
+def url_host_port(url: str) -> tuple[str, int]:
+    m = re.match(r"^https?://([^/:]+):(\d+)", url)
+    assert m, url
+    return m.group(1), int(m.group(2))
+
+
+def test_compose_runs_two_replicas_of_the_image_with_the_config() -> None:
+    services = compose()["services"]
+    replicas = {name: s for name, s in services.items() if s["command"][0] == "serve"}
+    assert len(replicas) >= 2
+    (expose,) = [i.args for i in dockerfile() if i.name == "EXPOSE"]
+    host_ports: list[int] = []
+    for name, service in replicas.items():
+        assert service["build"] == "." and service["read_only"] is True, name
+        args = container_command(service)
+        mounts = dict(reversed(v.rsplit(":", 2)[:2]) for v in service["volumes"])
+        settings = load_settings(str(ROOT / mounts[args.config]), log_format=args.log_format)
+        assert settings.host == "0.0.0.0"
+        ports = published(service)
+        assert sorted(ports) == sorted(int(p) for p in expose.split()) == sorted([settings.port, settings.http_port])
+        host_ports += ports.values()
+        assert "realauth.localhost" in service["networks"]["default"]["aliases"], name
+        needed = server_drain() + settings.shutdown_grace + SHUTDOWN_MARGIN
+        assert float(service["stop_grace_period"].removesuffix("s")) >= needed, name
+        assert {"redis", "seedance", "volcengine", "megvii", "tencent"} <= set(service["depends_on"])
+    assert len(host_ports) == len(set(host_ports)), "every replica publishes its own host ports"
+
+    # The browser-facing public URL is a replica's alias, on a host port that reaches a replica's HTTP side.
+    host, port = url_host_port(settings.effective_public_url)
+    assert host == "realauth.localhost"
+    assert any(published(s).get(settings.http_port) == port for s in replicas.values())
+
+    # The store is the compose Redis, the same image the Kubernetes trial uses.
+    redis_host, redis_port = settings.store.removeprefix("redis://").split("/")[0].split(":")
+    assert redis_host in services and redis_port == "6379"
+    k8s_redis = find(kustomize(KUBE / "overlays" / "sandbox"), "StatefulSet", "realauth-redis")
+    assert services[redis_host]["image"] == k8s_redis["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert "noeviction" in services[redis_host]["command"]
+
+
+def test_compose_emulators_serve_where_the_config_points() -> None:
+    services = compose()["services"]
+    replica = next(s for s in services.values() if s["command"][0] == "serve")
+    args = container_command(replica)
+    mounts = dict(reversed(v.rsplit(":", 2)[:2]) for v in replica["volumes"])
+    settings = load_settings(str(ROOT / mounts[args.config]))
+    assert sorted(p.kind for p in settings.providers) == sorted(KINDS) and not settings.sandbox
+    for provider in settings.providers:
+        emulators = [(name, s) for name, s in services.items() if s["command"][:2] == ["emulate", provider.kind]]
+        assert len(emulators) == 1, provider.kind
+        name, service = emulators[0]
+        emu = container_command(service)
+        assert emu.host == "0.0.0.0", "reachable from the other containers"
+        assert published(service) == {emu.port: emu.port}, "the same port inside the network and on the host"
+        alias = f"{name}.localhost"
+        assert service["networks"]["default"]["aliases"] == [alias]
+        assert emu.public_url == f"http://{alias}:{emu.port}"
+        assert str(emu.port) in " ".join(service["healthcheck"]["test"])
+        urls = [provider.base_url] + [v for v in provider.extra.values() if isinstance(v, str) and "://" in v]
+        for url in urls:
+            assert url_host_port(url) == (alias, emu.port), (provider.name, url)
+
+
+def test_compose_config_is_the_example_with_other_host_names() -> None:
+    """deploy/compose/realauth.toml and examples/emulators.toml differ only in the emulators' host names."""
+    example = tomllib.loads((ROOT / "examples" / "emulators.toml").read_text())["providers"]
+    composed = tomllib.loads((ROOT / "deploy" / "compose" / "realauth.toml").read_text())["providers"]
+
+    def strip_hosts(tables: dict[str, Any]) -> dict[str, Any]:
+        return {
+            name: {k: re.sub(r"^http://[^/:]+", "http://HOST", v) if isinstance(v, str) else v for k, v in t.items()}
+            for name, t in tables.items()
+        }
+
+    assert strip_hosts(example) == strip_hosts(composed)
