@@ -3,6 +3,7 @@ end through a real `realauth serve --config`; and an unreachable vendor endpoint
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import tomllib
@@ -12,11 +13,15 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from aiohttp import web
 
 from realauth.v1 import realauth_pb2 as pb
 from realauth.v1 import realauth_pb2_grpc as pb_grpc
 from realauth_server.config import load_settings
+from realauth_server.providers.megvii import SANDBOX_API_KEY as MEGVII_KEY
+from realauth_server.providers.megvii import SANDBOX_API_SECRET as MEGVII_SECRET
 from realauth_server.providers.registry import KINDS
+from realauth_server.signing.megvii import multipart
 
 from .conftest import ROOT, ServerFactory
 from .errors_util import decode
@@ -117,3 +122,59 @@ async def test_volcengine_sts_endpoint_is_the_one_named(make_realauth: ServerFac
             await h.create(provider="volcengine")
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "https://sts.realauth-test.invalid (" in (err.value.details() or ""), err.value.details()
+
+
+# --- pushes to a named host (compose: realauth is `realauth.localhost`, not loopback, seen from an emulator) ---------
+
+#: Loopback, but not a name the emulators treat as loopback: stands in for another container's host name.
+OTHER_HOST = "127.0.0.2"
+
+
+async def megvii_pass_with_notify(base: str, notify_url: str) -> None:
+    async with httpx.AsyncClient(base_url=base, timeout=5) as http:
+        resp = await http.post(
+            "/faceid/lite/get_token",
+            files=multipart(
+                {
+                    "api_key": MEGVII_KEY,
+                    "api_secret": MEGVII_SECRET,
+                    "return_url": "https://caller.example/back",
+                    "notify_url": notify_url,
+                    "biz_no": "order-1",
+                    "comparison_type": "1",
+                    "idcard_mode": "2",
+                    "action_http_method": "GET",
+                }
+            ),
+        )
+        assert resp.status_code == 200, resp.text
+        page = await http.get("/faceid/lite/do", params={"token": resp.json()["token"], "outcome": "pass"})
+        assert page.status_code == 302
+
+
+@pytest.mark.parametrize("opt_in", [False, True])
+async def test_emulator_pushes_to_a_named_host_only_when_told(tmp_path: Path, opt_in: bool) -> None:
+    hits: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        hits.append(f"{request.method} {request.path}")
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/notify", record)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, OTHER_HOST, 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        extra = ("--push-host", OTHER_HOST) if opt_in else ()
+        with run_emulator("megvii", tmp_path, *extra) as base:
+            await megvii_pass_with_notify(base, f"http://{OTHER_HOST}:{port}/notify")
+            for _ in range(40):
+                if hits:
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        await runner.cleanup()
+    assert hits == (["POST /notify"] if opt_in else [])

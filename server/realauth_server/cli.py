@@ -61,6 +61,10 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     public = (args.public_url or f"http://127.0.0.1:{port}").rstrip("/")
     # Standalone is as permissive as the vendor: control endpoints on, any valid redirect or push URL accepted.
     emulator = EMULATORS[args.vendor](public_url=public, admin=True, targets=None)
+    pusher = getattr(emulator, "pusher", None)  # the kinds that push results: volcengine, megvii
+    if pusher is not None:
+        # Pushes go to loopback and the emulator's own host only; a named host (realauth's, in compose) is opt-in.
+        pusher.hosts.update(h.lower() for h in args.push_host)
     log.info("emulator listening", extra={"vendor": args.vendor, "url": public, "port": port})
     web.run_app(emulator.app(), sock=sock, print=None, access_log=None, handler_cancellation=True)
     return 0
@@ -132,6 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--host", default="127.0.0.1")
     emulate.add_argument("--port", type=int, required=True, help="listen port; 0 picks a free one (logged)")
     emulate.add_argument("--public-url", help="base URL of this emulator as browsers see it")
+    emulate.add_argument(
+        "--push-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="also deliver result pushes (Volcengine callback, Megvii notify_url) to this host name; by default only "
+        "loopback and the emulator's own host (repeatable)",
+    )
     emulate.add_argument("--log-format", choices=("json", "text"))
     emulate.add_argument("--log-level", default="INFO", type=str.upper, choices=LEVELS)
     emulate.set_defaults(func=cmd_emulate)
