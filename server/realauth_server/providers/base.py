@@ -55,6 +55,16 @@ def push_url_for(landing_url: str) -> str:
     return head + PUSH_PATH + tail
 
 
+def vendor_origin(url: httpx.URL) -> str:
+    """``scheme://host[:port]`` of a vendor URL: names the endpoint that could not be reached (so a wrong or
+    missing endpoint key is found without reading defaults) but never the path, query or user info, which may carry
+    tokens or signatures."""
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    port = f":{url.port}" if url.port is not None and url.port != default else ""
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{url.scheme}://{host}{port}"
+
+
 class PushRejected(Exception):
     """A vendor push that must change nothing: malformed, undecryptable, forged or for another session.
 
@@ -329,16 +339,6 @@ class Provider(abc.ABC):
                 await asyncio.sleep(wait)
                 delay *= 2
         raise InternalError("unreachable retry state")  # pragma: no cover
-
-
-def vendor_origin(url: httpx.URL) -> str:
-    """``scheme://host[:port]`` of a vendor URL: names the endpoint that could not be reached (so a wrong or
-    missing endpoint key is found without reading defaults) but never the path, query or user info, which may carry
-    tokens or signatures."""
-    default = {"http": 80, "https": 443}.get(url.scheme)
-    port = f":{url.port}" if url.port is not None and url.port != default else ""
-    host = f"[{url.host}]" if ":" in url.host else url.host
-    return f"{url.scheme}://{host}{port}"
 
 
 #: Hook set by the metrics module (keeps providers free of a metrics dependency).
