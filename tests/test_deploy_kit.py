@@ -233,6 +233,7 @@ def test_configuration_loads_and_every_secret_is_mounted(overlay: str, tmp_path:
     assert r.settings.store.startswith("redis://"), "more than one replica needs the shared store"
     assert r.settings.landing_secret is not None, "every replica must sign landings with the same key"
     assert r.settings.tenants, "callers authenticate"
+    assert not r.settings.sandbox_admin_enabled, "no credential-less emulator control endpoints on a cluster"
     # Every provider can be built from it (credentials resolve, keys are known to the kind).
     ctx = ProviderContext(clock=Clock(), emulator_url=r.settings.emulator_url)
     for p in r.settings.providers:
@@ -462,6 +463,8 @@ def url_host_port(url: str) -> tuple[str, int]:
 
 
 def test_compose_runs_two_replicas_of_the_image_with_the_config() -> None:
+    # `make serve` and the image run the same program: the Makefile's `realauth serve`, the image's ENTRYPOINT.
+    assert re.search(r"^serve:.*\n\t\$\(BIN\)/realauth serve \$\(ARGS\)$", (ROOT / "Makefile").read_text(), re.M)
     services = compose()["services"]
     replicas = {name: s for name, s in services.items() if s["command"][0] == "serve"}
     assert len(replicas) >= 2
