@@ -1,4 +1,4 @@
-"""``realauth serve`` and ``realauth emulate VENDOR``."""
+"""``realauth serve``, ``realauth emulate VENDOR`` and ``realauth health``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 from aiohttp import web
 
-from .config import ConfigError, load_settings
+from .config import ConfigError, Settings, load_settings
 from .http.listen import bind_tcp, bound_port
 from .logs import LEVELS, setup_logging
 
@@ -62,9 +62,35 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     public = (args.public_url or f"http://127.0.0.1:{port}").rstrip("/")
     # Standalone is as permissive as the vendor: control endpoints on, any valid redirect or push URL accepted.
     emulator = EMULATORS[args.vendor](public_url=public, admin=True, targets=None)
+    pusher = getattr(emulator, "pusher", None)  # the kinds that push results: volcengine, megvii
+    if pusher is not None:
+        # Pushes go to loopback and the emulator's own host only; a named host (realauth's, in compose) is opt-in.
+        pusher.hosts.update(h.lower() for h in args.push_host)
     log.info("emulator listening", extra={"vendor": args.vendor, "url": public, "port": port})
     web.run_app(emulator.app(), sock=sock, print=None, access_log=None, handler_cancellation=True)
     return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """One ``grpc.health.v1.Health/Check``: exit 0 when SERVING, else 1 (a container ``HEALTHCHECK`` needs a client,
+    and the image has no grpc_health_probe). Plaintext only, like the kubelet's own gRPC probe."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    target = f"{args.host}:{args.port}"
+    name = args.service or '""'
+    try:
+        with grpc.insecure_channel(target) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout
+            )
+    except grpc.RpcError as exc:
+        code = exc.code() if isinstance(exc, grpc.Call) else None
+        print(f"realauth health: {target} service {name}: {code.name if code else 'error'}", file=sys.stderr)
+        return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(f"{target} service {name}: {status}")
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,9 +142,28 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--host", default="127.0.0.1")
     emulate.add_argument("--port", type=int, required=True, help="listen port; 0 picks a free one (logged)")
     emulate.add_argument("--public-url", help="base URL of this emulator as browsers see it")
+    emulate.add_argument(
+        "--push-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="also deliver result pushes (Volcengine callback, Megvii notify_url) to this host name; by default only "
+        "loopback and the emulator's own host (repeatable)",
+    )
     emulate.add_argument("--log-format", choices=("json", "text"))
     emulate.add_argument("--log-level", default="INFO", type=str.upper, choices=LEVELS)
     emulate.set_defaults(func=cmd_emulate)
+
+    health = sub.add_parser("health", help="check a running server's gRPC health service; exit 0 when SERVING")
+    health.add_argument("--host", default="127.0.0.1", help="server address (default 127.0.0.1)")
+    health.add_argument("--port", type=int, default=Settings.port, help=f"gRPC port (default {Settings.port})")
+    health.add_argument(
+        "--service",
+        default="",
+        help='service to check: "" (default: the process is up; liveness) or realauth.v1.RealAuthService (readiness)',
+    )
+    health.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the answer (default 2)")
+    health.set_defaults(func=cmd_health)
     return parser
 
 

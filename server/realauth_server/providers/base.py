@@ -58,6 +58,16 @@ def push_url_for(landing_url: str) -> str:
     return head + PUSH_PATH + tail
 
 
+def vendor_origin(url: httpx.URL) -> str:
+    """``scheme://host[:port]`` of a vendor URL: names the endpoint that could not be reached (so a wrong or
+    missing endpoint key is found without reading defaults) but never the path, query or user info, which may carry
+    tokens or signatures."""
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    port = f":{url.port}" if url.port is not None and url.port != default else ""
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{url.scheme}://{host}{port}"
+
+
 class PushRejected(Exception):
     """A vendor push that must change nothing: malformed, undecryptable, forged or for another session.
 
@@ -347,7 +357,7 @@ class Provider(abc.ABC):
             # Never connected: the vendor saw nothing. Dropped after sending: it may have acted on the request.
             never_sent = isinstance(exc, httpx.ConnectError) or isinstance(cause, aiohttp.ClientConnectorError)
             raise ProviderUnavailable(
-                f"{self.name}: {action} failed to reach the vendor ({kind})",
+                f"{self.name}: {action} failed to reach the vendor at {vendor_origin(request.url)} ({kind})",
                 provider=self.name,
                 outcome_unknown=not never_sent,
             ) from None
