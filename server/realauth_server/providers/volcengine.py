@@ -345,6 +345,11 @@ class VolcengineProvider(Provider):
     }
     secret_keys: ClassVar[tuple[str, ...]] = ("access_key_id", "secret_access_key", "session_token")
 
+    @classmethod
+    def required_secrets(cls, extra: Mapping[str, Any]) -> tuple[str, ...]:
+        """session_token only comes with temporary (STS) keys."""
+        return ("access_key_id", "secret_access_key")
+
     def __init__(self, settings: ProviderSettings, ctx: ProviderContext) -> None:
         super().__init__(settings, ctx)
         self.role_trn = settings.string("role_trn")
