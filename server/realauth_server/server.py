@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import grpc
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
@@ -91,6 +93,7 @@ class TlsReloader:
         self._lock = threading.Lock()
         self._pending: grpc.ServerCertificateConfiguration | None = None
         self._current = self._read()
+        self._check(self._current)
 
     def _read(self) -> tuple[bytes, bytes, bytes | None]:
         t = self.tls
@@ -101,6 +104,29 @@ class TlsReloader:
     def _configuration(files: tuple[bytes, bytes, bytes | None]) -> grpc.ServerCertificateConfiguration:
         key, cert, ca = files
         return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=ca)
+
+    @staticmethod
+    def _check(files: tuple[bytes, bytes, bytes | None]) -> None:
+        """grpc takes any bytes and fails every later handshake; a pair that does not load (a rotation caught
+        half-way) is refused here instead, naming the file, so the working certificate stays."""
+        key_pem, cert_pem, ca_pem = files
+        try:
+            key = serialization.load_pem_private_key(key_pem, password=None)
+        except (ValueError, TypeError):
+            raise ValueError("tls.key_file is not a PEM private key") from None
+        try:
+            leaf = x509.load_pem_x509_certificates(cert_pem)[0]
+        except ValueError:
+            raise ValueError("tls.cert_file is not a PEM certificate chain") from None
+        spki = serialization.PublicFormat.SubjectPublicKeyInfo
+        der = serialization.Encoding.DER
+        if leaf.public_key().public_bytes(der, spki) != key.public_key().public_bytes(der, spki):
+            raise ValueError("tls.cert_file does not match tls.key_file")
+        if ca_pem is not None:
+            try:
+                x509.load_pem_x509_certificates(ca_pem)
+            except ValueError:
+                raise ValueError("tls.client_ca_file is not a PEM certificate bundle") from None
 
     def credentials(self) -> grpc.ServerCredentials:
         return grpc.dynamic_ssl_server_credentials(
@@ -117,7 +143,8 @@ class TlsReloader:
         files = self._read()
         if files == self._current:
             return False
-        configuration = self._configuration(files)  # raises on an empty or unusable pair
+        self._check(files)
+        configuration = self._configuration(files)
         with self._lock:
             self._pending = configuration
             self._current = files
