@@ -51,7 +51,7 @@ def _ms(seconds: float) -> int:
 
 
 def grpc_options(s: Settings) -> list[tuple[str, int]]:
-    """Channel arguments of the gRPC server (docs/configuration.md, "Connections").
+    """Channel arguments of the gRPC server (docs/configuration.md: server.keepalive_*, max_connection_age_*).
 
     ``so_reuseport`` is off: grpcio turns it on by default, and then a second process bound to the same port
     silently shares (or steals) its connections instead of failing at start-up.
