@@ -16,7 +16,7 @@ from realauth_server.config import ConfigError, load_settings
 from realauth_server.config_env import parse_value
 from realauth_server.config_print import render_toml
 from realauth_server.providers.seedance import SANDBOX_API_KEY
-from realauth_server.providers.volcengine import SANDBOX_CALLBACK_KEY, SANDBOX_SECRET_ACCESS_KEY
+from realauth_server.providers.volcengine import SANDBOX_CALLBACK_KEY, SANDBOX_SECRET_ACCESS_KEY, callback_key_bytes
 from realauth_server.secret import resolve_secret
 from realauth_server.server import grpc_options
 
@@ -89,7 +89,11 @@ def test_env_values_are_toml_when_they_parse(raw: str, value: object) -> None:
         ("REALAUTH_NOPE__PORT", "REALAUTH_NOPE__PORT: unknown configuration table 'nope'"),
         ("REALAUTH_SERVER__", "REALAUTH_SERVER__: empty name part"),
         ("REALAUTH_SERVER__BOGUS", "unknown key server.bogus"),
-        ("REALAUTH_SERVER__PORT", r"server.port has the wrong type \(str\)"),
+        ("REALAUTH_SERVER__PORT", r"server.port has the wrong type \(str\) \(set by REALAUTH_SERVER__PORT\)"),
+        (
+            "REALAUTH_PROVIDERS__SEEDANCE__NOPE",
+            r"unknown keys \['nope'\] \(set by REALAUTH_PROVIDERS__SEEDANCE__NOPE\)",
+        ),
         ("REALAUTH_SERVER__STORE__X", "REALAUTH_SERVER__STORE__X: server.store is a value in the configuration file"),
         ("REALAUTH_PROVIDERS__SEEDANCE", "REALAUTH_PROVIDERS__SEEDANCE: providers.seedance is a table"),
     ],
@@ -225,6 +229,20 @@ def test_file_secret_reload_swaps_in_place_and_keeps_the_old_value_on_a_bad_file
     path.write_text("second-value-456\n")
     assert secret.reload() is True and secret.reveal() == "second-value-456"
     assert not resolve_secret("literal-value-1").reloadable and resolve_secret("literal-value-1").reload() is False
+
+
+def test_a_reloaded_secret_is_checked_by_its_owner_first(tmp_path: Path) -> None:
+    """Volcengine's callback key has a form (128 bits): a malformed rotation must not replace a working key."""
+    path = tmp_path / "callback.key"
+    path.write_text(SANDBOX_CALLBACK_KEY)
+    secret = resolve_secret(f"file:{path}")
+    secret.validate_with(callback_key_bytes)
+    path.write_text("hex:0123")
+    with pytest.raises(ValueError, match=r"callback_key must be 128 bits: .*; keeping the previous value") as err:
+        secret.reload()
+    assert "0123" not in str(err.value) and secret.reveal() == SANDBOX_CALLBACK_KEY
+    path.write_text("hex:" + "ab" * 16)
+    assert secret.reload() and secret.reveal() == "hex:" + "ab" * 16
 
 
 async def test_reload_reaches_provider_credentials(make_realauth: ServerFactory, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .config_env import EnvConfigError, apply_env
+from .config_env import EnvConfigError, apply_env, name_origin
 from .credentials import TenantAccess
 from .logs import LEVELS as LOG_LEVELS
 from .providers.base import ProviderSettings
@@ -159,6 +159,17 @@ def load_settings(
 ) -> Settings:
     """Read the TOML file (if any), overlay the ``REALAUTH_…`` variables of ``environ`` (the CLI passes
     ``os.environ``; None: no overlay), then apply non-None CLI overrides."""
+    origins: dict[str, str] = {}
+    try:
+        return _load_settings(config_file, environ, overrides, origins)
+    except ConfigError as exc:
+        flags = {f"server.{k}" for k, v in overrides.items() if v is not None}  # a flag beat the variable
+        raise ConfigError(name_origin(str(exc), {k: v for k, v in origins.items() if k not in flags})) from None
+
+
+def _load_settings(
+    config_file: str | None, environ: Mapping[str, str] | None, overrides: dict[str, Any], origins: dict[str, str]
+) -> Settings:
     s = Settings()
     data: dict[str, Any] = {}
     if config_file:
@@ -172,7 +183,7 @@ def load_settings(
         s.config_file = path
     if environ is not None:
         try:
-            data = apply_env(data, environ)
+            data = apply_env(data, environ, origins)
         except EnvConfigError as exc:
             raise ConfigError(str(exc)) from None
     unknown = set(data) - {"server", "providers", "tenants", "tls"}

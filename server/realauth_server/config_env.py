@@ -50,8 +50,13 @@ def _match(table: dict[str, Any], segment: str) -> str:
     return wanted
 
 
-def apply_env(data: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """A copy of ``data`` with every configuration variable of ``environ`` applied (variables beat the file)."""
+def apply_env(
+    data: Mapping[str, Any], environ: Mapping[str, str], origins: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A copy of ``data`` with every configuration variable of ``environ`` applied (variables beat the file).
+
+    ``origins`` (when given) receives each key set, as its dotted TOML path, with the variable that set it.
+    """
     out: dict[str, Any] = copy.deepcopy(dict(data))
     for name in config_variables(environ):
         segments = name[len(PREFIX) :].split(SEP)
@@ -74,4 +79,15 @@ def apply_env(data: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, 
         if isinstance(table.get(key), dict):
             raise EnvConfigError(f"{name}: {'.'.join([*path, key])} is a table; set its keys one by one")
         table[key] = parse_value(environ[name])
+        if origins is not None:
+            origins[".".join([*path, key])] = name
     return out
+
+
+def name_origin(message: str, origins: Mapping[str, str]) -> str:
+    """A configuration error about a key a variable set says which variable, so the reader knows where to look."""
+    for path in sorted(origins, key=len, reverse=True):
+        table, _, key = path.rpartition(".")
+        if path in message or (table in message and repr(key) in message):  # "providers.x: unknown keys ['k']"
+            return f"{message} (set by {origins[path]})"
+    return message

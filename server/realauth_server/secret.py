@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 #: Values shorter than this are not remembered for log redaction (they would match ordinary text).
@@ -17,12 +18,13 @@ _REMEMBERED: set[str] = set()
 class Secret:
     """A secret value. ``str()``/``repr()`` are masked; call :meth:`reveal` at the point of use."""
 
-    __slots__ = ("_path", "_source", "_value")
+    __slots__ = ("_path", "_source", "_validate", "_value")
 
     def __init__(self, value: str, source: str = "literal") -> None:
         self._value = value
         self._source = source
         self._path: Path | None = None
+        self._validate: Callable[[str], object] | None = None
         if len(value) >= MIN_REMEMBERED:
             _REMEMBERED.add(value)
 
@@ -42,6 +44,12 @@ class Secret:
         """Whether :meth:`reload` can re-read it (a ``file:`` secret: Kubernetes rewrites those in place)."""
         return self._path is not None
 
+    def validate_with(self, check: Callable[[str], object]) -> None:
+        """Check the value now, and every reloaded value before it replaces this one (``check`` raises
+        ValueError naming the form, never the value)."""
+        check(self._value)
+        self._validate = check
+
     def reload(self) -> bool:
         """Re-read a ``file:`` secret; True when the value changed.
 
@@ -56,6 +64,11 @@ class Secret:
             raise ValueError(f"secret from file:{self._path}: the file is empty; keeping the previous value")
         if hmac.compare_digest(value, self._value):
             return False
+        if self._validate is not None:
+            try:
+                self._validate(value)
+            except ValueError as exc:
+                raise ValueError(f"secret from file:{self._path}: {exc}; keeping the previous value") from None
         fresh = Secret(value, self._source)  # one place remembers values for log redaction
         self._value = fresh._value
         return True

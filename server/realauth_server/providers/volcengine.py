@@ -364,7 +364,7 @@ class VolcengineProvider(Provider):
             raise ValueError(f"providers.{self.name}: set both callback_client_name and callback_key, or neither")
         if self._callback_key is not None:
             try:
-                callback_key_bytes(self._callback_key.reveal())
+                self._callback_key.validate_with(callback_key_bytes)  # also checks a SIGHUP-reloaded key
             except ValueError as exc:
                 raise ValueError(f"providers.{self.name}.{exc}") from None
         block = settings.extra.get("callback_block", False)
