@@ -16,7 +16,11 @@ _REMEMBERED: set[str] = set()
 
 
 class Secret:
-    """A secret value. ``str()``/``repr()`` are masked; call :meth:`reveal` at the point of use."""
+    """A secret value. ``str()``/``repr()`` are masked; call :meth:`reveal` at the point of use.
+
+    A ``file:`` secret's value may change on :meth:`reload`, so never key a dict or set on one (its hash follows the
+    value); hold the object and reveal it when signing.
+    """
 
     __slots__ = ("_path", "_source", "_validate", "_value")
 
