@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 
 from aiohttp import web
 
+from . import __version__
 from .config import ConfigError, Settings, load_settings
 from .http.listen import bind_tcp, bound_port
 from .logs import LEVELS, setup_logging
@@ -31,6 +33,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(
             args.config,
+            environ=os.environ,
             host=args.host,
             port=args.port,
             http_host=args.http_host,
@@ -45,6 +48,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"realauth: configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.print_config:
+        from .config_print import render_toml
+
+        sys.stdout.write(render_toml(settings))
+        return 0
     setup_logging(settings.log_level, settings.log_format)
     try:
         return _run(serve(settings))
@@ -97,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .emulators.registry import EMULATORS
 
     parser = argparse.ArgumentParser(prog="realauth", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"realauth {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the gRPC service and its HTTP side")
@@ -134,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         help="mount the emulators' fault and stats endpoints (default: on only when every provider is a sandbox "
         "one; refused next to a real provider)",
+    )
+    serve.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the effective configuration (defaults, file, REALAUTH_* variables, flags) as TOML with "
+        "secrets masked, then exit",
     )
     serve.set_defaults(func=cmd_serve)
 

@@ -1,4 +1,5 @@
-"""Configuration: a TOML file (docs/configuration.md) overridden by command-line flags.
+"""Configuration: defaults, a TOML file, ``REALAUTH_…`` environment variables, then command-line flags
+(docs/configuration.md), each overriding the one before.
 
 With no ``[providers.*]`` table at all realauth runs in sandbox mode: one instance of every kind,
 each pointed at its built-in emulator on realauth's own HTTP side.
@@ -7,10 +8,12 @@ each pointed at its built-in emulator on realauth's own HTTP side.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .config_env import EnvConfigError, apply_env, name_origin
 from .credentials import TenantAccess
 from .logs import LEVELS as LOG_LEVELS
 from .providers.base import DEFAULT_MAX_CONNECTIONS, DEFAULT_PROVIDER_IN_FLIGHT, ProviderSettings
@@ -120,6 +123,15 @@ class Settings:
     #: The embedded emulators' control endpoints (``/sandbox/<kind>/_emulator/…``: faults, stats, forced codes).
     #: None: on exactly when every configured provider is a sandbox one. Never allowed next to a real provider.
     sandbox_admin: bool | None = None
+    #: HTTP/2 keepalive: the server pings an idle connection this often and drops it when no answer comes within
+    #: the timeout (dead peers behind NAT or a load balancer); clients may ping no more often than the interval.
+    keepalive_time_seconds: float = 60.0
+    keepalive_timeout_seconds: float = 20.0
+    keepalive_min_ping_interval_seconds: float = 10.0
+    #: A connection older than this gets GOAWAY (0: never), so long-lived HTTP/2 connections spread over new
+    #: replicas; in-flight calls then get the grace (None: ``rpc_cap_seconds``, the longest a call can run).
+    max_connection_age_seconds: float = 300.0
+    max_connection_age_grace_seconds: float | None = None
     config_file: Path | None = None
 
     @property
@@ -158,6 +170,25 @@ class Settings:
     def provider(self, name: str) -> ProviderSettings | None:
         return next((p for p in self.providers if p.name == name), None)
 
+    @property
+    def effective_max_connection_age_grace(self) -> float:
+        grace = self.max_connection_age_grace_seconds
+        return self.rpc_cap_seconds if grace is None else grace
+
+    def file_secrets(self) -> list[Secret]:
+        """The ``file:`` secrets SIGHUP re-reads: tenant keys and credentials, provider credentials resolved so
+        far. Not ``landing_secret``: the service holds its bytes, and changing it would void every landing URL
+        handed out before the change."""
+        found: list[Secret] = []
+        for t in self.tenants:
+            found += t.keys
+            for keys in t.credentials.values():
+                found += keys.values()
+        for p in self.providers:
+            found += p.resolved_secrets().values()
+        unique = {id(x): x for x in found}
+        return [x for x in unique.values() if x.reloadable]
+
 
 class ConfigError(ValueError):
     """A configuration problem, reported at start-up with the offending key named."""
@@ -172,8 +203,22 @@ def _get(table: dict[str, Any], key: str, typ: type | tuple[type, ...], where: s
     return value
 
 
-def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
-    """Read the TOML file (if any), then apply non-None CLI overrides."""
+def load_settings(
+    config_file: str | None = None, *, environ: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Read the TOML file (if any), overlay the ``REALAUTH_…`` variables of ``environ`` (the CLI passes
+    ``os.environ``; None: no overlay), then apply non-None CLI overrides."""
+    origins: dict[str, str] = {}
+    try:
+        return _load_settings(config_file, environ, overrides, origins)
+    except ConfigError as exc:
+        flags = {f"server.{k}" for k, v in overrides.items() if v is not None}  # a flag beat the variable
+        raise ConfigError(name_origin(str(exc), {k: v for k, v in origins.items() if k not in flags})) from None
+
+
+def _load_settings(
+    config_file: str | None, environ: Mapping[str, str] | None, overrides: dict[str, Any], origins: dict[str, str]
+) -> Settings:
     s = Settings()
     data: dict[str, Any] = {}
     if config_file:
@@ -185,6 +230,11 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"--config {path}: {exc}") from None
         s.config_file = path
+    if environ is not None:
+        try:
+            data = apply_env(data, environ, origins)
+        except EnvConfigError as exc:
+            raise ConfigError(str(exc)) from None
     unknown = set(data) - {"server", "providers", "tenants", "tls"}
     if unknown:
         raise ConfigError(f"unknown configuration tables: {sorted(unknown)}")
@@ -211,6 +261,11 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
         "log_level": str,
         "log_format": str,
         "sandbox_admin": bool,
+        "keepalive_time_seconds": float,
+        "keepalive_timeout_seconds": float,
+        "keepalive_min_ping_interval_seconds": float,
+        "max_connection_age_seconds": float,
+        "max_connection_age_grace_seconds": float,
     }
     for key in server:
         if key == "landing_secret":
@@ -247,6 +302,7 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
     for key in ("watch_cap_seconds", "readiness_interval_seconds"):
         if not 0 < getattr(s, key) <= DAY:
             raise ConfigError(f"server.{key} must be in (0, 86400] seconds")
+    check_connection_options(s)
 
     providers = data.get("providers")
     if providers:
@@ -266,7 +322,55 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
     s.tenants = [_tenant(name, table, s) for name, table in tenants.items()]
     if "tls" in data:
         s.tls = _tls(data["tls"], s.config_file)
+    check_credentials(s)
     return s
+
+
+#: gRPC takes these in whole milliseconds, as a C int.
+_MAX_DURATION_SECONDS = 2**31 // 1000 - 1
+
+
+def check_connection_options(s: Settings) -> None:
+    """Keepalive and connection-age values gRPC can take (positive, or zero where zero means off)."""
+    positive = ("keepalive_time_seconds", "keepalive_timeout_seconds", "keepalive_min_ping_interval_seconds")
+    for key in (*positive, "max_connection_age_seconds", "max_connection_age_grace_seconds"):
+        value = getattr(s, key)
+        if value is None:
+            continue
+        low_ok = value > 0 if key in positive else value >= 0
+        if not (low_ok and value <= _MAX_DURATION_SECONDS):
+            low = "(0" if key in positive else "[0"
+            raise ConfigError(f"server.{key} must be in {low}, {_MAX_DURATION_SECONDS}] seconds")
+
+
+def check_credentials(s: Settings) -> None:
+    """A real provider that cannot sign fails every call; refuse it at start-up instead.
+
+    Each required key (``Provider.required_secrets``) must be configured on the provider, or else supplied by
+    every tenant that may use it (``[tenants.T.credentials.P]``); without tenants the provider's own is the only
+    one. A provider no tenant may use needs nothing.
+    """
+    for p in s.providers:
+        if p.sandbox:
+            continue
+        missing = [k for k in KINDS[p.kind].required_secrets(p.extra) if p.extra.get(k) in (None, "")]
+        if not missing:
+            continue
+        if not s.tenants:
+            raise ConfigError(
+                f"providers.{p.name}.{missing[0]} is required: a {p.kind} provider cannot sign without "
+                f"{', '.join(missing)}"
+            )
+        for t in s.tenants:
+            if t.providers is not None and p.name not in t.providers:
+                continue
+            own = t.credentials.get(p.name, {})
+            for key in missing:
+                if key not in own:
+                    raise ConfigError(
+                        f"providers.{p.name}.{key} is required: tenant {t.name!r} may use {p.name!r} and has no "
+                        f"tenants.{t.name}.credentials.{p.name}.{key}"
+                    )
 
 
 def check_sandbox_admin(s: Settings) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 #: Values shorter than this are not remembered for log redaction (they would match ordinary text).
@@ -15,13 +16,19 @@ _REMEMBERED: set[str] = set()
 
 
 class Secret:
-    """A secret value. ``str()``/``repr()`` are masked; call :meth:`reveal` at the point of use."""
+    """A secret value. ``str()``/``repr()`` are masked; call :meth:`reveal` at the point of use.
 
-    __slots__ = ("_source", "_value")
+    A ``file:`` secret's value may change on :meth:`reload`, so never key a dict or set on one (its hash follows the
+    value); hold the object and reveal it when signing.
+    """
+
+    __slots__ = ("_path", "_source", "_validate", "_value")
 
     def __init__(self, value: str, source: str = "literal") -> None:
         self._value = value
         self._source = source
+        self._path: Path | None = None
+        self._validate: Callable[[str], object] | None = None
         if len(value) >= MIN_REMEMBERED:
             _REMEMBERED.add(value)
 
@@ -35,6 +42,40 @@ class Secret:
     def source(self) -> str:
         """Where it came from (``env:NAME``, ``file:/path`` or ``literal``), safe to show."""
         return self._source
+
+    @property
+    def reloadable(self) -> bool:
+        """Whether :meth:`reload` can re-read it (a ``file:`` secret: Kubernetes rewrites those in place)."""
+        return self._path is not None
+
+    def validate_with(self, check: Callable[[str], object]) -> None:
+        """Check the value now, and every reloaded value before it replaces this one (``check`` raises
+        ValueError naming the form, never the value)."""
+        check(self._value)
+        self._validate = check
+
+    def reload(self) -> bool:
+        """Re-read a ``file:`` secret; True when the value changed.
+
+        Every holder of this object sees the new value from its next :meth:`reveal` (one attribute swap, atomic
+        for the event loop). An unreadable or empty file keeps the old value and raises ValueError naming the path
+        only, so a half-written rotation never locks callers out.
+        """
+        if self._path is None:
+            return False
+        value = _read_secret_file(self._path)
+        if not value:
+            raise ValueError(f"secret from file:{self._path}: the file is empty; keeping the previous value")
+        if hmac.compare_digest(value, self._value):
+            return False
+        if self._validate is not None:
+            try:
+                self._validate(value)
+            except ValueError as exc:
+                raise ValueError(f"secret from file:{self._path}: {exc}; keeping the previous value") from None
+        fresh = Secret(value, self._source)  # one place remembers values for log redaction
+        self._value = fresh._value
+        return True
 
     def fingerprint(self) -> str:
         """A short non-reversible id, safe for logs, to tell two secrets apart."""
@@ -85,9 +126,16 @@ def resolve_secret(spec: str, *, base_dir: Path | None = None) -> Secret:
         path = Path(spec[5:])
         if base_dir is not None and not path.is_absolute():
             path = base_dir / path
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ValueError(f"secret from file:{path}: {exc.strerror}") from None
-        return Secret(text[:-1] if text.endswith("\n") else text, spec)
+        secret = Secret(_read_secret_file(path), spec)
+        secret._path = path
+        return secret
     return Secret(spec, "literal")
+
+
+def _read_secret_file(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ValueError(f"secret from file:{path}: {reason}") from None
+    return text[:-1] if text.endswith("\n") else text

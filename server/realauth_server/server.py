@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
 import signal
 import socket
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import grpc
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from grpc_health.v1 import health as threaded_health
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
@@ -22,7 +26,7 @@ from realauth.v1 import realauth_pb2
 from .api.registration import add_realauth_service
 from .api.servicer import RealAuthServicer
 from .clock import SYSTEM_CLOCK, Clock
-from .config import Settings, check_sandbox_admin
+from .config import Settings, TlsSettings, check_sandbox_admin
 from .emulators.base import Emulator
 from .emulators.registry import EMULATORS
 from .http.app import build_http_app
@@ -54,6 +58,115 @@ MAX_PENDING_CALLS = 100_000
 READINESS_TIMEOUT = 2.0
 
 
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def grpc_options(s: Settings) -> list[tuple[str, int]]:
+    """Channel arguments of the gRPC server (docs/configuration.md: server.keepalive_*, max_connection_age_*).
+
+    ``so_reuseport`` is off: grpcio turns it on by default, and then a second process bound to the same port
+    silently shares (or steals) its connections instead of failing at start-up.
+    """
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE),
+        ("grpc.max_send_message_length", MAX_MESSAGE),
+        # grpc.aio admits calls from core's queue one at a time; a burst past its default limit (3,000) would be
+        # cancelled before any handler runs. Admit them all: the admission bounds refuse the surplus visibly.
+        ("grpc.server.max_pending_requests", MAX_PENDING_CALLS),
+        ("grpc.server.max_pending_requests_hard_limit", MAX_PENDING_CALLS),
+        ("grpc.so_reuseport", 0),
+        ("grpc.keepalive_time_ms", _ms(s.keepalive_time_seconds)),
+        ("grpc.keepalive_timeout_ms", _ms(s.keepalive_timeout_seconds)),
+        # Clients may keep idle connections alive with pings, no more often than the interval.
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", _ms(s.keepalive_min_ping_interval_seconds)),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+    if s.max_connection_age_seconds > 0:
+        options += [
+            ("grpc.max_connection_age_ms", _ms(s.max_connection_age_seconds)),
+            ("grpc.max_connection_age_grace_ms", _ms(s.effective_max_connection_age_grace)),
+        ]
+    return options
+
+
+def _bind_http(host: str, port: int) -> socket.socket:
+    try:
+        return bind_tcp(host, port)
+    except OSError as exc:
+        reason = "the port is already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        raise OSError(exc.errno, f"cannot listen for HTTP on {host}:{port} (port {port}): {reason}") from None
+
+
+class TlsReloader:
+    """The gRPC server certificate, re-read on SIGHUP without a restart (Kubernetes rotates mounted certificates
+    in place). grpc's certificate fetcher runs on a core thread at each new handshake, hence the lock; existing
+    connections keep the certificate they were set up with."""
+
+    def __init__(self, tls: TlsSettings) -> None:
+        self.tls = tls
+        self._lock = threading.Lock()
+        self._pending: grpc.ServerCertificateConfiguration | None = None
+        self._current = self._read()
+        self._check(self._current)
+
+    def _read(self) -> tuple[bytes, bytes, bytes | None]:
+        t = self.tls
+        ca = t.client_ca_file.read_bytes() if t.client_ca_file else None
+        return t.key_file.read_bytes(), t.cert_file.read_bytes(), ca
+
+    @staticmethod
+    def _configuration(files: tuple[bytes, bytes, bytes | None]) -> grpc.ServerCertificateConfiguration:
+        key, cert, ca = files
+        return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=ca)
+
+    @staticmethod
+    def _check(files: tuple[bytes, bytes, bytes | None]) -> None:
+        """grpc takes any bytes and fails every later handshake; a pair that does not load (a rotation caught
+        half-way) is refused here instead, naming the file, so the working certificate stays."""
+        key_pem, cert_pem, ca_pem = files
+        try:
+            key = serialization.load_pem_private_key(key_pem, password=None)
+        except (ValueError, TypeError):
+            raise ValueError("tls.key_file is not a PEM private key") from None
+        try:
+            leaf = x509.load_pem_x509_certificates(cert_pem)[0]
+        except ValueError:
+            raise ValueError("tls.cert_file is not a PEM certificate chain") from None
+        spki = serialization.PublicFormat.SubjectPublicKeyInfo
+        der = serialization.Encoding.DER
+        if leaf.public_key().public_bytes(der, spki) != key.public_key().public_bytes(der, spki):
+            raise ValueError("tls.cert_file does not match tls.key_file")
+        if ca_pem is not None:
+            try:
+                x509.load_pem_x509_certificates(ca_pem)
+            except ValueError:
+                raise ValueError("tls.client_ca_file is not a PEM certificate bundle") from None
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.dynamic_ssl_server_credentials(
+            self._configuration(self._current), self._fetch, require_client_authentication=self.tls.require_client_cert
+        )
+
+    def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        with self._lock:
+            pending, self._pending = self._pending, None
+        return pending
+
+    def reload(self) -> bool:
+        """Re-read the files; True when they changed. Unreadable or invalid files raise and change nothing."""
+        files = self._read()
+        if files == self._current:
+            return False
+        self._check(files)
+        configuration = self._configuration(files)
+        with self._lock:
+            self._pending = configuration
+            self._current = files
+        return True
+
+
 @dataclass
 class RealAuthServer:
     settings: Settings
@@ -67,14 +180,26 @@ class RealAuthServer:
     async def start(self) -> None:
         # The HTTP socket is bound first: with --http-port 0 the default public URL needs the real port.
         check_sandbox_admin(self.settings)  # settings built without load_settings get the same refusal
-        http_sock = bind_tcp(self.settings.effective_http_host, self.settings.http_port)
+        http_sock = _bind_http(self.settings.effective_http_host, self.settings.http_port)
         self.http_port = bound_port(http_sock)
         self.settings = s = self.settings.with_http_port(self.http_port)
         try:
             await self._start(s, http_sock)
         except BaseException:
             http_sock.close()
+            await self._abort()
             raise
+
+    async def _abort(self) -> None:
+        """Undo a start that failed half-way (e.g. the gRPC port was taken after the store opened)."""
+        runner = getattr(self, "http_runner", None)
+        if runner is not None:
+            await runner.cleanup()
+        for p in self.providers.values():
+            await p.aclose()
+        store = getattr(self, "store", None)
+        if store is not None:
+            await store.close()
 
     async def _start(self, s: Settings, http_sock: socket.socket) -> None:
         self.store: SessionStore = open_store(s.store, Retention(result_seconds=s.retention_seconds))
@@ -122,24 +247,17 @@ class RealAuthServer:
         await self.http_runner.setup()
         await web.SockSite(self.http_runner, http_sock).start()
 
+        self.auth = AuthInterceptor(s.tenants)
         self.grpc = grpc.aio.server(
             interceptors=[
                 ObserveInterceptor(s.region),
                 ErrorInterceptor(),
                 AdmissionInterceptor(s.max_in_flight),
-                AuthInterceptor(s.tenants),
+                self.auth,
                 TenantRateInterceptor(self.store, lambda tenant: rates.get(tenant, s.tenant_rate_limit)),
                 DeadlineInterceptor(s.rpc_cap_seconds),
             ],
-            options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE),
-                ("grpc.max_send_message_length", MAX_MESSAGE),
-                ("grpc.server.max_pending_requests", MAX_PENDING_CALLS),
-                ("grpc.server.max_pending_requests_hard_limit", MAX_PENDING_CALLS),
-                # grpc's default SO_REUSEPORT lets a second process bind the same port and silently take a share
-                # of the connections (a stale replica, another instance on the host): refuse to start instead.
-                ("grpc.so_reuseport", 0),
-            ],
+            options=grpc_options(s),
         )
         servicer = RealAuthServicer(self.service)
         add_realauth_service(servicer, self.grpc)  # a request that does not decode gets InvalidParameter, not UNKNOWN
@@ -155,17 +273,20 @@ class RealAuthServer:
             self.grpc,
         )
         address = f"{s.host}:{s.port}"
-        if s.tls is not None:
-            creds = grpc.ssl_server_credentials(
-                [(s.tls.key_file.read_bytes(), s.tls.cert_file.read_bytes())],
-                root_certificates=s.tls.client_ca_file.read_bytes() if s.tls.client_ca_file else None,
-                require_client_auth=s.tls.require_client_cert,
-            )
-            self.grpc_port = self.grpc.add_secure_port(address, creds)
-        else:
-            self.grpc_port = self.grpc.add_insecure_port(address)
+        self.tls = TlsReloader(s.tls) if s.tls is not None else None
+        try:
+            if self.tls is not None:
+                self.grpc_port = self.grpc.add_secure_port(address, self.tls.credentials())
+            else:
+                self.grpc_port = self.grpc.add_insecure_port(address)
+        except RuntimeError:  # grpcio's "Failed to bind", without the reason
+            self.grpc_port = 0
         if self.grpc_port == 0:
-            raise OSError(f"cannot listen for gRPC on {s.host}:{s.port}")
+            raise OSError(
+                errno.EADDRINUSE,
+                f"cannot listen for gRPC on {address} (port {s.port}): the port is already in use "
+                "or the address is not available here",
+            )
         await self.grpc.start()
         await self._set_health("", health_pb2.HealthCheckResponse.SERVING)
         await self._set_health(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
@@ -222,6 +343,38 @@ class RealAuthServer:
             else:
                 log.warning("session store unreachable: not ready", extra={"error": error})
                 await self._set_health(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    def reload(self) -> dict[str, int | str]:
+        """SIGHUP: re-read every ``file:`` secret and the TLS certificate files in place.
+
+        A file that cannot be read (or a certificate pair that does not load) keeps its previous value and is
+        logged by path; one summary line per reload, never a value.
+        """
+        secrets = self.settings.file_secrets()
+        changed = failed = 0
+        for secret in secrets:
+            try:
+                changed += secret.reload()
+            except ValueError as exc:
+                failed += 1
+                log.warning("secret not reloaded", extra={"error": str(exc)})
+        if changed:
+            self.auth.refresh()
+        tls = "off"
+        if self.tls is not None:
+            try:
+                tls = "reloaded" if self.tls.reload() else "unchanged"
+            except (OSError, ValueError, RuntimeError) as exc:
+                tls = "failed"
+                log.warning("TLS certificate not reloaded", extra={"error": getattr(exc, "strerror", None) or str(exc)})
+        report: dict[str, int | str] = {
+            "file_secrets": len(secrets),
+            "changed": changed,
+            "failed": failed,
+            "tls": tls,
+        }
+        log.info("reloaded file secrets and TLS certificates", extra=report)
+        return report
 
     async def stop(self, grace: float | None = None, drain: float = 0.0) -> None:
         """NOT_SERVING first (probes see it during ``drain``), then let in-flight calls finish."""
@@ -300,6 +453,7 @@ async def serve(settings: Settings, drain: float = 1.0) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, server.reload)
     await stop.wait()
     log.info(
         "shutting down: health is NOT_SERVING, finishing in-flight calls",

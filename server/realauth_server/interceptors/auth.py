@@ -28,8 +28,14 @@ class AuthInterceptor(ScopeInterceptor):
     def __init__(self, tenants: Sequence[TenantSettings]) -> None:
         self.open = not tenants
         self._sandbox = TenantSettings(name=SANDBOX_TENANT)
-        self._digests = [(hashlib.sha256(k.reveal_bytes()).digest(), t) for t in tenants for k in t.keys]
+        self._tenants = list(tenants)
+        self._digests: list[tuple[bytes, TenantSettings]] = []
+        self.refresh()
         self._cert_names = {n: t for t in tenants for n in t.client_cert_names}
+
+    def refresh(self) -> None:
+        """Recompute the key digests, after a SIGHUP re-read the tenants' ``file:`` keys (one swap)."""
+        self._digests = [(hashlib.sha256(k.reveal_bytes()).digest(), t) for t in self._tenants for k in t.keys]
 
     def _by_key(self, header: str) -> TenantSettings:
         scheme, _, key = header.strip().partition(" ")

@@ -180,8 +180,12 @@ class ProviderSettings:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     #: Vendor operations (create, exchange) in progress at once; past it a call is refused with Overloaded.
     max_in_flight: int = DEFAULT_PROVIDER_IN_FLIGHT
+    #: Secrets resolved so far, one object per key, so a reload (SIGHUP) reaches every holder of it.
+    _resolved: dict[str, Secret] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def secret(self, key: str, *, required: bool = True) -> Secret | None:
+        if key in self._resolved:
+            return self._resolved[key]
         spec = self.extra.get(key)
         if spec is None or spec == "":
             if required:
@@ -189,7 +193,12 @@ class ProviderSettings:
             return None
         if not isinstance(spec, str):
             raise ValueError(f"providers.{self.name}.{key} must be a string (env:NAME, file:/path or literal)")
-        return resolve_secret(spec)
+        self._resolved[key] = resolved = resolve_secret(spec)
+        return resolved
+
+    def resolved_secrets(self) -> dict[str, Secret]:
+        """Every secret :meth:`secret` has resolved, by key (for ``file:`` reloads)."""
+        return dict(self._resolved)
 
     def string(self, key: str, default: str = "") -> str:
         value = self.extra.get(key, default)
@@ -223,6 +232,17 @@ class Provider(abc.ABC):
     config_keys: ClassVar[Mapping[str, str]] = {}
     #: Which of ``config_keys`` are secrets (resolved from ``env:``/``file:``; tenants may override).
     secret_keys: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def required_secrets(cls, extra: Mapping[str, Any]) -> tuple[str, ...]:
+        """The ``secret_keys`` a real (non-sandbox) instance with these settings cannot sign without; start-up
+        refuses an instance missing one that no tenant supplies (config.py). Default: all of them."""
+        return cls.secret_keys
+
+    @classmethod
+    def is_secret_key(cls, key: str) -> bool:
+        """Whether a configuration key holds a secret (masked by ``--print-config``)."""
+        return key in cls.secret_keys or "(secret)" in cls.config_keys.get(key, "")
 
     def __init__(self, settings: ProviderSettings, ctx: ProviderContext) -> None:
         self.settings = settings

@@ -82,6 +82,13 @@ class SeedanceProvider(Provider):
 
     secret_keys: ClassVar[tuple[str, ...]] = ("api_key", "access_key_id", "secret_access_key")
 
+    @classmethod
+    def required_secrets(cls, extra: Mapping[str, Any]) -> tuple[str, ...]:
+        """The relay signs with api_key; Ark with the Volcengine key pair."""
+        if extra.get("transport", "relay") == "ark":
+            return ("access_key_id", "secret_access_key")
+        return ("api_key",)
+
     def __init__(self, settings: ProviderSettings, ctx: ProviderContext) -> None:
         super().__init__(settings, ctx)
         models = settings.extra.get("models", list(MODELS))

@@ -345,6 +345,11 @@ class VolcengineProvider(Provider):
     }
     secret_keys: ClassVar[tuple[str, ...]] = ("access_key_id", "secret_access_key", "session_token")
 
+    @classmethod
+    def required_secrets(cls, extra: Mapping[str, Any]) -> tuple[str, ...]:
+        """session_token only comes with temporary (STS) keys."""
+        return ("access_key_id", "secret_access_key")
+
     def __init__(self, settings: ProviderSettings, ctx: ProviderContext) -> None:
         super().__init__(settings, ctx)
         self.role_trn = settings.string("role_trn")
@@ -359,7 +364,7 @@ class VolcengineProvider(Provider):
             raise ValueError(f"providers.{self.name}: set both callback_client_name and callback_key, or neither")
         if self._callback_key is not None:
             try:
-                callback_key_bytes(self._callback_key.reveal())
+                self._callback_key.validate_with(callback_key_bytes)  # also checks a SIGHUP-reloaded key
             except ValueError as exc:
                 raise ValueError(f"providers.{self.name}.{exc}") from None
         block = settings.extra.get("callback_block", False)
