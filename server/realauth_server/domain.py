@@ -14,10 +14,12 @@ class SessionState(enum.StrEnum):
     EXCHANGED = "exchanged"
     FAILED = "failed"
     EXPIRED = "expired"
+    #: The caller cancelled it while pending (CancelAuthSession): its landing is refused, nothing is exchanged.
+    CANCELLED = "cancelled"
 
     @property
     def terminal(self) -> bool:
-        return self in (SessionState.EXCHANGED, SessionState.FAILED, SessionState.EXPIRED)
+        return self in (SessionState.EXCHANGED, SessionState.FAILED, SessionState.EXPIRED, SessionState.CANCELLED)
 
 
 LOCALES = ("zh", "en", "zh-Hant")
