@@ -111,6 +111,17 @@ class AuthSession:
     def evolve(self, **changes: Any) -> AuthSession:
         return replace(self, **changes)
 
+    @property
+    def due_time(self) -> float:
+        """After this moment a non-terminal session is expired."""
+        return max(self.exchange_deadline, self.expire_time)
+
+    def reported_state(self, now: float) -> SessionState:
+        """The state a read at ``now`` reports: a non-terminal session past its window is expired (even unwritten)."""
+        if not self.state.terminal and now > self.due_time:
+            return SessionState.EXPIRED
+        return self.state
+
 
 def new_session_id() -> str:
     return "ses_" + secrets.token_hex(12)
