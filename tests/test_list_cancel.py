@@ -508,3 +508,19 @@ async def test_sqlite_adds_the_list_columns_to_an_older_database(tmp_path: Path)
         assert "sessions_list" in plan  # the listing walks the index, not the table
     finally:
         await store.close()
+
+
+async def test_a_vendor_push_for_a_cancelled_session_records_nothing(make_realauth: ServerFactory) -> None:
+    from .test_push_volcengine import config as volc_config
+
+    h = await make_realauth(volc_config(block=True))
+    session = await h.create(provider="volcengine")
+    await cancel(h, session.session_id)
+    emu = h.emulator("volcengine")
+    page = await h.http.get(session.verification_url + "&outcome=pass")  # the vendor pushes before redirecting
+    assert page.status_code == 302 and emu.pusher.stats.delivered == 1  # acknowledged: the vendor stops retrying
+    stored = await h.server.service.store.get(session.session_id)
+    assert stored is not None and stored.state is SessionState.CANCELLED and stored.result is None
+    landing = await h.http.get(page.headers["location"])
+    assert landing.status_code == 410
+    assert emu.stats.by_action.get("CertVerifyQuery", 0) == 0  # never asked for the result either
