@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import grpc
 import pytest
@@ -30,6 +32,7 @@ from .errors_util import decode
 from .redis_util import redis_server, redis_url  # noqa: F401  (fixtures)
 
 S = pb.AuthSessionState
+T = TypeVar("T")
 BACKENDS = ["memory", "sqlite", "redis"]
 KEY_A = "ak-list-alpha-0123456789abcdef"
 KEY_B = "ak-list-beta-0123456789abcdefg"
@@ -524,3 +527,73 @@ async def test_a_vendor_push_for_a_cancelled_session_records_nothing(make_realau
     landing = await h.http.get(page.headers["location"])
     assert landing.status_code == 410
     assert emu.stats.by_action.get("CertVerifyQuery", 0) == 0  # never asked for the result either
+
+
+async def later(seconds: float, aw: Awaitable[T]) -> T:
+    await asyncio.sleep(seconds)
+    return await aw
+
+
+async def test_cancel_racing_the_landing_one_wins(h: Harness) -> None:
+    """Landing first, cancel first, and both at once: one of them wins, and the other changes nothing."""
+    seen = set()
+    for landing_delay, cancel_delay in [(0.0, 0.3), (0.3, 0.0), (0.0, 0.0), (0.0, 0.0), (0.01, 0.0)]:
+        session = await h.create()
+        landing_url, _query = await h.vendor_redirect(session, "pass")
+        before = exchanges(h)
+        page, ca = await asyncio.gather(
+            later(landing_delay, h.http.get(landing_url)),
+            later(cancel_delay, cancel(h, session.session_id)),
+            return_exceptions=True,
+        )
+        assert not isinstance(page, BaseException)
+        got = await h.stub.GetAuthSession(pb.GetAuthSessionRequest(session_id=session.session_id))
+        if isinstance(ca, BaseException):  # the landing won: completed and exchanged, the cancel refused
+            assert isinstance(ca, grpc.aio.AioRpcError) and decode(ca).reason == "SessionNotCancellable"
+            assert page.status_code == 302 and got.session.state == S.AUTH_SESSION_STATE_EXCHANGED
+            assert exchanges(h) == before + 1
+            seen.add("landing")
+        else:  # the cancel won: the landing is refused and nothing is exchanged
+            assert page.status_code == 410, page.text
+            assert got.session.state == S.AUTH_SESSION_STATE_CANCELLED and not got.session.HasField("result")
+            assert exchanges(h) == before
+            seen.add("cancel")
+    assert seen == {"landing", "cancel"}
+
+
+async def test_a_cancel_between_the_landings_read_and_write_wins(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The landing read PENDING, then the cancel committed: the landing's write conflicts and it refuses."""
+    service = h.server.service
+    check = service._check_landing_token
+
+    async def then_cancel(provider: Any, session: AuthSession, token: str) -> None:
+        await check(provider, session, token)
+        await service.cancel(session.tenant, session.session_id)  # lands between the landing's read and write
+
+    monkeypatch.setattr(service, "_check_landing_token", then_cancel)
+    session = await h.create()
+    landing_url, _query = await h.vendor_redirect(session, "pass")
+    before_exchanges, before_refused = exchanges(h), refused("cancelled")
+    page = await h.http.get(landing_url)
+    assert page.status_code == 410 and "cancelled" in page.text.lower()
+    assert refused("cancelled") == before_refused + 1 and exchanges(h) == before_exchanges
+    stored = await service.store.get(session.session_id)
+    assert stored is not None and stored.state is SessionState.CANCELLED and stored.landing == {}
+
+
+async def test_a_completed_session_is_not_cancellable(make_realauth: ServerFactory) -> None:
+    """Volcengine H5 type 0 without a push yet: the landing leaves it COMPLETED (the person finished)."""
+    from .test_push_volcengine import config as volc_config
+
+    h = await make_realauth(volc_config(block=False))
+    emu = h.emulator("volcengine")
+    emu.pusher.enabled = False  # hold the push back: the landing arrives first
+    session = await h.create(provider="volcengine")
+    landing = await h.complete(session, "pass")
+    got = await h.stub.GetAuthSession(pb.GetAuthSessionRequest(session_id=session.session_id))
+    assert landing.status_code == 302 and got.session.state == S.AUTH_SESSION_STATE_COMPLETED
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await cancel(h, session.session_id)
+    d = decode(err.value)
+    assert (d.code, d.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "SessionNotCancellable")
+    assert "completed" in d.message
