@@ -59,6 +59,7 @@ class SessionFilter:
         return (self.state,)
 
     def matches(self, session: AuthSession, now: float) -> bool:
+        """The one definition of a match; backends' own pre-filtering only ever narrows what reaches it."""
         if self.subject_id and session.subject_id != self.subject_id:
             return False
         if self.provider and session.provider != self.provider:
@@ -71,6 +72,7 @@ class SessionFilter:
 
 
 def position(session: AuthSession) -> Cursor:
+    """Where ``session`` sits in a listing (the cursor a page after it starts from)."""
     return (session.create_time, session.session_id)
 
 
