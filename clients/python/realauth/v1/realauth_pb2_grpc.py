@@ -90,7 +90,8 @@ class RealAuthServiceServicer:
     def ExchangeToken(self, request, context):
         """ExchangeToken turns a completed session's token into its result. It fails with
         FAILED_PRECONDITION (Error.code "VerificationPending") while the person has not finished,
-        and with FAILED_PRECONDITION (Error.code "TokenExpired") after exchange_deadline.
+        and with FAILED_PRECONDITION (Error.code "TokenExpired") after exchange_deadline, or
+        ("SessionCancelled") for a cancelled session, without any vendor call.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
