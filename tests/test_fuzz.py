@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -134,13 +135,13 @@ def _assign(msg: Message, field: FieldDescriptor, v: Any) -> None:
 
 def messages(desc: Descriptor, depth: int = 0) -> st.SearchStrategy[Message]:
     """Any message of ``desc``: each plain field set or not, each real oneof with no arm or one arm."""
-    cls = getattr(pb, desc.name) if desc.containing_type is None else None
+    cls = message_factory.GetMessageClass(desc)  # also well-known types (a Timestamp filter), nested messages
     plain = [f for f in desc.fields if f.containing_oneof is None or _is_synthetic(f)]
     oneofs = [o for o in desc.oneofs if not (len(o.fields) == 1 and o.name == "_" + o.fields[0].name)]
 
     @st.composite
     def build(draw: st.DrawFn) -> Message:
-        msg: Message = cls() if cls is not None else _nested_class(desc)()
+        msg: Message = cls()
         for f in plain:
             if f.full_name in FIELD_HINTS or draw(st.booleans()):
                 _assign(msg, f, draw(value(f, depth)))
@@ -151,11 +152,6 @@ def messages(desc: Descriptor, depth: int = 0) -> st.SearchStrategy[Message]:
         return msg
 
     return build()
-
-
-def _nested_class(desc: Descriptor) -> type[Message]:
-    outer = getattr(pb, desc.containing_type.name)
-    return getattr(outer, desc.name)  # type: ignore[no-any-return]
 
 
 def field_exists(request: Descriptor, path: str) -> bool:
@@ -182,6 +178,8 @@ ALLOWED: dict[str, set[grpc.StatusCode]] = {
     "GetAuthSession": {grpc.StatusCode.NOT_FOUND},
     "WatchAuthSession": {grpc.StatusCode.NOT_FOUND},
     "ListProviders": set(),
+    "ListAuthSessions": set(),
+    "CancelAuthSession": {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION},
 }
 
 
@@ -241,7 +239,7 @@ async def aimed(h: Harness, method: str, msg: Message, data: st.DataObject) -> M
         arm = msg.WhichOneof("options")
         if arm and data.draw(st.booleans(), label="provider matches options"):
             msg.provider = arm
-    elif isinstance(msg, (pb.GetAuthSessionRequest, pb.WatchAuthSessionRequest)):
+    elif isinstance(msg, (pb.GetAuthSessionRequest, pb.WatchAuthSessionRequest, pb.CancelAuthSessionRequest)):
         if data.draw(st.booleans(), label="live session"):
             msg.session_id = (await live_session(h)).session_id
     elif isinstance(msg, pb.ExchangeTokenRequest):

@@ -290,7 +290,7 @@ async def test_redis_keys_carry_ttls_and_nothing_remains(redis_url: str) -> None
         s = await store.update(s.evolve(state=SessionState.EXPIRED))
         await store.acquire_lease("exchange:" + s.session_id, "me", 0.5)
         keys = sorted(k.decode() for k in await r.keys("realauth:*"))
-        assert len(keys) == 4, keys  # session, token index, idempotency index, lease
+        assert len(keys) == 6, keys  # session, token index, idempotency index, lease, the tenant's two list indexes
         for key in keys:
             ttl = await r.pttl(key)
             assert 0 < ttl <= 1000, (key, ttl)

@@ -36,6 +36,8 @@ def render() -> str:
         "TokenNotFound": "the token is unknown (to us or the vendor), or was already used",
         "VerificationPending": "the person has not finished the browser step yet; retry later",
         "VerificationFailed": "the vendor gave a final negative verdict without a result to exchange",
+        "SessionCancelled": "the caller cancelled this session (CancelAuthSession); nothing is exchanged for it",
+        "SessionNotCancellable": "only a pending session can be cancelled; the message names its state",
         "RateLimited": "the vendor's rate limit; retry after RetryInfo's delay",
         "Overloaded": "realauth refused the call at once (an in-flight or open-watch bound, docs/reliability.md); "
         "ErrorInfo metadata `scope` names it; retry after RetryInfo's delay",

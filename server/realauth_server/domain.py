@@ -14,10 +14,12 @@ class SessionState(enum.StrEnum):
     EXCHANGED = "exchanged"
     FAILED = "failed"
     EXPIRED = "expired"
+    #: The caller cancelled it while pending (CancelAuthSession): its landing is refused, nothing is exchanged.
+    CANCELLED = "cancelled"
 
     @property
     def terminal(self) -> bool:
-        return self in (SessionState.EXCHANGED, SessionState.FAILED, SessionState.EXPIRED)
+        return self in (SessionState.EXCHANGED, SessionState.FAILED, SessionState.EXPIRED, SessionState.CANCELLED)
 
 
 LOCALES = ("zh", "en", "zh-Hant")
@@ -108,6 +110,17 @@ class AuthSession:
 
     def evolve(self, **changes: Any) -> AuthSession:
         return replace(self, **changes)
+
+    @property
+    def due_time(self) -> float:
+        """After this moment a non-terminal session is expired."""
+        return max(self.exchange_deadline, self.expire_time)
+
+    def reported_state(self, now: float) -> SessionState:
+        """The state a read at ``now`` reports: a non-terminal session past its window is expired (even unwritten)."""
+        if not self.state.terminal and now > self.due_time:
+            return SessionState.EXPIRED
+        return self.state
 
 
 def new_session_id() -> str:

@@ -159,6 +159,20 @@ class VerificationFailed(RealAuthError):
     grpc_code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class SessionCancelled(RealAuthError):
+    """The caller cancelled this session (CancelAuthSession): nothing is exchanged for it; create a new one."""
+
+    code = "SessionCancelled"
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class SessionNotCancellable(RealAuthError):
+    """Only a pending session can be cancelled; this one already finished, failed, expired or was exchanged."""
+
+    code = "SessionNotCancellable"
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+
+
 class RateLimited(RealAuthError):
     code = "RateLimited"
     grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -228,6 +242,8 @@ ALL_ERRORS: tuple[type[RealAuthError], ...] = (
     TokenNotFound,
     VerificationPending,
     VerificationFailed,
+    SessionCancelled,
+    SessionNotCancellable,
     RateLimited,
     Overloaded,
     TenantRateLimited,

@@ -16,13 +16,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import credentials, deadlines
+from . import credentials, deadlines, paging
 from . import errors as E
 from .admission import InFlight, KeyedInFlight
 from .clock import Clock
 from .domain import AuthSession, CreateParams, SessionState, VerificationResult, new_session_id
 from .providers.base import BOUND_TOKEN, LANDING_PATH, PUSH_PATH, Provider, PushRejected
-from .store.base import SessionStore, StoreConflict, unknown_outcome_marker, vendor_token_key
+from .store.base import SessionFilter, SessionStore, StoreConflict, unknown_outcome_marker, vendor_token_key
 from .text import unsafe_char
 from .urls import URLRejected, normalize_callback_url, with_query
 
@@ -47,6 +47,8 @@ PUSH_BUDGET = 10.0
 UNKNOWN_OUTCOME_SECONDS = 86_400.0
 #: Failover to the next candidate only while at least this much of the call's budget is left.
 FAILOVER_MIN_BUDGET = 0.2
+#: ListAuthSessions page sizes (AIP-158): 0 asks for the default, larger values than the maximum get the maximum.
+DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000
 #: The create parameters an idempotency key is bound to (CreateAuthSessionRequest field names).
 FINGERPRINT_FIELDS = ("provider", "model", "callback_url", "subject_id", "locale", "options")
 
@@ -84,6 +86,20 @@ class CreateInput:
     idempotency_key: str
     options_kind: str  # which oneof field was set ("" for none)
     options: Any
+
+
+@dataclass
+class ListInput:
+    """A ListAuthSessions request, its state and times already read from proto (None: not set)."""
+
+    tenant: str
+    page_size: int = 0
+    page_token: str = ""
+    subject_id: str = ""
+    state: SessionState | None = None
+    provider: str = ""
+    create_time_start: float | None = None
+    create_time_end: float | None = None
 
 
 def fingerprint(req: CreateInput) -> dict[str, str]:
@@ -169,7 +185,7 @@ def validate_url(field_name: str, value: str) -> str:
 
 def due_time(session: AuthSession) -> float:
     """After this moment a non-terminal session is expired."""
-    return max(session.exchange_deadline, session.expire_time)
+    return session.due_time
 
 
 def exchange_lease(session_id: str) -> str:
@@ -211,6 +227,7 @@ class AuthService:
         self.tenant_watches = KeyedInFlight(
             "watches_tenant", lambda t: limits.per_tenant.get(t, limits.default_per_tenant), what="open watches"
         )
+        self._page_key: bytes | None = None
         store.use_clock(clock)
 
     def begin_shutdown(self) -> None:
@@ -540,6 +557,79 @@ class AuthService:
         finally:
             await self._release(name, owner)
 
+    async def list_sessions(self, req: ListInput) -> tuple[list[AuthSession], str]:
+        """A page of the tenant's sessions, newest first, and the next page's token ("" when there is none).
+
+        Sessions past their window are reported EXPIRED, as GetAuthSession would (without writing them here: a
+        listing is a read). The token is bound to the tenant and the filters (:mod:`.paging`).
+        """
+        if req.page_size < 0:
+            raise E.InvalidParameter("page_size", "must not be negative (0 means the default, 50)")
+        size = min(req.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        for name in ("subject_id", "provider"):
+            validate_short(name, getattr(req, name))
+        start, end = req.create_time_start, req.create_time_end
+        if start is not None and end is not None and end <= start:
+            raise E.InvalidParameter("create_time_end", "must be later than create_time_start")
+        flt = SessionFilter(
+            subject_id=req.subject_id,
+            state=req.state,
+            provider=req.provider,
+            create_time_start=start,
+            create_time_end=end,
+        )
+        key = await self._page_token_key()
+        after = paging.decode(key, req.tenant, flt, req.page_token) if req.page_token else None
+        page = await self.store.list_sessions(req.tenant, flt, size, after)
+        now = self.clock.now()
+        sessions = [
+            s if s.reported_state(now) is s.state else s.evolve(state=SessionState.EXPIRED) for s in page.sessions
+        ]
+        token = paging.encode(key, req.tenant, flt, page.cursor) if page.cursor is not None else ""
+        return sessions, token
+
+    async def _page_token_key(self) -> bytes:
+        if self._page_key is None:
+            self._page_key = await self.store.shared_secret(paging.SECRET_NAME)
+        return self._page_key
+
+    async def cancel(self, tenant: str, session_id: str) -> AuthSession:
+        """End a pending session for good: no landing, push or exchange records anything for it afterwards.
+
+        Written under the session's exchange lease (like exchange and push), so a cancel and an exchange never
+        both win: whichever takes the lease first decides, the other sees its outcome. Cancelling a cancelled
+        session returns it (idempotent); any other state is SessionNotCancellable.
+        """
+        session = await self.get(tenant, session_id)  # validates session_id and the tenant; expires if due
+        if session.state is SessionState.CANCELLED:
+            return session
+        sid = session.session_id
+        async with (
+            self._lock(f"session:{sid}"),
+            self._lease(exchange_lease(sid), 0.0, f"the exchange of session {sid} is in progress; retry"),
+        ):
+            for _attempt in range(3):
+                fresh = await self.store.get(sid)
+                if fresh is None or fresh.tenant != tenant:
+                    raise E.SessionNotFound(f"session {sid} not found")
+                if fresh.state is SessionState.CANCELLED:
+                    return fresh
+                now = self.clock.now()
+                try:
+                    if fresh.state is SessionState.PENDING and now > due_time(fresh):
+                        fresh = await self.store.update(fresh.evolve(state=SessionState.EXPIRED, update_time=now))
+                    if fresh.state is not SessionState.PENDING:
+                        raise E.SessionNotCancellable(
+                            f"session {sid} is {fresh.state.value}; only a pending session can be cancelled",
+                            provider=fresh.provider,
+                        )
+                    cancelled = await self.store.update(fresh.evolve(state=SessionState.CANCELLED, update_time=now))
+                except StoreConflict:  # a landing moved it on meanwhile: decide again on what it wrote
+                    continue
+                log.info("session cancelled", extra={"session_id": sid, "provider": fresh.provider, "tenant": tenant})
+                return cancelled
+        raise E.InternalError(f"could not cancel session {sid}")
+
     async def exchange(self, tenant: str, *, session_id: str = "", token: str = "") -> AuthSession:
         if session_id:
             session = await self.get(tenant, session_id)
@@ -579,6 +669,10 @@ class AuthService:
                 session.state is SessionState.FAILED and session.result is not None
             ):
                 return session  # idempotent: the vendor is never asked twice
+            if session.state is SessionState.CANCELLED:
+                raise E.SessionCancelled(
+                    f"session {sid} was cancelled; nothing is exchanged for it", provider=session.provider
+                )
             now = self.clock.now()
             if session.state is SessionState.EXPIRED or now > session.exchange_deadline:
                 if session.state is not SessionState.EXPIRED:
@@ -712,6 +806,8 @@ class AuthService:
 
     async def _land(self, session: AuthSession, query: Mapping[str, str]) -> str:
         session_id = session.session_id
+        if session.state is SessionState.CANCELLED:  # before anything else: no parsing, no claim, no vendor call
+            raise LandingRefused(410, "This verification was cancelled.", "cancelled")
         # No RPC context here: sign and verify with the session tenant's own credentials, as its calls would.
         access = self.tenants.get(session.tenant, credentials.TenantAccess())
         with credentials.using(access.profile, access.allowed):
@@ -735,6 +831,8 @@ class AuthService:
                 )
             except StoreConflict:
                 fresh = await self.store.get(session_id)
+                if fresh is not None and fresh.state is SessionState.CANCELLED:
+                    raise LandingRefused(410, "This verification was cancelled.", "cancelled") from None
                 if fresh is not None and settled_before_landing(fresh):
                     check_verdict(provider, fresh, landing.passed)
                     return caller_url(fresh)

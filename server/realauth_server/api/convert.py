@@ -7,6 +7,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from realauth.v1 import realauth_pb2 as pb
 
+from .. import errors as E
 from ..domain import AuthSession, SessionState, VerificationResult
 from ..providers.base import Provider
 from ..providers.breaker import BreakerState
@@ -17,7 +18,34 @@ STATES = {
     SessionState.EXCHANGED: pb.AUTH_SESSION_STATE_EXCHANGED,
     SessionState.FAILED: pb.AUTH_SESSION_STATE_FAILED,
     SessionState.EXPIRED: pb.AUTH_SESSION_STATE_EXPIRED,
+    SessionState.CANCELLED: pb.AUTH_SESSION_STATE_CANCELLED,
 }
+
+
+STATES_FROM_PB: dict[int, SessionState] = {int(v): k for k, v in STATES.items()}
+
+#: The range google.protobuf.Timestamp allows (0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z).
+MIN_TIMESTAMP, MAX_TIMESTAMP = -62_135_596_800, 253_402_300_799
+
+
+def state_filter(value: int) -> SessionState | None:
+    """A request's AuthSessionState filter: UNSPECIFIED is "any"; unknown numbers (open enum) are invalid."""
+    if value == pb.AUTH_SESSION_STATE_UNSPECIFIED:
+        return None
+    state = STATES_FROM_PB.get(value)
+    if state is None:
+        raise E.InvalidParameter("state", f"{value} is not an AuthSessionState")
+    return state
+
+
+def time_filter(msg: pb.ListAuthSessionsRequest, field_name: str) -> float | None:
+    """A Timestamp filter as epoch seconds (None when unset), refusing values outside Timestamp's range."""
+    if not msg.HasField(field_name):
+        return None
+    ts: Timestamp = getattr(msg, field_name)
+    if not (MIN_TIMESTAMP <= ts.seconds <= MAX_TIMESTAMP) or not (0 <= ts.nanos < 1_000_000_000):
+        raise E.InvalidParameter(field_name, "is not a valid timestamp (years 1 to 9999, nanos in [0, 1e9))")
+    return ts.seconds + ts.nanos / 1e9
 
 
 CIRCUIT_STATES = {

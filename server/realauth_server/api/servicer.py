@@ -10,8 +10,8 @@ from realauth.v1 import realauth_pb2 as pb
 from realauth.v1 import realauth_pb2_grpc as pb_grpc
 
 from ..interceptors.context import call_context
-from ..service import AuthService, CreateInput
-from .convert import provider_pb, result_pb, session_pb
+from ..service import AuthService, CreateInput, ListInput
+from .convert import provider_pb, result_pb, session_pb, state_filter, time_filter
 
 
 def response_metadata() -> pb.ResponseMetadata:
@@ -80,3 +80,31 @@ class RealAuthServicer(pb_grpc.RealAuthServiceServicer):
             response_metadata=response_metadata(),
             providers=[provider_pb(p, is_default=p is default) for p in self.service.visible_providers()],
         )
+
+    async def ListAuthSessions(
+        self, request: pb.ListAuthSessionsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAuthSessionsResponse:
+        """The caller's own sessions only (the tenant comes from its credentials, never from the request)."""
+        sessions, token = await self.service.list_sessions(
+            ListInput(
+                tenant=call_context().tenant,
+                page_size=request.page_size,
+                page_token=request.page_token,
+                subject_id=request.subject_id,
+                state=state_filter(request.state),
+                provider=request.provider,
+                create_time_start=time_filter(request, "create_time_start"),
+                create_time_end=time_filter(request, "create_time_end"),
+            )
+        )
+        return pb.ListAuthSessionsResponse(
+            response_metadata=response_metadata(), sessions=[session_pb(s) for s in sessions], next_page_token=token
+        )
+
+    async def CancelAuthSession(
+        self, request: pb.CancelAuthSessionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CancelAuthSessionResponse:
+        ctx = call_context()
+        session = await self.service.cancel(ctx.tenant, request.session_id)
+        ctx.provider = session.provider
+        return pb.CancelAuthSessionResponse(response_metadata=response_metadata(), session=session_pb(session))

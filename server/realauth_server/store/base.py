@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import hashlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from ..clock import SYSTEM_CLOCK, Clock
-from ..domain import AuthSession
+from ..domain import AuthSession, SessionState
 from ..events import ChangeFeed
 from .retention import Retention
 
@@ -28,6 +30,59 @@ class IdempotencyClaim:
     claimed: bool = False  # this caller may call the vendor, then must release the lease
     session: AuthSession | None = None  # already created: return it
     # neither: another request (maybe on another replica) is calling the vendor right now: wait
+
+
+#: A listing position: (create_time, session_id) of the last session seen. Sessions are listed newest first, by
+#: that pair descending, so "after" a cursor means a strictly smaller pair.
+Cursor = tuple[float, str]
+
+#: One ListAuthSessions call looks at most this many of the tenant's sessions (a very selective filter over a
+#: large tenant then returns a short, maybe empty, page with a next-page cursor, as AIP-158 allows).
+MAX_SCAN = 5_000
+
+
+@dataclass(frozen=True)
+class SessionFilter:
+    """What ListAuthSessions selects within one tenant; every set field must match."""
+
+    subject_id: str = ""
+    state: SessionState | None = None  # as a read now reports it (SessionFilter.matches)
+    provider: str = ""
+    create_time_start: float | None = None  # inclusive
+    create_time_end: float | None = None  # exclusive
+
+    def stored_states(self) -> tuple[SessionState, ...]:
+        """Stored states that can be reported as ``state`` (empty: any). Pending and completed may have expired."""
+        if self.state is None:
+            return ()
+        if self.state is SessionState.EXPIRED:
+            return (SessionState.EXPIRED, SessionState.PENDING, SessionState.COMPLETED)
+        return (self.state,)
+
+    def matches(self, session: AuthSession, now: float) -> bool:
+        """The one definition of a match; backends' own pre-filtering only ever narrows what reaches it."""
+        if self.subject_id and session.subject_id != self.subject_id:
+            return False
+        if self.provider and session.provider != self.provider:
+            return False
+        if self.create_time_start is not None and session.create_time < self.create_time_start:
+            return False
+        if self.create_time_end is not None and session.create_time >= self.create_time_end:
+            return False
+        return self.state is None or session.reported_state(now) is self.state
+
+
+def position(session: AuthSession) -> Cursor:
+    """Where ``session`` sits in a listing (the cursor a page after it starts from)."""
+    return (session.create_time, session.session_id)
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One page of a listing; ``cursor`` is where the next page starts (None: there is nothing more)."""
+
+    sessions: list[AuthSession]
+    cursor: Cursor | None
 
 
 def idempotency_lease(tenant: str, key: str) -> str:
@@ -142,6 +197,44 @@ class SessionStore(abc.ABC):
 
     async def release_idempotency(self, tenant: str, key: str, owner: str) -> None:
         await self.release_lease(idempotency_lease(tenant, key), owner)
+
+    @abc.abstractmethod
+    def scan_tenant(self, tenant: str, flt: SessionFilter, after: Cursor | None) -> AsyncIterator[AuthSession]:
+        """The tenant's retained sessions strictly after ``after``, newest first (create_time, then session_id).
+
+        A backend may leave out sessions ``flt`` cannot match (an index does the work); :meth:`list_sessions`
+        checks every yielded one against ``flt`` anyway.
+        """
+
+    async def list_sessions(
+        self, tenant: str, flt: SessionFilter, page_size: int, after: Cursor | None, scan_limit: int = MAX_SCAN
+    ) -> ListPage:
+        """Up to ``page_size`` matching sessions after ``after`` (keyset pagination: stable under new inserts).
+
+        Sessions created while a listing is paged through are newer than its first cursor, so later pages never
+        repeat or skip an older one. At most ``scan_limit`` candidates are read per call.
+        """
+        now = self.clock.now()
+        out: list[AuthSession] = []
+        scanned = 0
+        last = after
+        candidates = self.scan_tenant(tenant, flt, after)
+        try:
+            async for session in candidates:
+                if flt.matches(session, now):
+                    if len(out) == page_size:  # one more exists: the next page starts after the last one given
+                        return ListPage(out, position(out[-1]))
+                    out.append(session)
+                last = position(session)
+                scanned += 1
+                if scanned >= scan_limit:
+                    return ListPage(out, last)
+        finally:
+            aclose = getattr(candidates, "aclose", None)  # an async generator: let it close its cursor now
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+        return ListPage(out, None)
 
     @abc.abstractmethod
     async def put_marker(self, name: str, seconds: float) -> None:

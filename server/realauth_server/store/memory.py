@@ -5,9 +5,10 @@ from __future__ import annotations
 import heapq
 import secrets
 import time
+from collections.abc import AsyncIterator
 
 from ..domain import AuthSession
-from .base import SessionStore, StoreConflict
+from .base import Cursor, SessionFilter, SessionStore, StoreConflict, position
 from .retention import Retention
 
 #: Vendor-token claims are swept of expired entries once there are more than this many.
@@ -122,6 +123,15 @@ class MemoryStore(SessionStore):
     async def vendor_token_owner(self, key: str) -> str | None:
         held = self._claims.get(key)
         return held[0] if held is not None and held[1] >= self.clock.now() else None
+
+    async def scan_tenant(self, tenant: str, flt: SessionFilter, after: Cursor | None) -> AsyncIterator[AuthSession]:
+        """A sorted copy of the tenant's rows: simple, and enough for tests and throwaway runs."""
+        self._purge()
+        rows = [AuthSession.from_dict(r) for r in self._rows.values() if r["tenant"] == tenant]
+        rows.sort(key=position, reverse=True)
+        for session in rows:
+            if after is None or position(session) < after:
+                yield session
 
     async def put_marker(self, name: str, seconds: float) -> None:
         now = time.monotonic()

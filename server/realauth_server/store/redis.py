@@ -6,7 +6,10 @@ Keys (prefix ``realauth:``), all with the session's retention as TTL (retention.
 - ``l:<name>``: a lease (owner id, ``SET NX PX``); ``m:<name>``: a marker (``SET PX``);
   ``secret:<name>``: shared secrets (no TTL);
 - ``c:<sha256(kind, vendor token)>``: the session that claimed a vendor token (``SET NX``, TTL its retention);
-- ``rl:<tenant>:<window>``: a tenant's request count in one rate-limit window (TTL two windows).
+- ``rl:<tenant>:<window>``: a tenant's request count in one rate-limit window (TTL two windows);
+- ``x:<sha256(tenant)>``: the tenant's session ids scored by create_time (ListAuthSessions, newest first) and
+  ``xr:<sha256(tenant)>``: the same ids scored by retain_until. Each insert drops ids past retention from both,
+  and both keys live as long as their longest-retained session, so an idle tenant's index goes too.
 Writes are Lua scripts, so the version check, the indexes, the TTLs and the change notification
 (``PUBLISH realauth:events <session JSON>``) happen atomically and in version order.
 """
@@ -21,21 +24,23 @@ import logging
 import math
 import secrets
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ..domain import AuthSession
-from .base import SessionStore, StoreConflict, StoreUnavailable
+from .base import Cursor, SessionFilter, SessionStore, StoreConflict, StoreUnavailable
 from .retention import Retention
 
 log = logging.getLogger("realauth.store")
 
 PREFIX = "realauth:"
 
-# KEYS: session, token index, idempotency index. ARGV: session id, version, json, ttl ms,
-# has token, has idempotency key, channel.
+# KEYS: session, token index, idempotency index, tenant list index, tenant retention index. ARGV: session id,
+# version, json, ttl ms, has token, has idempotency key, channel, session key prefix, create_time,
+# retain_until, now (the service's clock).
 INSERT = """
 if ARGV[6] == '1' then
   local existing = redis.call('GET', KEYS[3])
@@ -50,6 +55,16 @@ redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 if ARGV[5] == '1' then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[4]) end
 if ARGV[6] == '1' then redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[4]) end
+redis.call('ZADD', KEYS[4], ARGV[9], ARGV[1])
+redis.call('ZADD', KEYS[5], ARGV[10], ARGV[1])
+local gone = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[11], 'LIMIT', 0, 100)
+for _, sid in ipairs(gone) do
+  redis.call('ZREM', KEYS[4], sid)
+  redis.call('ZREM', KEYS[5], sid)
+end
+for i = 4, 5 do
+  if redis.call('PTTL', KEYS[i]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
+end
 redis.call('PUBLISH', ARGV[7], ARGV[3])
 return ARGV[1]
 """
@@ -93,6 +108,8 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 """
+#: Ids a listing reads from the tenant's index per round trip.
+LIST_BATCH = 200
 
 #: How long open() waits for Redis and for the change subscription.
 CONNECT_TIMEOUT = 5.0
@@ -198,6 +215,10 @@ class RedisStore(SessionStore):
     def _idem_key(self, tenant: str, key: str) -> str:
         return f"{self.prefix}i:" + hashlib.sha256(f"{tenant}\0{key}".encode()).hexdigest()
 
+    def _list_keys(self, tenant: str) -> tuple[str, str]:
+        digest = hashlib.sha256(tenant.encode()).hexdigest()
+        return f"{self.prefix}x:{digest}", f"{self.prefix}xr:{digest}"
+
     def _ttl_ms(self, session: AuthSession) -> int:
         return max(1, math.ceil((self.retain_until(session) - self.clock.now()) * 1000))
 
@@ -221,7 +242,10 @@ class RedisStore(SessionStore):
 
     async def insert(self, session: AuthSession) -> AuthSession:
         keys, args = self._write_args(session)
-        got = await self._insert(keys=keys, args=[session.session_id, *args, self.prefix + "s:"])
+        extra = [repr(session.create_time), repr(self.retain_until(session)), repr(self.clock.now())]
+        got = await self._insert(
+            keys=[*keys, *self._list_keys(session.tenant)], args=[session.session_id, *args, self.prefix + "s:", *extra]
+        )
         if got is None:
             raise StoreConflict(session.session_id)
         sid = _bytes(got).decode()
@@ -245,6 +269,44 @@ class RedisStore(SessionStore):
 
     async def find_idempotent(self, tenant: str, key: str) -> AuthSession | None:
         return await self._get_indexed(self._idem_key(tenant, key)) if key else None
+
+    async def scan_tenant(self, tenant: str, flt: SessionFilter, after: Cursor | None) -> AsyncIterator[AuthSession]:
+        """Walk the tenant's create_time index downwards; ids whose session expired are skipped.
+
+        Equal scores come in descending member order, as the (create_time, session_id) order wants; a run of
+        equal scores longer than a batch is walked with an offset.
+        """
+        index, _ = self._list_keys(tenant)
+        top = math.inf if after is None else after[0]
+        if flt.create_time_end is not None:
+            top = min(top, flt.create_time_end)
+        bottom = "-inf" if flt.create_time_start is None else repr(flt.create_time_start)
+        offset = 0
+        while True:
+            hi = "+inf" if top == math.inf else repr(top)
+            got: list[Any] = await self.r.zrevrangebyscore(
+                index, hi, bottom, start=offset, num=LIST_BATCH, withscores=True
+            )  # [(member, score)] with withscores
+            rows = [(_bytes(member).decode(), float(score)) for member, score in got]
+            if not rows:
+                return
+            ids = [sid for sid, _score in rows]
+            async with self.r.pipeline(transaction=False) as pipe:
+                for sid in ids:
+                    pipe.hget(self._session_key(sid), "d")
+                datas = await pipe.execute()
+            for (sid, score), data in zip(rows, datas, strict=True):
+                if after is not None and (score, sid) >= after:
+                    continue
+                if data:
+                    yield AuthSession.from_dict(json.loads(data))
+            last = rows[-1][1]
+            if last == top:
+                offset += len(rows)
+            else:
+                top, offset = last, sum(1 for _sid, score in rows if score == last)
+            if len(rows) < LIST_BATCH:
+                return
 
     async def shared_secret(self, name: str) -> bytes:
         key = f"{self.prefix}secret:{name}"

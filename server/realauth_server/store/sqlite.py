@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiosqlite
 
 from ..domain import AuthSession
-from .base import SessionStore, StoreConflict
+from .base import Cursor, SessionFilter, SessionStore, StoreConflict
 from .retention import Retention
 
 SCHEMA = """
@@ -40,6 +41,15 @@ CREATE TABLE IF NOT EXISTS vendor_claims (
 );
 CREATE TABLE IF NOT EXISTS markers (name TEXT PRIMARY KEY, until REAL NOT NULL);
 """
+
+#: Columns ListAuthSessions filters on, added to databases from before it and filled from each row's JSON.
+LIST_COLUMNS = (
+    ("create_time", "REAL NOT NULL DEFAULT 0", "json_extract(data, '$.create_time')"),
+    ("subject_id", "TEXT NOT NULL DEFAULT ''", "coalesce(json_extract(data, '$.subject_id'), '')"),
+    ("provider", "TEXT NOT NULL DEFAULT ''", "coalesce(json_extract(data, '$.provider'), '')"),
+)
+#: Rows a listing reads per query.
+LIST_BATCH = 200
 
 #: Rows written before retention existed are kept this long past their expire time.
 LEGACY_RETENTION = 3 * 86_400.0
@@ -73,6 +83,12 @@ class SqliteStore(SessionStore):
             await self._db.execute("ALTER TABLE sessions ADD COLUMN retain_until REAL NOT NULL DEFAULT 0")
             await self._db.execute("UPDATE sessions SET retain_until = expire_at + ?", (LEGACY_RETENTION,))
         await self._db.execute("CREATE INDEX IF NOT EXISTS sessions_retain ON sessions(retain_until)")
+        for name, decl, fill in LIST_COLUMNS:
+            if name not in columns:
+                await self._db.execute(f"ALTER TABLE sessions ADD COLUMN {name} {decl}")
+                await self._db.execute(f"UPDATE sessions SET {name} = {fill}")
+        # Keyset pagination per tenant, newest first: (tenant, create_time, session_id) walked backwards.
+        await self._db.execute("CREATE INDEX IF NOT EXISTS sessions_list ON sessions(tenant, create_time, session_id)")
         await self._db.commit()
 
     async def ping(self) -> None:
@@ -103,7 +119,8 @@ class SqliteStore(SessionStore):
         for _attempt in range(2):
             cur = await self.db.execute(
                 "INSERT INTO sessions (session_id, tenant, token, idempotency_key, state, version, expire_at,"
-                " retain_until, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                " retain_until, data, create_time, subject_id, provider)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (
                     session.session_id,
                     session.tenant,
@@ -114,6 +131,9 @@ class SqliteStore(SessionStore):
                     session.expire_time,
                     self.retain_until(session),
                     json.dumps(session.to_dict()),
+                    session.create_time,
+                    session.subject_id,
+                    session.provider,
                 ),
             )
             await self.db.commit()
@@ -142,6 +162,40 @@ class SqliteStore(SessionStore):
 
     async def find_idempotent(self, tenant: str, key: str) -> AuthSession | None:
         return await self._one("tenant = ? AND idempotency_key = ? AND idempotency_key != ''", (tenant, key))
+
+    async def scan_tenant(self, tenant: str, flt: SessionFilter, after: Cursor | None) -> AsyncIterator[AuthSession]:
+        """Batches from the ``sessions_list`` index, filtered in SQL as far as the columns allow."""
+        await self._maybe_purge()
+        where = ["tenant = ?", "retain_until >= ?"]
+        args: list[object] = [tenant, self.clock.now()]
+        if flt.subject_id:
+            where.append("subject_id = ?")
+            args.append(flt.subject_id)
+        if flt.provider:
+            where.append("provider = ?")
+            args.append(flt.provider)
+        states = flt.stored_states()
+        if states:
+            where.append(f"state IN ({', '.join('?' for _ in states)})")
+            args.extend(st.value for st in states)
+        if flt.create_time_start is not None:
+            where.append("create_time >= ?")
+            args.append(flt.create_time_start)
+        if flt.create_time_end is not None:
+            where.append("create_time < ?")
+            args.append(flt.create_time_end)
+        sql = f"SELECT data FROM sessions WHERE {' AND '.join(where)}"
+        order = f" ORDER BY create_time DESC, session_id DESC LIMIT {LIST_BATCH}"
+        while True:
+            keyset = " AND (create_time, session_id) < (?, ?)" if after is not None else ""
+            async with self.db.execute(sql + keyset + order, (*args, *(after or ()))) as cur:
+                rows = list(await cur.fetchall())
+            for row in rows:
+                session = AuthSession.from_dict(json.loads(row[0]))
+                after = (session.create_time, session.session_id)
+                yield session
+            if len(rows) < LIST_BATCH:
+                return
 
     async def shared_secret(self, name: str) -> bytes:
         await self.db.execute(

@@ -19,6 +19,7 @@ class AuthSessionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     AUTH_SESSION_STATE_EXCHANGED: _ClassVar[AuthSessionState]
     AUTH_SESSION_STATE_FAILED: _ClassVar[AuthSessionState]
     AUTH_SESSION_STATE_EXPIRED: _ClassVar[AuthSessionState]
+    AUTH_SESSION_STATE_CANCELLED: _ClassVar[AuthSessionState]
 
 class CircuitState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -32,6 +33,7 @@ AUTH_SESSION_STATE_COMPLETED: AuthSessionState
 AUTH_SESSION_STATE_EXCHANGED: AuthSessionState
 AUTH_SESSION_STATE_FAILED: AuthSessionState
 AUTH_SESSION_STATE_EXPIRED: AuthSessionState
+AUTH_SESSION_STATE_CANCELLED: AuthSessionState
 CIRCUIT_STATE_UNSPECIFIED: CircuitState
 CIRCUIT_STATE_CLOSED: CircuitState
 CIRCUIT_STATE_OPEN: CircuitState
@@ -355,3 +357,45 @@ class ListProvidersResponse(_message.Message):
     response_metadata: ResponseMetadata
     providers: _containers.RepeatedCompositeFieldContainer[Provider]
     def __init__(self, response_metadata: _Optional[_Union[ResponseMetadata, _Mapping]] = ..., providers: _Optional[_Iterable[_Union[Provider, _Mapping]]] = ...) -> None: ...
+
+class ListAuthSessionsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "subject_id", "state", "provider", "create_time_start", "create_time_end")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_START_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_END_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    subject_id: str
+    state: AuthSessionState
+    provider: str
+    create_time_start: _timestamp_pb2.Timestamp
+    create_time_end: _timestamp_pb2.Timestamp
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., subject_id: _Optional[str] = ..., state: _Optional[_Union[AuthSessionState, str]] = ..., provider: _Optional[str] = ..., create_time_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListAuthSessionsResponse(_message.Message):
+    __slots__ = ("response_metadata", "sessions", "next_page_token")
+    RESPONSE_METADATA_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    response_metadata: ResponseMetadata
+    sessions: _containers.RepeatedCompositeFieldContainer[AuthSession]
+    next_page_token: str
+    def __init__(self, response_metadata: _Optional[_Union[ResponseMetadata, _Mapping]] = ..., sessions: _Optional[_Iterable[_Union[AuthSession, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CancelAuthSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class CancelAuthSessionResponse(_message.Message):
+    __slots__ = ("response_metadata", "session")
+    RESPONSE_METADATA_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    response_metadata: ResponseMetadata
+    session: AuthSession
+    def __init__(self, response_metadata: _Optional[_Union[ResponseMetadata, _Mapping]] = ..., session: _Optional[_Union[AuthSession, _Mapping]] = ...) -> None: ...

@@ -61,6 +61,16 @@ class RealAuthServiceStub:
                 request_serializer=realauth_dot_v1_dot_realauth__pb2.WatchAuthSessionRequest.SerializeToString,
                 response_deserializer=realauth_dot_v1_dot_realauth__pb2.WatchAuthSessionResponse.FromString,
                 _registered_method=True)
+        self.ListAuthSessions = channel.unary_unary(
+                '/realauth.v1.RealAuthService/ListAuthSessions',
+                request_serializer=realauth_dot_v1_dot_realauth__pb2.ListAuthSessionsRequest.SerializeToString,
+                response_deserializer=realauth_dot_v1_dot_realauth__pb2.ListAuthSessionsResponse.FromString,
+                _registered_method=True)
+        self.CancelAuthSession = channel.unary_unary(
+                '/realauth.v1.RealAuthService/CancelAuthSession',
+                request_serializer=realauth_dot_v1_dot_realauth__pb2.CancelAuthSessionRequest.SerializeToString,
+                response_deserializer=realauth_dot_v1_dot_realauth__pb2.CancelAuthSessionResponse.FromString,
+                _registered_method=True)
 
 
 class RealAuthServiceServicer:
@@ -80,7 +90,8 @@ class RealAuthServiceServicer:
     def ExchangeToken(self, request, context):
         """ExchangeToken turns a completed session's token into its result. It fails with
         FAILED_PRECONDITION (Error.code "VerificationPending") while the person has not finished,
-        and with FAILED_PRECONDITION (Error.code "TokenExpired") after exchange_deadline.
+        and with FAILED_PRECONDITION (Error.code "TokenExpired") after exchange_deadline, or
+        ("SessionCancelled") for a cancelled session, without any vendor call.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -103,10 +114,32 @@ class RealAuthServiceServicer:
 
     def WatchAuthSession(self, request, context):
         """WatchAuthSession streams a session: its current state at once, then every change
-        (pending → completed → exchanged, failed or expired) until the session reaches a terminal
+        (pending → completed → exchanged, failed, expired or cancelled) until the session reaches a terminal
         state or the caller's deadline passes. Expiry is reported without any other request
         arriving. Works across replicas that share a store. NOT_FOUND for unknown sessions and for
         another tenant's sessions, like GetAuthSession.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuthSessions(self, request, context):
+        """--- Managing sessions (ListAuthSessions, CancelAuthSession) ---
+
+        ListAuthSessions lists the calling tenant's sessions, newest first (by create_time, then
+        session_id), optionally filtered by subject_id, state, provider and create time. Paginated as
+        in AIP-158: pass next_page_token back as page_token, with the same filters, until it is empty.
+        Another tenant's sessions are never listed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelAuthSession(self, request, context):
+        """CancelAuthSession ends a pending session: it becomes CANCELLED, its landing is refused and no
+        vendor exchange happens for it. Idempotent: cancelling a cancelled session returns it
+        unchanged. Any other state fails with FAILED_PRECONDITION (Error.code "SessionNotCancellable");
+        NOT_FOUND for unknown sessions and for another tenant's sessions, like GetAuthSession.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -139,6 +172,16 @@ def add_RealAuthServiceServicer_to_server(servicer, server):
                     servicer.WatchAuthSession,
                     request_deserializer=realauth_dot_v1_dot_realauth__pb2.WatchAuthSessionRequest.FromString,
                     response_serializer=realauth_dot_v1_dot_realauth__pb2.WatchAuthSessionResponse.SerializeToString,
+            ),
+            'ListAuthSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuthSessions,
+                    request_deserializer=realauth_dot_v1_dot_realauth__pb2.ListAuthSessionsRequest.FromString,
+                    response_serializer=realauth_dot_v1_dot_realauth__pb2.ListAuthSessionsResponse.SerializeToString,
+            ),
+            'CancelAuthSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelAuthSession,
+                    request_deserializer=realauth_dot_v1_dot_realauth__pb2.CancelAuthSessionRequest.FromString,
+                    response_serializer=realauth_dot_v1_dot_realauth__pb2.CancelAuthSessionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -278,6 +321,60 @@ class RealAuthService:
             '/realauth.v1.RealAuthService/WatchAuthSession',
             realauth_dot_v1_dot_realauth__pb2.WatchAuthSessionRequest.SerializeToString,
             realauth_dot_v1_dot_realauth__pb2.WatchAuthSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuthSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/realauth.v1.RealAuthService/ListAuthSessions',
+            realauth_dot_v1_dot_realauth__pb2.ListAuthSessionsRequest.SerializeToString,
+            realauth_dot_v1_dot_realauth__pb2.ListAuthSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelAuthSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/realauth.v1.RealAuthService/CancelAuthSession',
+            realauth_dot_v1_dot_realauth__pb2.CancelAuthSessionRequest.SerializeToString,
+            realauth_dot_v1_dot_realauth__pb2.CancelAuthSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,
