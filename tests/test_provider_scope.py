@@ -108,7 +108,10 @@ async def test_naming_no_provider_routes_to_the_callers_default(scoped: Harness)
 
 async def test_the_public_index_page_names_no_real_provider(make_realauth: ServerFactory) -> None:
     """The HTTP index is open to anyone: it lists sandbox instances only."""
-    real = '[providers.faceid-prod]\nkind = "megvii"\nbase_url = "http://127.0.0.1:9"\napi_key = "k-not-used"\n'
+    real = (
+        '[providers.faceid-prod]\nkind = "megvii"\nbase_url = "http://127.0.0.1:9"\n'
+        'api_key = "k-not-used"\napi_secret = "s-not-used"\n'
+    )
     h = await make_realauth(CONFIG + real)
     page = await h.http.get(f"{h.http_url}/")
     assert page.status_code == 200 and "relay-main" in page.text
