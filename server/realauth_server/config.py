@@ -63,6 +63,8 @@ class Settings:
     retention_seconds: float = RESULT_RETENTION
     log_level: str = "INFO"
     log_format: str = "auto"
+    #: OpenTelemetry tracing (needs the ``otel`` extra); ``REALAUTH_OTEL`` and ``OTEL_SDK_DISABLED`` override it.
+    otel: bool = False
     landing_secret: Secret | None = None
     providers: list[ProviderSettings] = field(default_factory=list)
     tenants: list[TenantSettings] = field(default_factory=list)
@@ -154,6 +156,7 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
         "log_level": str,
         "log_format": str,
         "sandbox_admin": bool,
+        "otel": bool,
     }
     for key in server:
         if key == "landing_secret":

@@ -24,6 +24,7 @@ from .emulators.base import Emulator
 from .emulators.registry import EMULATORS
 from .http.app import build_http_app
 from .http.listen import bind_tcp, bound_port
+from .http.metrics import register_providers
 from .interceptors.auth import AuthInterceptor
 from .interceptors.deadline import DeadlineInterceptor
 from .interceptors.errors import ErrorInterceptor
@@ -35,6 +36,7 @@ from .service import AuthService
 from .store.base import SessionStore
 from .store.factory import open_store
 from .store.retention import Retention
+from .tracecontext import Tracing, otel_enabled
 
 log = logging.getLogger("realauth")
 
@@ -50,6 +52,8 @@ class RealAuthServer:
     http_port: int = 0
     emulators: dict[str, Emulator] = field(default_factory=dict)
     providers: dict[str, Provider] = field(default_factory=dict)
+    #: OpenTelemetry tracing (None: off). Built at start from ``server.otel``/``REALAUTH_OTEL`` unless given.
+    tracing: Tracing | None = None
 
     async def start(self) -> None:
         # The HTTP socket is bound first: with --http-port 0 the default public URL needs the real port.
@@ -64,6 +68,12 @@ class RealAuthServer:
             raise
 
     async def _start(self, s: Settings, http_sock: socket.socket) -> None:
+        if self.tracing is None and otel_enabled(s.otel):
+            try:
+                from .tracing import OtelTracing  # the SDK is imported only here: tracing off costs nothing
+            except ImportError as exc:
+                raise ValueError(str(exc)) from None
+            self.tracing = OtelTracing()
         self.store: SessionStore = open_store(s.store, Retention(result_seconds=s.retention_seconds))
         await self.store.open()
         landing_key = s.landing_secret.reveal_bytes() if s.landing_secret else await self.store.shared_secret("landing")
@@ -71,6 +81,7 @@ class RealAuthServer:
         ctx = ProviderContext(clock=self.clock, emulator_url=s.emulator_url, config_dir=s.config_file)
         for p in s.providers:
             self.providers[p.name] = KINDS[p.kind](p, ctx)
+        register_providers(self.providers.values())
         sandbox_kinds = {p.kind for p in s.providers if p.sandbox}
         # Embedded emulators only ever send a browser or a push back to this realauth's own landing and push routes.
         own = (s.effective_public_url + LANDING_PATH, s.effective_public_url + PUSH_PATH)
@@ -93,14 +104,14 @@ class RealAuthServer:
         )
 
         self.http_runner = web.AppRunner(
-            build_http_app(self.service, self.emulators), access_log=None, handler_cancellation=True
+            build_http_app(self.service, self.emulators, self.tracing), access_log=None, handler_cancellation=True
         )
         await self.http_runner.setup()
         await web.SockSite(self.http_runner, http_sock).start()
 
         self.grpc = grpc.aio.server(
             interceptors=[
-                ObserveInterceptor(s.region),
+                ObserveInterceptor(s.region, self.tracing),
                 ErrorInterceptor(),
                 AuthInterceptor(s.tenants),
                 DeadlineInterceptor(s.rpc_cap_seconds),
@@ -151,6 +162,9 @@ class RealAuthServer:
         for p in self.providers.values():
             await p.aclose()
         await self.store.close()
+        shutdown = getattr(self.tracing, "shutdown", None)
+        if shutdown is not None:
+            shutdown()  # flush the last spans
 
     def banner(self) -> None:
         s = self.settings
@@ -166,6 +180,7 @@ class RealAuthServer:
                 "mode": mode,
                 "emulators": ",".join(sorted(self.emulators)),
                 "sandbox_admin": s.sandbox_admin_enabled and bool(self.emulators),
+                "otel": self.tracing is not None,
             },
         )
         log.info("public URL for browsers and vendors", extra={"public_url": s.effective_public_url})

@@ -1,7 +1,8 @@
-"""Outermost interceptor: request id, the call context, one log line and metrics per call."""
+"""Outermost interceptor: request id, trace id, the call context, one log line and metrics (and a span) per call."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -10,60 +11,85 @@ from contextlib import asynccontextmanager
 import grpc
 
 from ..http.metrics import RPC_IN_FLIGHT, RPC_LATENCY, RPC_TOTAL
-from .base import ScopeInterceptor, metadata_value
+from ..tracecontext import Tracing, parse_traceparent
+from .base import ScopeInterceptor
 from .context import CallContext, new_request_id, reset_call_context, set_call_context
 
 log = logging.getLogger("realauth.rpc")
 
 MAX_REQUEST_ID = 128
+#: gRPC codes that mean the server failed (OpenTelemetry's semantic conventions for server spans).
+SERVER_ERRORS = frozenset({"UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"})
 
 
-def _clean_request_id(value: str) -> str:
+def clean_request_id(value: str) -> str:
+    """The caller's ``x-request-id`` when it is a short token, else a new one (it is logged and echoed back)."""
     if value and len(value) <= MAX_REQUEST_ID and all(c.isalnum() or c in "-_.:" for c in value):
         return value
     return new_request_id()
 
 
+def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in context.invocation_metadata() or ():
+        if k not in out and not k.endswith("-bin"):
+            out[k] = v if isinstance(v, str) else v.decode("latin-1")
+    return out
+
+
 class ObserveInterceptor(ScopeInterceptor):
-    def __init__(self, region: str) -> None:
+    def __init__(self, region: str, tracing: Tracing | None = None) -> None:
         self.region = region
+        self.tracing = tracing
 
     @asynccontextmanager
     async def scope(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         action = method.rsplit("/", 1)[-1]
+        metadata = _metadata(context)
+        parent = parse_traceparent(metadata.get("traceparent", ""))
         ctx = CallContext(
-            request_id=_clean_request_id(metadata_value(context, "x-request-id")),
+            request_id=clean_request_id(metadata.get("x-request-id", "")),
             action=action,
+            trace_id=parent.trace_id if parent else "",
             region=self.region,
         )
-        token = set_call_context(ctx)
-        await context.send_initial_metadata((("x-request-id", ctx.request_id),))
-        RPC_IN_FLIGHT.labels(action).inc()
-        try:
-            yield
-        except grpc.aio.AbortError:
-            raise
-        except BaseException:
-            if ctx.code is grpc.StatusCode.OK:
-                ctx.code = grpc.StatusCode.CANCELLED
-            raise
-        finally:
-            elapsed = time.monotonic() - ctx.started
-            code = ctx.code.name
-            RPC_IN_FLIGHT.labels(action).dec()
-            RPC_TOTAL.labels(action, code).inc()
-            RPC_LATENCY.labels(action, code).observe(elapsed)
-            log.info(
-                "rpc",
-                extra={
-                    "request_id": ctx.request_id,
-                    "tenant": ctx.tenant,
-                    "provider": ctx.provider,
-                    "action": action,
-                    "status": code,
-                    "error_code": ctx.error_code,
-                    "error": ctx.error_message,
-                    "latency_ms": round(elapsed * 1000, 1),
-                },
-            )
-            reset_call_context(token)
+        with contextlib.ExitStack() as spans:
+            span = spans.enter_context(self.tracing.server_span(method.lstrip("/"), metadata)) if self.tracing else None
+            if span is not None:
+                ctx.trace_id = span.trace_id
+            token = set_call_context(ctx)
+            await context.send_initial_metadata((("x-request-id", ctx.request_id),))
+            RPC_IN_FLIGHT.labels(action).inc()
+            try:
+                yield
+            except grpc.aio.AbortError:
+                raise
+            except BaseException:
+                if ctx.code is grpc.StatusCode.OK:
+                    ctx.code = grpc.StatusCode.CANCELLED
+                raise
+            finally:
+                elapsed = time.monotonic() - ctx.started
+                code = ctx.code.name
+                RPC_IN_FLIGHT.labels(action).dec()
+                RPC_TOTAL.labels(action, code).inc()
+                RPC_LATENCY.labels(action, code).observe(elapsed)
+                log.info(
+                    "rpc",
+                    extra={
+                        "action": action,
+                        "status": code,
+                        "error_code": ctx.error_code,
+                        "error": ctx.error_message,
+                        "latency_ms": round(elapsed * 1000, 1),
+                    },
+                )
+                if span is not None:
+                    span.set("realauth.request_id", ctx.request_id)
+                    span.set("realauth.tenant", ctx.tenant)
+                    span.set("realauth.provider", ctx.provider)
+                    span.set("rpc.grpc.status_code", ctx.code.value[0])
+                    if ctx.error_code:
+                        span.set("realauth.error_code", ctx.error_code)
+                    span.finish(code, code in SERVER_ERRORS)
+                reset_call_context(token)
