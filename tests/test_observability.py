@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import grpc
@@ -17,7 +18,8 @@ from realauth_server.http.metrics import REGISTRY
 from realauth_server.logs import JsonFormatter, LogContext, TextFormatter, bind_call, unbind_call
 from realauth_server.tracecontext import parse_traceparent
 
-from .conftest import Harness
+from .conftest import PROCESS_LOGS, Harness
+from .proc_util import run_emulator
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
@@ -221,3 +223,12 @@ def test_store_latency_has_no_id_labels() -> None:
         for s in metric.samples:
             for value in s.labels.values():
                 assert not value.startswith("ses_") and urlsplit(value).scheme == "", (s.name, s.labels)
+
+
+@pytest.mark.parametrize("log_format", [None, "auto"])
+def test_emulate_follows_the_log_format_of_serve(tmp_path: Path, log_format: str | None) -> None:
+    """``realauth emulate`` takes --log-format auto|json|text like serve; auto (the default) writes JSON to a file."""
+    with run_emulator("seedance", tmp_path, log_format=log_format) as base:
+        assert base.startswith("http://127.0.0.1:")
+    first = json.loads(PROCESS_LOGS[-1].read_text().splitlines()[0])
+    assert first["msg"] == "emulator listening" and first["ts"].endswith("Z")

@@ -55,7 +55,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_emulate(args: argparse.Namespace) -> int:
     from .emulators.registry import EMULATORS
 
-    setup_logging(args.log_level, args.log_format or "text")
+    setup_logging(args.log_level, args.log_format)
     sock = bind_tcp(args.host, args.port)
     port = bound_port(sock)
     public = (args.public_url or f"http://127.0.0.1:{port}").rstrip("/")
@@ -110,7 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--host", default="127.0.0.1")
     emulate.add_argument("--port", type=int, required=True, help="listen port; 0 picks a free one (logged)")
     emulate.add_argument("--public-url", help="base URL of this emulator as browsers see it")
-    emulate.add_argument("--log-format", choices=("json", "text"))
+    emulate.add_argument(
+        "--log-format",
+        choices=("auto", "json", "text"),
+        default="auto",
+        help="auto (default: text on a terminal, else json), as for serve",
+    )
     emulate.add_argument("--log-level", default="INFO", type=str.upper, choices=LEVELS)
     emulate.set_defaults(func=cmd_emulate)
     return parser

@@ -164,7 +164,7 @@ class RealAuthServer:
         await self.store.close()
         shutdown = getattr(self.tracing, "shutdown", None)
         if shutdown is not None:
-            shutdown()  # flush the last spans
+            await asyncio.to_thread(shutdown)  # flush the last spans (a blocking export) off the event loop
 
     def banner(self) -> None:
         s = self.settings
