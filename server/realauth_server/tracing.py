@@ -3,7 +3,7 @@
 Imported only when tracing is on (:func:`realauth_server.tracecontext.otel_enabled`), so with it off the SDK is
 never loaded and nothing is spent. When on: a SERVER span per RPC and per landing or push, continuing the caller's
 ``traceparent`` (the propagators ``OTEL_PROPAGATORS`` names, W3C trace context by default); CLIENT child spans for
-every vendor HTTP call and every session store operation; a span event per vendor retry. Export follows the standard
+every vendor HTTP call and every session store operation. Export follows the standard
 variables: ``OTEL_TRACES_EXPORTER`` (otlp, console, none), ``OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`` (http/protobuf
 by default, or grpc), ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``/``HEADERS``, ``OTEL_SERVICE_NAME``,
 ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_TRACES_SAMPLER[_ARG]`` and ``OTEL_BSP_*``.
@@ -37,7 +37,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a deployment witho
     ) from exc
 
 from . import __version__
-from .providers.base import Provider, add_retry_observer, add_vendor_observer
+from .providers.base import Provider, add_vendor_observer
 from .store.base import add_store_observer
 from .tracecontext import ServerSpan
 
@@ -163,13 +163,5 @@ def _store_span(backend: str, op: str, outcome: str, seconds: float) -> None:
     _child_span(f"store {op}", seconds, attributes, outcome == "error")
 
 
-def _retry_event(provider: Provider, action: str, error_code: str) -> None:
-    if _TRACER.get() is not None:
-        trace.get_current_span().add_event(
-            "vendor retry", {"realauth.provider": provider.name, "realauth.vendor_action": action, "error": error_code}
-        )
-
-
 add_vendor_observer(_vendor_span)
 add_store_observer(_store_span)
-add_retry_observer(_retry_event)

@@ -1,8 +1,8 @@
 """Prometheus metrics, served on the HTTP side at /metrics. Labels never carry ids or secrets.
 
-Every metric is listed in docs/operations.md with example alerts; lower layers report through observer hooks
-(vendor calls and retries in providers.base, store operations and session lifecycle in store.base, refusals in
-service), so none of them imports prometheus_client.
+Every metric is listed in docs/operations.md, with example alerts. Lower layers report through observer hooks
+(vendor calls in providers.base, store operations and session lifecycle in store.base, refusals in service), so
+none of them imports prometheus_client.
 """
 
 from __future__ import annotations
@@ -10,20 +10,14 @@ from __future__ import annotations
 import platform
 from collections.abc import Iterable
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    disable_created_metrics,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from .. import __version__
 from ..domain import AuthSession, SessionState
-from ..providers.base import Provider, add_retry_observer, add_vendor_observer
+from ..providers.base import Provider, add_vendor_observer
 from ..service import add_refusal_observer
 from ..store.base import add_session_observer, add_store_observer
 
@@ -34,17 +28,6 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
 GCCollector(registry=REGISTRY)
-
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
-STORE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
-
-BUILD_INFO = Gauge(
-    "realauth_build_info",
-    "Always 1: the running realauth version and Python implementation/version",
-    ["version", "python"],
-    registry=REGISTRY,
-)
-BUILD_INFO.labels(__version__, f"{platform.python_implementation()} {platform.python_version()}").set(1)
 
 RPC_TOTAL = Counter(
     "realauth_rpc_requests",
@@ -57,7 +40,7 @@ RPC_LATENCY = Histogram(
     "gRPC call latency, by method and status code",
     ["method", "code"],
     registry=REGISTRY,
-    buckets=LATENCY_BUCKETS,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 RPC_IN_FLIGHT = Gauge("realauth_rpc_in_flight", "gRPC calls in progress", ["method"], registry=REGISTRY)
 VENDOR_TOTAL = Counter(
@@ -71,14 +54,42 @@ VENDOR_LATENCY = Histogram(
     "Outbound vendor call latency, by provider, action and outcome",
     ["provider", "kind", "action", "outcome"],
     registry=REGISTRY,
-    buckets=LATENCY_BUCKETS,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
-VENDOR_RETRIES = Counter(
-    "realauth_vendor_retries",
-    "Vendor calls retried after a retriable error, by provider, action and the error code that caused the retry",
-    ["provider", "kind", "action", "error_code"],
+
+REFUSED_TOTAL = Counter(
+    "realauth_landing_refused",
+    "Browser landings, vendor pushes and exchanges that changed nothing, by route (landing, push, exchange),"
+    " provider and reason (bad_signature, foreign_token, token_reused, result_mismatch, not_finished, replayed,"
+    " expired, ...)",
+    ["route", "provider", "kind", "reason"],
     registry=REGISTRY,
 )
+
+
+def _observe_vendor(provider: Provider, action: str, outcome: str, seconds: float) -> None:
+    VENDOR_TOTAL.labels(provider.name, provider.kind, action, outcome).inc()
+    VENDOR_LATENCY.labels(provider.name, provider.kind, action, outcome).observe(seconds)
+
+
+add_vendor_observer(_observe_vendor)
+
+
+def _observe_refusal(route: str, provider: str, reason: str) -> None:
+    REFUSED_TOTAL.labels(route, provider, kind_of(provider), reason).inc()
+
+
+add_refusal_observer(_observe_refusal)
+
+# --- build, session lifecycle, landings, pushes, store (docs/operations.md) ------------------------------------------
+
+BUILD_INFO = Gauge(
+    "realauth_build_info",
+    "Always 1: the running realauth version and Python implementation/version",
+    ["version", "python"],
+    registry=REGISTRY,
+)
+BUILD_INFO.labels(__version__, f"{platform.python_implementation()} {platform.python_version()}").set(1)
 
 SESSIONS_CREATED = Counter(
     "realauth_sessions_created",
@@ -104,20 +115,12 @@ PUSHES = Counter(
     ["provider", "kind", "outcome"],
     registry=REGISTRY,
 )
-REFUSED_TOTAL = Counter(
-    "realauth_landing_refused",
-    "Browser landings, vendor pushes and exchanges that changed nothing, by route (landing, push, exchange),"
-    " provider and reason (bad_signature, foreign_token, token_reused, result_mismatch, not_finished, replayed,"
-    " expired, ...)",
-    ["route", "provider", "kind", "reason"],
-    registry=REGISTRY,
-)
 STORE_LATENCY = Histogram(
     "realauth_store_latency_seconds",
     "Session store operations, by backend (memory, sqlite, redis), operation and outcome (ok, conflict, error)",
     ["backend", "op", "outcome"],
     registry=REGISTRY,
-    buckets=STORE_BUCKETS,
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 
 #: Provider instance name → kind, for the metrics whose reporters know only the name (refusals, landings, pushes).
@@ -132,23 +135,6 @@ def register_providers(providers: Iterable[Provider]) -> None:
 
 def kind_of(provider: str) -> str:
     return _KINDS.get(provider, "")
-
-
-def _observe_vendor(provider: Provider, action: str, outcome: str, seconds: float) -> None:
-    VENDOR_TOTAL.labels(provider.name, provider.kind, action, outcome).inc()
-    VENDOR_LATENCY.labels(provider.name, provider.kind, action, outcome).observe(seconds)
-
-
-def _observe_retry(provider: Provider, action: str, error_code: str) -> None:
-    VENDOR_RETRIES.labels(provider.name, provider.kind, action, error_code).inc()
-
-
-def _observe_refusal(route: str, provider: str, reason: str) -> None:
-    REFUSED_TOTAL.labels(route, provider, kind_of(provider), reason).inc()
-
-
-def _observe_store(backend: str, op: str, outcome: str, seconds: float) -> None:
-    STORE_LATENCY.labels(backend, op, outcome).observe(seconds)
 
 
 _FINAL = {SessionState.EXCHANGED: "passed", SessionState.FAILED: "failed", SessionState.EXPIRED: "expired"}
@@ -169,8 +155,5 @@ def observe_push(provider: str, outcome: str) -> None:
     PUSHES.labels(provider, kind_of(provider), outcome).inc()
 
 
-add_vendor_observer(_observe_vendor)
-add_retry_observer(_observe_retry)
-add_refusal_observer(_observe_refusal)
-add_store_observer(_observe_store)
+add_store_observer(lambda backend, op, outcome, seconds: STORE_LATENCY.labels(backend, op, outcome).observe(seconds))
 add_session_observer(_observe_session)

@@ -12,29 +12,20 @@ import grpc
 
 from ..http.metrics import RPC_IN_FLIGHT, RPC_LATENCY, RPC_TOTAL
 from ..tracecontext import Tracing, parse_traceparent
-from .base import ScopeInterceptor
+from .base import ScopeInterceptor, metadata_value
 from .context import CallContext, new_request_id, reset_call_context, set_call_context
 
 log = logging.getLogger("realauth.rpc")
 
 MAX_REQUEST_ID = 128
-#: gRPC codes that mean the server failed (OpenTelemetry's semantic conventions for server spans).
+#: gRPC codes that mean the server failed (OpenTelemetry's semantic conventions for gRPC server spans).
 SERVER_ERRORS = frozenset({"UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"})
 
 
-def clean_request_id(value: str) -> str:
-    """The caller's ``x-request-id`` when it is a short token, else a new one (it is logged and echoed back)."""
+def _clean_request_id(value: str) -> str:
     if value and len(value) <= MAX_REQUEST_ID and all(c.isalnum() or c in "-_.:" for c in value):
         return value
     return new_request_id()
-
-
-def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for k, v in context.invocation_metadata() or ():
-        if k not in out and not k.endswith("-bin"):
-            out[k] = v if isinstance(v, str) else v.decode("latin-1")
-    return out
 
 
 class ObserveInterceptor(ScopeInterceptor):
@@ -45,51 +36,61 @@ class ObserveInterceptor(ScopeInterceptor):
     @asynccontextmanager
     async def scope(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         action = method.rsplit("/", 1)[-1]
-        metadata = _metadata(context)
-        parent = parse_traceparent(metadata.get("traceparent", ""))
+        parent = parse_traceparent(metadata_value(context, "traceparent"))
         ctx = CallContext(
-            request_id=clean_request_id(metadata.get("x-request-id", "")),
+            request_id=_clean_request_id(metadata_value(context, "x-request-id")),
             action=action,
             trace_id=parent.trace_id if parent else "",
             region=self.region,
         )
-        with contextlib.ExitStack() as spans:
-            span = spans.enter_context(self.tracing.server_span(method.lstrip("/"), metadata)) if self.tracing else None
+        spans = contextlib.ExitStack()  # a SERVER span around the call when tracing is on (realauth_server.tracing)
+        span = None
+        if self.tracing is not None:
+            span = spans.enter_context(self.tracing.server_span(method.lstrip("/"), _metadata(context)))
+            ctx.trace_id = span.trace_id
+        token = set_call_context(ctx)
+        await context.send_initial_metadata((("x-request-id", ctx.request_id),))
+        RPC_IN_FLIGHT.labels(action).inc()
+        try:
+            yield
+        except grpc.aio.AbortError:
+            raise
+        except BaseException:
+            if ctx.code is grpc.StatusCode.OK:
+                ctx.code = grpc.StatusCode.CANCELLED
+            raise
+        finally:
+            elapsed = time.monotonic() - ctx.started
+            code = ctx.code.name
+            RPC_IN_FLIGHT.labels(action).dec()
+            RPC_TOTAL.labels(action, code).inc()
+            RPC_LATENCY.labels(action, code).observe(elapsed)
+            log.info(  # request_id, trace_id, tenant and provider come from the call context (logs.bind_call)
+                "rpc",
+                extra={
+                    "action": action,
+                    "status": code,
+                    "error_code": ctx.error_code,
+                    "error": ctx.error_message,
+                    "latency_ms": round(elapsed * 1000, 1),
+                },
+            )
             if span is not None:
-                ctx.trace_id = span.trace_id
-            token = set_call_context(ctx)
-            await context.send_initial_metadata((("x-request-id", ctx.request_id),))
-            RPC_IN_FLIGHT.labels(action).inc()
-            try:
-                yield
-            except grpc.aio.AbortError:
-                raise
-            except BaseException:
-                if ctx.code is grpc.StatusCode.OK:
-                    ctx.code = grpc.StatusCode.CANCELLED
-                raise
-            finally:
-                elapsed = time.monotonic() - ctx.started
-                code = ctx.code.name
-                RPC_IN_FLIGHT.labels(action).dec()
-                RPC_TOTAL.labels(action, code).inc()
-                RPC_LATENCY.labels(action, code).observe(elapsed)
-                log.info(
-                    "rpc",
-                    extra={
-                        "action": action,
-                        "status": code,
-                        "error_code": ctx.error_code,
-                        "error": ctx.error_message,
-                        "latency_ms": round(elapsed * 1000, 1),
-                    },
-                )
-                if span is not None:
-                    span.set("realauth.request_id", ctx.request_id)
-                    span.set("realauth.tenant", ctx.tenant)
-                    span.set("realauth.provider", ctx.provider)
-                    span.set("rpc.grpc.status_code", ctx.code.value[0])
-                    if ctx.error_code:
-                        span.set("realauth.error_code", ctx.error_code)
-                    span.finish(code, code in SERVER_ERRORS)
-                reset_call_context(token)
+                span.set("realauth.request_id", ctx.request_id)
+                span.set("realauth.tenant", ctx.tenant)
+                span.set("realauth.provider", ctx.provider)
+                span.set("rpc.grpc.status_code", ctx.code.value[0])
+                if ctx.error_code:
+                    span.set("realauth.error_code", ctx.error_code)
+                span.finish(code, code in SERVER_ERRORS)
+            spans.close()
+            reset_call_context(token)
+
+
+def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
+    """The call's text metadata, for the trace propagator (``traceparent``, ``tracestate``, ``baggage``)."""
+    out: dict[str, str] = {}
+    for k, v in context.invocation_metadata() or ():
+        if k not in out and not k.endswith("-bin"):
+            out[k] = v if isinstance(v, str) else v.decode("latin-1")
+    return out

@@ -321,7 +321,6 @@ class Provider(abc.ABC):
                 wait = exc.retry_after if exc.retry_after is not None else delay * (0.5 + random.random())
                 if not exc.is_retriable or n == self.settings.max_attempts or deadlines.remaining() < wait + 0.1:
                     raise
-                observe_retry(self, action, exc.code)
                 log.info(
                     "vendor call retry",
                     extra={"provider": self.name, "action": action, "attempt": n, "error_code": exc.code},
@@ -352,19 +351,6 @@ def observe_vendor_call(provider: Provider, action: str, outcome: str, seconds: 
 
 def add_vendor_observer(fn: Callable[[Provider, str, str, float], None]) -> None:
     _vendor_observers.append(fn)
-
-
-#: Called with (provider, action, error code) before each retry of a vendor call.
-_retry_observers: list[Callable[[Provider, str, str], None]] = []
-
-
-def observe_retry(provider: Provider, action: str, error_code: str) -> None:
-    for fn in _retry_observers:
-        fn(provider, action, error_code)
-
-
-def add_retry_observer(fn: Callable[[Provider, str, str], None]) -> None:
-    _retry_observers.append(fn)
 
 
 def json_body(response: httpx.Response, *, provider: str, action: str) -> dict[str, Any]:
