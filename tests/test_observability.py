@@ -14,7 +14,7 @@ import pytest
 
 from realauth.v1 import realauth_pb2 as pb
 from realauth_server.http.metrics import REGISTRY
-from realauth_server.logs import JsonFormatter, LogContext, TextFormatter, bind_call, unbind_call
+from realauth_server.logs import CALL_FIELDS, JsonFormatter, LogContext, TextFormatter, bind_call, unbind_call
 from realauth_server.tracecontext import parse_traceparent
 
 from .conftest import PROCESS_LOGS, Harness
@@ -214,3 +214,14 @@ def test_emulate_follows_the_log_format_of_serve(tmp_path: Path, log_format: str
         assert base.startswith("http://127.0.0.1:")
     first = json.loads(PROCESS_LOGS[-1].read_text().splitlines()[0])
     assert first["msg"] == "emulator listening" and first["ts"].endswith("Z")
+
+
+def test_operations_doc_lists_every_metric_and_call_field() -> None:
+    """docs/operations.md is the operator's reference: every realauth metric and every per-call log field is in it."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
+    for metric in REGISTRY.collect():
+        if metric.name.startswith("realauth_"):
+            name = metric.name + "_total" if metric.type == "counter" else metric.name
+            assert f"`{name}`" in doc, name
+    for field in CALL_FIELDS:
+        assert f"| `{field}` |" in doc, field

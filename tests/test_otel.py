@@ -28,7 +28,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from realauth.v1 import realauth_pb2 as pb
 from realauth.v1 import realauth_pb2_grpc as pb_grpc
 from realauth_server.clock import Clock
-from realauth_server.config import load_settings
+from realauth_server.config import ConfigError, load_settings
 from realauth_server.emulators.base import FaultPlan
 from realauth_server.server import RealAuthServer
 from realauth_server.tracecontext import otel_enabled
@@ -200,7 +200,7 @@ PROBE = """
 import asyncio, sys
 import grpc
 from realauth.v1 import realauth_pb2 as pb, realauth_pb2_grpc as pb_grpc
-from realauth_server.config import load_settings
+from realauth_server.config import ConfigError, load_settings
 from realauth_server.emulators.base import FaultPlan
 from realauth_server.server import RealAuthServer
 
@@ -243,3 +243,12 @@ def test_with_tracing_off_no_tracing_code_is_imported(tmp_path: Path, environ: d
     modules = json.loads(out.stdout.strip().splitlines()[-1].replace("'", '"'))
     on = [m for m in ours if m != "opentelemetry.exporter"]  # OTEL_TRACES_EXPORTER=none: no exporter either
     assert modules == (on if imported else []), modules
+
+
+def test_server_otel_is_a_checked_setting(tmp_path: Path) -> None:
+    cfg = tmp_path / "realauth.toml"
+    cfg.write_text("[server]\notel = true\n")
+    assert load_settings(str(cfg)).otel is True
+    cfg.write_text('[server]\notel = "yes"\n')
+    with pytest.raises(ConfigError, match=r"server\.otel"):
+        load_settings(str(cfg))
