@@ -65,9 +65,12 @@ class ObserveInterceptor(ScopeInterceptor):
             RPC_IN_FLIGHT.labels(action).dec()
             RPC_TOTAL.labels(action, code).inc()
             RPC_LATENCY.labels(action, code).observe(elapsed)
-            log.info(  # request_id, trace_id, tenant and provider come from the call context (logs.bind_call)
+            log.info(
                 "rpc",
                 extra={
+                    "request_id": ctx.request_id,
+                    "tenant": ctx.tenant,
+                    "provider": ctx.provider,
                     "action": action,
                     "status": code,
                     "error_code": ctx.error_code,
