@@ -225,3 +225,22 @@ def test_operations_doc_lists_every_metric_and_call_field() -> None:
             assert f"`{name}`" in doc, name
     for field in CALL_FIELDS:
         assert f"| `{field}` |" in doc, field
+
+
+async def test_a_push_has_a_request_id_and_the_sessions_tenant_and_provider(
+    realauth: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    session = await realauth.create(provider="seedance")
+    caplog.clear()
+    caplog.set_level(logging.INFO)
+    before = sample("realauth_pushes_total", provider="seedance", kind="seedance", outcome="refused")
+    pushed = await realauth.http.post(
+        realauth.server.service.push_url(session.session_id),
+        content=b"{}",
+        headers={"content-type": "application/json", "x-request-id": "push-1", "traceparent": TRACEPARENT},
+    )
+    assert pushed.status_code == 404 and pushed.headers["x-request-id"] == "push-1"  # Seedance takes no pushes
+    (line,) = [line for line in lines(caplog) if line["msg"] == "vendor push refused"]
+    assert line["request_id"] == "push-1" and line["trace_id"] == TRACE_ID
+    assert line["tenant"] == "sandbox" and line["provider"] == "seedance" and line["reason"] == "no_pushes"
+    assert sample("realauth_pushes_total", provider="seedance", kind="seedance", outcome="refused") == before + 1

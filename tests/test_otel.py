@@ -34,7 +34,7 @@ from realauth_server.server import RealAuthServer
 from realauth_server.tracecontext import otel_enabled
 from realauth_server.tracing import OtelTracing
 
-from .conftest import ROOT, Harness, on_loopback
+from .conftest import ROOT, Harness, on_loopback, read_all
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -252,3 +252,18 @@ def test_server_otel_is_a_checked_setting(tmp_path: Path) -> None:
     cfg.write_text('[server]\notel = "yes"\n')
     with pytest.raises(ConfigError, match=r"server\.otel"):
         load_settings(str(cfg))
+
+
+async def test_a_watch_stream_has_one_server_span_for_the_whole_stream(exporter: InMemorySpanExporter) -> None:
+    async with traced(OtelTracing(exporter)) as h:
+        session = await h.create(provider="seedance")
+        assert (await h.complete(session, "pass")).status_code == 302
+        exporter.clear()
+        call = h.stub.WatchAuthSession(
+            pb.WatchAuthSessionRequest(session_id=session.session_id), metadata=(("traceparent", TRACEPARENT),)
+        )
+        states = [s.state for s in await read_all(call)]
+        assert states == [pb.AUTH_SESSION_STATE_EXCHANGED]
+        (server,) = [s for s in exporter.get_finished_spans() if s.name.endswith("/WatchAuthSession")]
+        assert hex_trace(server) == TRACE_ID and dict(server.attributes or {})["rpc.grpc.status_code"] == 0
+        assert any(s.name == "store get" for s in children_of(exporter.get_finished_spans(), server))
