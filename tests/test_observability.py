@@ -178,6 +178,7 @@ async def test_business_counters_follow_a_session(realauth: Harness) -> None:
         "created": sample("realauth_sessions_created_total", **labels),
         "passed": sample("realauth_sessions_finished_total", **labels, outcome="passed"),
         "expired": sample("realauth_sessions_finished_total", **labels, outcome="expired"),
+        "failed": sample("realauth_sessions_finished_total", **labels, outcome="failed"),
         "redirected": sample("realauth_landings_total", **labels, outcome="redirected"),
         "refused": sample("realauth_landings_total", **labels, outcome="refused"),
     }
@@ -185,6 +186,8 @@ async def test_business_counters_follow_a_session(realauth: Harness) -> None:
     location, _query = await realauth.vendor_redirect(passed, "pass")
     assert (await realauth.http.get(location)).status_code == 302
     assert (await realauth.http.get(location)).status_code == 409  # the replay is refused
+    failed = await realauth.create(provider="seedance")
+    assert (await realauth.complete(failed, "fail")).status_code == 302
     await realauth.create(provider="seedance", idempotency_key="k1")
     await realauth.create(provider="seedance", idempotency_key="k1")  # a duplicate creates nothing
     late = await realauth.create(provider="seedance")
@@ -192,10 +195,11 @@ async def test_business_counters_follow_a_session(realauth: Harness) -> None:
     got = await realauth.stub.GetAuthSession(pb.GetAuthSessionRequest(session_id=late.session_id))
     assert got.session.state == pb.AUTH_SESSION_STATE_EXPIRED
     await realauth.stub.GetAuthSession(pb.GetAuthSessionRequest(session_id=late.session_id))  # stays expired
-    assert sample("realauth_sessions_created_total", **labels) == before["created"] + 3
+    assert sample("realauth_sessions_created_total", **labels) == before["created"] + 4
+    assert sample("realauth_sessions_finished_total", **labels, outcome="failed") == before["failed"] + 1
     assert sample("realauth_sessions_finished_total", **labels, outcome="passed") == before["passed"] + 1
     assert sample("realauth_sessions_finished_total", **labels, outcome="expired") == before["expired"] + 1
-    assert sample("realauth_landings_total", **labels, outcome="redirected") == before["redirected"] + 1
+    assert sample("realauth_landings_total", **labels, outcome="redirected") == before["redirected"] + 2
     assert sample("realauth_landings_total", **labels, outcome="refused") == before["refused"] + 1
     assert sample("realauth_landing_refused_total", route="landing", reason="replayed", **labels) >= 1
 
