@@ -113,13 +113,18 @@ def _log_record(log_path: Path, msg: str) -> dict[str, Any] | None:
 
 
 @contextmanager
-def run_emulator(vendor: str, workdir: Path, *args: str, ready_timeout: float = 20) -> Iterator[str]:
-    """`realauth emulate VENDOR` as a real process; yields its base URL. Its output joins the suite's leak check."""
+def run_emulator(
+    vendor: str, workdir: Path, *args: str, ready_timeout: float = 20, log_format: str | None = "json"
+) -> Iterator[str]:
+    """`realauth emulate VENDOR` as a real process; yields its base URL. Its output joins the suite's leak check.
+
+    ``log_format`` None passes no ``--log-format`` (the default, auto: JSON, since the output is a file)."""
     log_path = workdir / f"emulate-{vendor}-{next(_SERIAL)}.log"
     PROCESS_LOGS.append(log_path)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [str(VENV_BIN / "realauth"), "emulate", vendor, "--port", "0", "--log-format", "json", *args],
+            [str(VENV_BIN / "realauth"), "emulate", vendor, "--port", "0", *args]
+            + (["--log-format", log_format] if log_format else []),
             stdout=log,
             stderr=subprocess.STDOUT,
         )

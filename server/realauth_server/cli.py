@@ -64,7 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_emulate(args: argparse.Namespace) -> int:
     from .emulators.registry import EMULATORS
 
-    setup_logging(args.log_level, args.log_format or "text")
+    setup_logging(args.log_level, args.log_format)
     sock = bind_tcp(args.host, args.port)
     port = bound_port(sock)
     public = (args.public_url or f"http://127.0.0.1:{port}").rstrip("/")
@@ -165,7 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also deliver result pushes (Volcengine callback, Megvii notify_url) to this host name; by default only "
         "loopback and the emulator's own host (repeatable)",
     )
-    emulate.add_argument("--log-format", choices=("json", "text"))
+    emulate.add_argument(
+        "--log-format",
+        choices=("auto", "json", "text"),
+        default="auto",
+        help="auto (default: text on a terminal, else json), as for serve",
+    )
     emulate.add_argument("--log-level", default="INFO", type=str.upper, choices=LEVELS)
     emulate.set_defaults(func=cmd_emulate)
 

@@ -115,6 +115,8 @@ class Settings:
     health_port: int | None = None
     log_level: str = "INFO"
     log_format: str = "auto"
+    #: OpenTelemetry tracing (needs the ``otel`` extra); ``REALAUTH_OTEL`` and ``OTEL_SDK_DISABLED`` override it.
+    otel: bool = False
     landing_secret: Secret | None = None
     providers: list[ProviderSettings] = field(default_factory=list)
     tenants: list[TenantSettings] = field(default_factory=list)
@@ -266,6 +268,7 @@ def _load_settings(
         "keepalive_min_ping_interval_seconds": float,
         "max_connection_age_seconds": float,
         "max_connection_age_grace_seconds": float,
+        "otel": bool,
     }
     for key in server:
         if key == "landing_secret":

@@ -9,22 +9,111 @@ written with that rule, so they get a defence in depth that does not depend on w
 2. a redacting filter on the handler: in every library record (message, arguments, extra fields) and in every
    traceback, quoted raw bytes, landing and push path signatures, query strings and every known secret value are
    replaced (aiohttp, for one, logs a malformed or over-long request line, landing URL and all, at ERROR).
+
+Every record emitted inside a call (an RPC, a browser landing, a vendor push) carries that call's ``request_id``,
+``trace_id``, ``tenant`` and ``provider`` (docs/operations.md, "Log fields"): the caller binds a context object
+with :func:`bind_call`, the record factory below snapshots it into each record, and the formatters print it.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import contextvars
 import json
 import logging
 import re
 import sys
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from .secret import remembered_count, remembered_values
 
 _STD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
+
+#: The per-call fields every record inside a call carries, in this order.
+CALL_FIELDS = ("request_id", "trace_id", "tenant", "provider")
+
+
+class CallFields(Protocol):
+    """What a call's context exposes to logging (the RPC CallContext, or :class:`LogContext` on the HTTP side)."""
+
+    request_id: str
+    trace_id: str
+    tenant: str
+    provider: str
+
+
+@dataclass
+class LogContext:
+    """The log fields of a call that is not an RPC (a browser landing, a vendor push)."""
+
+    request_id: str
+    trace_id: str = ""
+    tenant: str = ""
+    provider: str = ""
+
+
+_BOUND: contextvars.ContextVar[CallFields | None] = contextvars.ContextVar("realauth_log_call", default=None)
+
+
+def bind_call(fields: CallFields) -> contextvars.Token[CallFields | None]:
+    """Records emitted from here on (in this task and the tasks it starts) carry ``fields``' current values."""
+    return _BOUND.set(fields)
+
+
+def unbind_call(token: contextvars.Token[CallFields | None]) -> None:
+    _BOUND.reset(token)
+
+
+def annotate(*, tenant: str = "", provider: str = "") -> None:
+    """Name the call's tenant and provider once a lower layer knows them (a no-op outside a call)."""
+    bound = _BOUND.get()
+    if bound is None:
+        return
+    if tenant:
+        bound.tenant = tenant
+    if provider:
+        bound.provider = provider
+
+
+def bound_call() -> CallFields | None:
+    return _BOUND.get()
+
+
+_previous_factory = logging.getLogRecordFactory()
+
+
+def _record_with_call(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """Snapshot the bound call's fields into ``_call`` (a private name: ``extra`` may still set the same keys)."""
+    record = _previous_factory(*args, **kwargs)
+    bound = _BOUND.get()
+    if bound is not None:
+        record._call = tuple((name, getattr(bound, name, "")) for name in CALL_FIELDS)
+    return record
+
+
+if not getattr(_previous_factory, "_realauth", False):
+    _record_with_call._realauth = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(_record_with_call)
+
+
+def record_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The record's call fields (the ones ``extra`` did not set) followed by its ``extra`` fields."""
+    out: dict[str, Any] = {}
+    for name, value in getattr(record, "_call", ()):
+        if name not in record.__dict__:
+            out[name] = value
+    for key, value in record.__dict__.items():
+        if key not in _STD and not key.startswith("_"):
+            out[key] = value
+    return out
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+
 
 #: Records of these loggers (and their children) are realauth's own: they pass at the configured level.
 OWN_LOGGER = "realauth"
@@ -153,14 +242,13 @@ def redact_value(value: str | bytes) -> None:
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": _timestamp(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key, value in record.__dict__.items():
-            if key not in _STD and not key.startswith("_"):
-                out[key] = value if isinstance(value, str | int | float | bool | None) else str(value)
+        for key, value in record_fields(record).items():
+            out[key] = value if isinstance(value, str | int | float | bool | None) else str(value)
         if record.exc_info and record.exc_info[0] is not None:
             out["error_type"] = record.exc_info[0].__name__
             # The redacting filter leaves the scrubbed traceback in exc_text: use it, never re-render exc_info.
@@ -169,11 +257,16 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
+    """For a terminal: UTC timestamp, level, logger, message, then ``key=value`` fields (empty ones left out)."""
+
     def format(self, record: logging.LogRecord) -> str:
-        extras = " ".join(
-            f"{k}={v}" for k, v in record.__dict__.items() if k not in _STD and not k.startswith("_") and v != ""
-        )
-        return f"{record.levelname:<7} {record.name}: {record.getMessage()}" + (f"  {extras}" if extras else "")
+        extras = " ".join(f"{k}={v}" for k, v in record_fields(record).items() if v != "")
+        line = f"{_timestamp(record)} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        if extras:
+            line += f"  {extras}"
+        if record.exc_info and record.exc_info[0] is not None:
+            line += "\n" + (record.exc_text or self.formatException(record.exc_info))
+        return line
 
 
 def setup_logging(level: str = "INFO", fmt: str = "auto") -> None:

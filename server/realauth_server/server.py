@@ -32,6 +32,7 @@ from .emulators.registry import EMULATORS
 from .http.app import build_http_app
 from .http.limits import LimitedAppRunner, max_url_for
 from .http.listen import bind_tcp, bound_port
+from .http.metrics import register_providers
 from .interceptors.admission import AdmissionInterceptor, TenantRateInterceptor
 from .interceptors.auth import AuthInterceptor
 from .interceptors.deadline import DeadlineInterceptor
@@ -44,6 +45,7 @@ from .service import AuthService, WatchLimits
 from .store.base import SessionStore
 from .store.factory import open_store
 from .store.retention import Retention
+from .tracecontext import Tracing, otel_enabled
 
 log = logging.getLogger("realauth")
 
@@ -176,6 +178,8 @@ class RealAuthServer:
     health_port: int = 0  # the dedicated probe port, when server.health_port is set
     emulators: dict[str, Emulator] = field(default_factory=dict)
     providers: dict[str, Provider] = field(default_factory=dict)
+    #: OpenTelemetry tracing (None: off). Built at start from ``server.otel``/``REALAUTH_OTEL`` unless given.
+    tracing: Tracing | None = None
 
     async def start(self) -> None:
         # The HTTP socket is bound first: with --http-port 0 the default public URL needs the real port.
@@ -202,6 +206,12 @@ class RealAuthServer:
             await store.close()
 
     async def _start(self, s: Settings, http_sock: socket.socket) -> None:
+        if self.tracing is None and otel_enabled(s.otel):
+            try:
+                from .tracing import OtelTracing  # the SDK is imported only here: tracing off costs nothing
+            except ImportError as exc:
+                raise ValueError(str(exc)) from None
+            self.tracing = OtelTracing()
         self.store: SessionStore = open_store(s.store, Retention(result_seconds=s.retention_seconds))
         await self.store.open()
         landing_key = s.landing_secret.reveal_bytes() if s.landing_secret else await self.store.shared_secret("landing")
@@ -209,6 +219,7 @@ class RealAuthServer:
         ctx = ProviderContext(clock=self.clock, emulator_url=s.emulator_url, config_dir=s.config_file)
         for p in s.providers:
             self.providers[p.name] = KINDS[p.kind](p, ctx)
+        register_providers(self.providers.values())
         sandbox_kinds = {p.kind for p in s.providers if p.sandbox}
         # Embedded emulators only ever send a browser or a push back to this realauth's own landing and push routes.
         own = (s.effective_public_url + LANDING_PATH, s.effective_public_url + PUSH_PATH)
@@ -238,7 +249,7 @@ class RealAuthServer:
         rates = {t.name: t.rate_limit for t in s.tenants if t.rate_limit is not None}
 
         self.http_runner = LimitedAppRunner(
-            build_http_app(self.service, self.emulators),
+            build_http_app(self.service, self.emulators, self.tracing),
             header_timeout=s.http_header_timeout_seconds,
             max_url=max_url_for(p.max_landing_query for p in self.providers.values()),
             access_log=None,
@@ -250,7 +261,7 @@ class RealAuthServer:
         self.auth = AuthInterceptor(s.tenants)
         self.grpc = grpc.aio.server(
             interceptors=[
-                ObserveInterceptor(s.region),
+                ObserveInterceptor(s.region, self.tracing),
                 ErrorInterceptor(),
                 AdmissionInterceptor(s.max_in_flight),
                 self.auth,
@@ -393,6 +404,9 @@ class RealAuthServer:
         for p in self.providers.values():
             await p.aclose()
         await self.store.close()
+        shutdown = getattr(self.tracing, "shutdown", None)
+        if shutdown is not None:
+            await asyncio.to_thread(shutdown)  # flush the last spans (a blocking export) off the event loop
 
     def banner(self) -> None:
         s = self.settings
@@ -409,6 +423,7 @@ class RealAuthServer:
                 "mode": mode,
                 "emulators": ",".join(sorted(self.emulators)),
                 "sandbox_admin": s.sandbox_admin_enabled and bool(self.emulators),
+                "otel": self.tracing is not None,
             },
         )
         log.info("public URL for browsers and vendors", extra={"public_url": s.effective_public_url})

@@ -21,6 +21,7 @@ from . import errors as E
 from .admission import InFlight, KeyedInFlight
 from .clock import Clock
 from .domain import AuthSession, CreateParams, SessionState, VerificationResult, new_session_id
+from .logs import annotate
 from .providers.base import BOUND_TOKEN, LANDING_PATH, PUSH_PATH, Provider, PushRejected
 from .store.base import SessionFilter, SessionStore, StoreConflict, unknown_outcome_marker, vendor_token_key
 from .text import unsafe_char
@@ -373,6 +374,7 @@ class AuthService:
             validate_short(name, getattr(req, name))
         candidates = self.candidates(req)
         provider = candidates[0]
+        annotate(provider=provider.name)
         if req.options_kind and req.options_kind != provider.options_field:
             raise E.InvalidParameter(
                 req.options_kind,
@@ -531,6 +533,7 @@ class AuthService:
         if session is None or session.tenant != tenant:
             # Another tenant's session is reported exactly like a missing one.
             raise E.SessionNotFound(f"session {E.echo(session_id)} not found")
+        annotate(provider=session.provider)
         return await self._expire_if_due(session)
 
     async def _expire_if_due(self, session: AuthSession) -> AuthSession:
@@ -638,6 +641,7 @@ class AuthService:
             found = await self.store.get_by_token(token)
             if found is None or found.tenant != tenant:
                 raise E.TokenNotFound("no session has this token")
+            annotate(provider=found.provider)
             session = found
         else:
             raise E.InvalidParameter("key", "set token or session_id")
@@ -794,6 +798,7 @@ class AuthService:
             if session is None:
                 raise LandingRefused(404, "This verification session does not exist.", "unknown_session")
             provider_name = session.provider
+            annotate(tenant=session.tenant, provider=session.provider)
             return await self._land(session, query)
         except LandingRefused as exc:
             exc.provider = provider_name
@@ -887,6 +892,7 @@ class AuthService:
             if session is None:
                 raise PushRefused(404, "This verification session does not exist.", "unknown_session")
             provider_name = session.provider
+            annotate(tenant=session.tenant, provider=session.provider)
             outcome = await self._push(session, body, content_type)
         except LandingRefused as exc:
             exc.provider = provider_name

@@ -2,21 +2,81 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
-from collections.abc import Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import errors as E
 from ..emulators.base import Emulator, error_page
+from ..logs import LogContext, bind_call, bound_call, unbind_call
 from ..service import MAX_PUSH_BYTES, AuthService, LandingRefused
+from ..tracecontext import Tracing, parse_traceparent
 from ..urls import location
-from .metrics import REGISTRY, track_provider
+from .metrics import REGISTRY, observe_landing, observe_push, track_provider
+
+MAX_REQUEST_ID = 128
+#: The routes that are calls of their own (a landing, a push): each gets a request id, its log fields and a span.
+CALL_PREFIXES = ("/v1/callback/", "/v1/push/")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def build_http_app(service: AuthService, emulators: Mapping[str, Emulator]) -> web.Application:
-    app = web.Application(client_max_size=16 * 1024 * 1024)
+def _request_id(value: str) -> str:
+    if value and len(value) <= MAX_REQUEST_ID and all(c.isalnum() or c in "-_.:" for c in value):
+        return value
+    return uuid.uuid4().hex
+
+
+def _provider() -> str:
+    bound = bound_call()
+    return bound.provider if bound is not None else ""
+
+
+def build_http_app(
+    service: AuthService, emulators: Mapping[str, Emulator], tracing: Tracing | None = None
+) -> web.Application:
+    @web.middleware
+    async def call_scope(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A landing or push has no RPC around it: give it a request id (``x-request-id`` or new), the caller's
+        trace (``traceparent``), log fields filled in by the service once it reads the session, and a span."""
+        if not request.path.startswith(CALL_PREFIXES):
+            return await handler(request)
+        parent = parse_traceparent(request.headers.get("traceparent", ""))
+        fields = LogContext(_request_id(request.headers.get("x-request-id", "")), parent.trace_id if parent else "")
+        route = "landing" if request.path.startswith(CALL_PREFIXES[0]) else "push"
+        with contextlib.ExitStack() as spans:
+            span = None
+            if tracing is not None:
+                carrier = {k.lower(): v for k, v in request.headers.items()}
+                span = spans.enter_context(tracing.server_span(f"{request.method} /v1/{route}", carrier, http=True))
+                fields.trace_id = span.trace_id
+            token = bind_call(fields)
+            status = 500
+            try:
+                response = await handler(request)
+                status = response.status
+            except web.HTTPException as exc:
+                status = exc.status
+                exc.headers["x-request-id"] = fields.request_id
+                raise
+            finally:
+                if span is not None:
+                    span.set("http.request.method", request.method)
+                    span.set("http.route", f"/v1/{route}/{{session_id}}/{{sig}}")
+                    span.set("http.response.status_code", status)
+                    span.set("realauth.request_id", fields.request_id)
+                    span.set("realauth.tenant", fields.tenant)
+                    span.set("realauth.provider", fields.provider)
+                    span.finish(str(status), status >= 500)
+                unbind_call(token)
+        response.headers["x-request-id"] = fields.request_id
+        return response
+
+    app = web.Application(client_max_size=16 * 1024 * 1024, middlewares=[call_scope])
     for provider in service.providers.values():
         track_provider(provider)
 
@@ -31,7 +91,12 @@ def build_http_app(service: AuthService, emulators: Mapping[str, Emulator]) -> w
         try:
             target = await service.land(request.match_info["session_id"], request.match_info["sig"], query)
         except LandingRefused as exc:
+            observe_landing(exc.provider, "refused")
             return error_page(exc.status, exc.message)
+        except BaseException:
+            observe_landing(_provider(), "error")
+            raise
+        observe_landing(_provider(), "redirected")
         raise web.HTTPFound(location(target))  # the stored normal form as is: yarl must not re-encode it
 
     async def push(request: web.Request) -> web.Response:
@@ -49,10 +114,13 @@ def build_http_app(service: AuthService, emulators: Mapping[str, Emulator]) -> w
                 request.match_info["session_id"], request.match_info["sig"], bytes(body), request.content_type
             )
         except LandingRefused as exc:
+            observe_push(exc.provider, "refused")
             return web.Response(status=exc.status, text=exc.message + "\n")
         except E.RealAuthError:
             # Busy (an exchange of this session is running) or the store is down: the vendor should retry.
+            observe_push(_provider(), "unavailable")
             return web.Response(status=503, text="temporarily unavailable; retry\n")
+        observe_push(_provider(), "recorded" if outcome.recorded else "unchanged")
         return web.Response(text=f"ok {outcome.state.value}\n")
 
     async def metrics(request: web.Request) -> web.Response:

@@ -6,10 +6,13 @@ import contextvars
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 
 from realauth.v1 import realauth_pb2 as pb
+
+from ..logs import bind_call, unbind_call
 
 API_VERSION = "v1"
 SERVICE_NAME = "realauth"
@@ -19,6 +22,8 @@ SERVICE_NAME = "realauth"
 class CallContext:
     request_id: str
     action: str
+    #: The caller's W3C trace id (its ``traceparent``), or the server span's when OpenTelemetry is on; "" if none.
+    trace_id: str = ""
     region: str = ""
     tenant: str = ""
     provider: str = ""
@@ -57,12 +62,18 @@ def current_or_none() -> CallContext | None:
     return _CALL.get()
 
 
-def set_call_context(ctx: CallContext) -> contextvars.Token[CallContext | None]:
-    return _CALL.set(ctx)
+CallToken = tuple[contextvars.Token[CallContext | None], contextvars.Token[Any]]
 
 
-def reset_call_context(token: contextvars.Token[CallContext | None]) -> None:
-    _CALL.reset(token)
+def set_call_context(ctx: CallContext) -> CallToken:
+    """Make ``ctx`` the call's context; log records inside the call carry its request id, trace, tenant, provider."""
+    return _CALL.set(ctx), bind_call(ctx)
+
+
+def reset_call_context(token: CallToken) -> None:
+    call, logged = token
+    unbind_call(logged)
+    _CALL.reset(call)
 
 
 def new_request_id() -> str:

@@ -1,7 +1,8 @@
-"""Outermost interceptor: request id, the call context, one log line and metrics per call."""
+"""Outermost interceptor: request id, trace id, the call context, one log line and metrics (and a span) per call."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -10,12 +11,15 @@ from contextlib import asynccontextmanager
 import grpc
 
 from ..http.metrics import RPC_IN_FLIGHT, RPC_LATENCY, RPC_TOTAL
+from ..tracecontext import Tracing, parse_traceparent
 from .base import ScopeInterceptor, metadata_value
 from .context import CallContext, new_request_id, reset_call_context, set_call_context
 
 log = logging.getLogger("realauth.rpc")
 
 MAX_REQUEST_ID = 128
+#: gRPC codes that mean the server failed (OpenTelemetry's semantic conventions for gRPC server spans).
+SERVER_ERRORS = frozenset({"UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"})
 
 
 def _clean_request_id(value: str) -> str:
@@ -33,17 +37,25 @@ def _ended_by(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
 
 
 class ObserveInterceptor(ScopeInterceptor):
-    def __init__(self, region: str) -> None:
+    def __init__(self, region: str, tracing: Tracing | None = None) -> None:
         self.region = region
+        self.tracing = tracing
 
     @asynccontextmanager
     async def scope(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         action = method.rsplit("/", 1)[-1]
+        parent = parse_traceparent(metadata_value(context, "traceparent"))
         ctx = CallContext(
             request_id=_clean_request_id(metadata_value(context, "x-request-id")),
             action=action,
+            trace_id=parent.trace_id if parent else "",
             region=self.region,
         )
+        spans = contextlib.ExitStack()  # a SERVER span around the call when tracing is on (realauth_server.tracing)
+        span = None
+        if self.tracing is not None:
+            span = spans.enter_context(self.tracing.server_span(method.lstrip("/"), _metadata(context)))
+            ctx.trace_id = span.trace_id
         token = set_call_context(ctx)
         await context.send_initial_metadata((("x-request-id", ctx.request_id),))
         RPC_IN_FLIGHT.labels(action).inc()
@@ -74,4 +86,22 @@ class ObserveInterceptor(ScopeInterceptor):
                     "latency_ms": round(elapsed * 1000, 1),
                 },
             )
+            if span is not None:
+                span.set("realauth.request_id", ctx.request_id)
+                span.set("realauth.tenant", ctx.tenant)
+                span.set("realauth.provider", ctx.provider)
+                span.set("rpc.grpc.status_code", ctx.code.value[0])
+                if ctx.error_code:
+                    span.set("realauth.error_code", ctx.error_code)
+                span.finish(code, code in SERVER_ERRORS)
+            spans.close()
             reset_call_context(token)
+
+
+def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
+    """The call's text metadata, for the trace propagator (``traceparent``, ``tracestate``, ``baggage``)."""
+    out: dict[str, str] = {}
+    for k, v in context.invocation_metadata() or ():
+        if k not in out and not k.endswith("-bin"):
+            out[k] = v if isinstance(v, str) else v.decode("latin-1")
+    return out

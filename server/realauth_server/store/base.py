@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 import hashlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..domain import AuthSession, SessionState
@@ -94,7 +96,86 @@ def vendor_token_key(kind: str, token: str) -> str:
     return hashlib.sha256(f"{kind}\0{token}".encode()).hexdigest()
 
 
+#: Hooks set by the metrics and tracing modules (keeps the store free of their dependencies):
+#: (backend, operation, outcome, seconds) after every store operation; outcome is ok, conflict or error.
+_store_observers: list[Callable[[str, str, str, float], None]] = []
+#: ("created" | "finished", session) after a write that created a session or put it in a final state.
+_session_observers: list[Callable[[str, AuthSession], None]] = []
+
+#: The operations that are timed and reported (each backend's own implementation of them).
+TIMED_OPS = (
+    "insert",
+    "get",
+    "get_by_token",
+    "find_idempotent",
+    "shared_secret",
+    "update",
+    "acquire_lease",
+    "release_lease",
+    "claim_vendor_token",
+    "vendor_token_owner",
+)
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def add_store_observer(fn: Callable[[str, str, str, float], None]) -> None:
+    _store_observers.append(fn)
+
+
+def add_session_observer(fn: Callable[[str, AuthSession], None]) -> None:
+    _session_observers.append(fn)
+
+
+def _session_event(op: str, args: tuple[Any, ...], result: Any) -> None:
+    if not _session_observers or not isinstance(result, AuthSession):
+        return
+    if op == "insert" and args and getattr(args[0], "session_id", None) == result.session_id:
+        event = "created"  # not an idempotent duplicate, which returns the earlier session
+    elif op == "update" and result.state.terminal:
+        event = "finished"  # final states are final: each session is reported once
+    else:
+        return
+    for fn in _session_observers:
+        fn(event, result)
+
+
+def _timed(op: str, method: F) -> F:
+    @functools.wraps(method)
+    async def timed(self: SessionStore, *args: Any, **kwargs: Any) -> Any:
+        start = time.monotonic()
+        outcome = "error"
+        try:
+            result = await method(self, *args, **kwargs)
+            outcome = "ok"
+        except StoreConflict:
+            outcome = "conflict"
+            raise
+        finally:
+            elapsed = time.monotonic() - start
+            for fn in _store_observers:
+                fn(self.backend, op, outcome, elapsed)
+        _session_event(op, args, result)
+        return result
+
+    timed._realauth_timed = True  # type: ignore[attr-defined]
+    return timed  # type: ignore[return-value]
+
+
 class SessionStore(abc.ABC):
+    #: Label of this backend in metrics and spans (default: the class name without "Store", lowercased).
+    backend: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Time every backend's own store operations (and report session lifecycle), whatever the backend."""
+        super().__init_subclass__(**kwargs)
+        if "backend" not in cls.__dict__:
+            cls.backend = cls.__name__.removesuffix("Store").lower() or "store"
+        for op in TIMED_OPS:
+            method = cls.__dict__.get(op)
+            if method is not None and not getattr(method, "_realauth_timed", False):
+                setattr(cls, op, _timed(op, method))
+
     def __init__(self, retention: Retention | None = None) -> None:
         self.clock: Clock = SYSTEM_CLOCK
         self.retention = retention or Retention()
