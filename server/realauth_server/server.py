@@ -6,10 +6,12 @@ import asyncio
 import logging
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
 from aiohttp import web
+from aiohttp.abc import AbstractResolver
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
@@ -36,6 +38,7 @@ from .service import AuthService
 from .store.base import SessionStore
 from .store.factory import open_store
 from .store.retention import Retention
+from .webhooks import ATTEMPT_TIMEOUT, WebhookDispatcher, WebhookOutbox
 
 log = logging.getLogger("realauth")
 
@@ -51,6 +54,9 @@ class RealAuthServer:
     http_port: int = 0
     emulators: dict[str, Emulator] = field(default_factory=dict)
     providers: dict[str, Provider] = field(default_factory=dict)
+    #: The DNS resolver webhook deliveries use before their address check (tests point names at addresses).
+    webhook_resolver: Callable[[], AbstractResolver] | None = None
+    webhooks: WebhookDispatcher | None = None
 
     async def start(self) -> None:
         # The HTTP socket is bound first: with --http-port 0 the default public URL needs the real port.
@@ -142,6 +148,12 @@ class RealAuthServer:
         await self.grpc.start()
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        # Webhooks: only when some tenant has an endpoint (otherwise no outbox records and no dispatcher at all).
+        endpoints = [e for t in s.tenants for e in t.webhook_endpoints(not s.serves_real_providers)]
+        if endpoints:
+            self.store.use_outbox(WebhookOutbox(endpoints, self.clock))
+            self.webhooks = WebhookDispatcher(self.store, endpoints, self.clock, resolver=self.webhook_resolver)
+            self.webhooks.start()
 
     async def stop(self, grace: float | None = None, drain: float = 0.0) -> None:
         """NOT_SERVING first (probes see it during ``drain``), then let in-flight calls finish."""
@@ -153,6 +165,8 @@ class RealAuthServer:
         self.service.begin_shutdown()
         await self.grpc.stop(grace)
         await self.http_runner.cleanup()
+        if self.webhooks is not None:  # attempts in flight finish (or are recorded as interrupted) first
+            await self.webhooks.stop(min(grace, ATTEMPT_TIMEOUT))
         for p in self.providers.values():
             await p.aclose()
         await self.store.close()

@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from ..providers.base import Provider, add_breaker_observer, add_retry_observer, add_vendor_observer
 from ..providers.breaker import BreakerState
 from ..service import add_idempotency_observer, add_refusal_observer
+from ..webhooks import add_webhook_observer
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -112,3 +113,23 @@ def track_provider(provider: Provider) -> None:
 add_breaker_observer(_observe_breaker)
 add_retry_observer(_observe_retry)
 add_idempotency_observer(_observe_idempotency)
+
+WEBHOOK_ATTEMPTS = Counter(
+    "realauth_webhook_attempts",
+    "Webhook delivery attempts, by outcome: delivered (2xx), retrying (failed; another attempt is scheduled),"
+    " failed (failed and given up: the retry window passed or the endpoint is gone)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+WEBHOOK_PENDING = Gauge(
+    "realauth_webhook_pending",
+    "Webhook deliveries waiting for an attempt (or with one in flight), as last counted by this replica",
+    registry=REGISTRY,
+)
+
+
+def _observe_webhook(outcome: str) -> None:
+    WEBHOOK_ATTEMPTS.labels(outcome).inc()
+
+
+add_webhook_observer(_observe_webhook, WEBHOOK_PENDING.set)
