@@ -8,6 +8,7 @@ import contextlib
 import importlib.util
 import json
 import re
+import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -31,9 +32,10 @@ from realauth_server.secret import Secret
 from realauth_server.server import RealAuthServer
 from realauth_server.signing.webhook import SIGNATURE_HEADER, SignatureError, sign, verify
 from realauth_server.store.memory import MemoryStore
-from realauth_server.webhooks import MAX_AGE, WebhookDispatcher, WebhookEndpoint
+from realauth_server.webhooks import CLAIM_SECONDS, MAX_AGE, WebhookDispatcher, WebhookEndpoint
 
 from .conftest import ROOT, ServerFactory, on_loopback
+from .proc_util import start_serve
 from .redis_util import redis_server, redis_url  # noqa: F401  (fixtures)
 
 SECRET = "whsec-test-0123456789abcdef"
@@ -573,3 +575,26 @@ async def test_unsafe_addresses_are_refused_at_delivery_before_any_connection(
     assert "no connection was made" in record.last_error
     assert connections == []
     assert resolver.asked == (["hooks.example"] if answer else [])
+
+
+async def test_a_killed_server_loses_no_event_and_its_attempt_is_taken_over(tmp_path: Path) -> None:
+    """A real `realauth serve` is SIGKILLed with an attempt in flight: its claim runs out, the next server makes the
+    next attempt (never the same attempt again) and the event is delivered."""
+    rx = Receiver(hang=True)
+    db = tmp_path / "killed.db"
+    async with on_loopback(lambda url: rx.app()) as (_app, url), httpx.AsyncClient(timeout=30) as http:
+        cfg = write_config(tmp_path, config(url + "/hook", ("session.exchanged",)))
+        sp = await asyncio.to_thread(start_serve, tmp_path, "--config", str(cfg), "--store", f"sqlite:///{db}")
+        try:
+            async with grpc.aio.insecure_channel(sp.target) as channel:
+                await press(http, await create(pb_grpc.RealAuthServiceStub(channel), provider="seedance"))
+            await until(lambda: len(rx.hits) == 1, 20)  # attempt 1 is in flight: the receiver does not answer
+        finally:
+            await asyncio.to_thread(sp.stop, signal.SIGKILL)
+        rx.hang = False
+        rx.released.set()
+        clock = Clock(offset=CLAIM_SECONDS + 1)  # the dead server's claim has run out
+        async with serving(cfg, f"sqlite:///{db}", clock) as (_b, stub):
+            [d] = await until_listed(stub, lambda ds: ds[0].status == S.WEBHOOK_DELIVERY_STATUS_DELIVERED)
+    assert [hit.attempt for hit in rx.hits] == [1, 2] and d.attempts == 2
+    assert len({hit.headers["Realauth-Event-Id"] for hit in rx.hits}) == 1
