@@ -182,6 +182,8 @@ ALLOWED: dict[str, set[grpc.StatusCode]] = {
     "GetAuthSession": {grpc.StatusCode.NOT_FOUND},
     "WatchAuthSession": {grpc.StatusCode.NOT_FOUND},
     "ListProviders": set(),
+    "ListWebhookDeliveries": set(),
+    "RedeliverWebhook": {grpc.StatusCode.NOT_FOUND},
 }
 
 
