@@ -126,7 +126,8 @@ end
 return out
 """
 
-# KEYS: record, due set. ARGV: owner, attempts, status, next at, last error, last status, now, delivered at, id.
+# KEYS: record, due set. ARGV: owner, attempts, status, next at, last error, last status, now, delivered at, id,
+# record ttl ms (kept that long after this last change).
 FINISH_WEBHOOK = """
 if ARGV[1] == '' or redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1]
    or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then
@@ -135,6 +136,7 @@ end
 redis.call('HSET', KEYS[1], 'status', ARGV[3], 'next_at', ARGV[4], 'last_error', ARGV[5], 'last_status', ARGV[6],
   'updated', ARGV[7], 'owner', '')
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'delivered_at', ARGV[8]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[10])
 if ARGV[3] == 'pending' then
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[9])
 else
@@ -433,6 +435,7 @@ class RedisStore(SessionStore):
                 repr(now),
                 repr(now) if status is DeliveryStatus.DELIVERED else "",
                 claimed.delivery_id,
+                _ms(WEBHOOK_RETENTION),
             ],
         )
         return bool(ok)
