@@ -27,12 +27,21 @@ from realauth.v1 import realauth_pb2 as pb
 from realauth.v1 import realauth_pb2_grpc as pb_grpc
 from realauth_server.clock import Clock
 from realauth_server.config import ConfigError, load_settings
+from realauth_server.domain import AuthSession, SessionState
 from realauth_server.outbox import DeliveryStatus, WebhookDelivery
 from realauth_server.secret import Secret
 from realauth_server.server import RealAuthServer
 from realauth_server.signing.webhook import SIGNATURE_HEADER, SignatureError, sign, verify
 from realauth_server.store.memory import MemoryStore
-from realauth_server.webhooks import CLAIM_SECONDS, MAX_AGE, WebhookDispatcher, WebhookEndpoint
+from realauth_server.webhooks import (
+    CLAIM_SECONDS,
+    EVENT_TYPES,
+    MAX_AGE,
+    WebhookDispatcher,
+    WebhookEndpoint,
+    WebhookOutbox,
+    event_type_for,
+)
 
 from .conftest import ROOT, ServerFactory, on_loopback
 from .proc_util import start_serve
@@ -598,3 +607,33 @@ async def test_a_killed_server_loses_no_event_and_its_attempt_is_taken_over(tmp_
             [d] = await until_listed(stub, lambda ds: ds[0].status == S.WEBHOOK_DELIVERY_STATUS_DELIVERED)
     assert [hit.attempt for hit in rx.hits] == [1, 2] and d.attempts == 2
     assert len({hit.headers["Realauth-Event-Id"] for hit in rx.hits}) == 1
+
+
+def test_each_state_maps_to_its_event_and_only_subscribed_endpoints_get_records() -> None:
+    assert [event_type_for(s) for s in ("pending", "completed", "exchanged", "failed", "expired", "cancelled")] == [
+        None,
+        "session.completed",
+        "session.exchanged",
+        "session.failed",
+        "session.expired",
+        "session.cancelled",  # the state CancelAuthSession writes
+    ]
+    clock = Clock()
+    hooks = [
+        WebhookEndpoint("shop", "all", "https://a.example/h", Secret(SECRET), frozenset(EVENT_TYPES)),
+        WebhookEndpoint("shop", "done", "https://b.example/h", Secret(SECRET), frozenset({"session.exchanged"})),
+    ]
+    outbox = WebhookOutbox(hooks, clock)
+    now = clock.now()
+    session = AuthSession(
+        session_id="ses_1", tenant="shop", provider="seedance", provider_kind="seedance", state=SessionState.COMPLETED,
+        token="vendor-token-secret", verification_url="https://vendor.example/h5?bytedToken=vendor-token-secret",
+        callback_url="https://caller.example/done", create_time=now, expire_time=now + 120,
+        exchange_deadline=now + 120, update_time=now, version=1,
+    )  # fmt: skip
+    [only] = outbox(session)
+    assert (only.endpoint, only.event_type, only.sequence, only.tenant) == ("all", "session.completed", 1, "shop")
+    both = outbox(session.evolve(state=SessionState.EXCHANGED, version=2))
+    assert sorted(r.endpoint for r in both) == ["all", "done"] and len({r.event_id for r in both}) == 1
+    assert "vendor-token-secret" not in both[0].body
+    assert outbox(session.evolve(tenant="other")) == [] and outbox(session.evolve(state=SessionState.PENDING)) == []
