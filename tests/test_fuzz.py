@@ -180,6 +180,8 @@ ALLOWED: dict[str, set[grpc.StatusCode]] = {
     "ListProviders": set(),
     "ListAuthSessions": set(),
     "CancelAuthSession": {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION},
+    "ListWebhookDeliveries": set(),
+    "RedeliverWebhook": {grpc.StatusCode.NOT_FOUND},
 }
 
 

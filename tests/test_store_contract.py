@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 
 from realauth_server.clock import Clock
 from realauth_server.domain import AuthSession, SessionState, VerificationResult, new_session_id
+from realauth_server.outbox import DeliveryStatus, WebhookDelivery
 from realauth_server.store.base import SessionStore, StoreConflict, StoreUnavailable, vendor_token_key
 from realauth_server.store.factory import open_store
 from realauth_server.store.memory import MemoryStore
@@ -343,3 +344,93 @@ async def test_unreachable_redis_fails_fast_and_names_no_password() -> None:
 def test_bad_store_urls_are_refused(url: str) -> None:
     with pytest.raises(ValueError):
         open_store(url)
+
+
+# --- webhook outbox ---------------------------------------------------------------------------------------------
+
+
+def _outbox_for_transitions(clock: Clock) -> Callable[[AuthSession], list[WebhookDelivery]]:
+    """One record per written session (the store keeps it only when the state changes)."""
+
+    def outbox(s: AuthSession) -> list[WebhookDelivery]:
+        now = clock.now()
+        return [
+            WebhookDelivery(
+                delivery_id=f"whd_{s.session_id}_{s.version}",
+                event_id=f"evt_{s.session_id}_{s.version}",
+                tenant=s.tenant,
+                endpoint="ep1",
+                session_id=s.session_id,
+                event_type=f"session.{s.state.value}",
+                sequence=s.version,
+                body='{"type": "session.' + s.state.value + '", "note": "caf\\u00e9"}',
+                created=now,
+                next_at=now,
+                give_up_at=now + 3 * DAY,
+                updated=now,
+            )
+        ]
+
+    return outbox
+
+
+async def test_webhook_records_are_written_with_state_changes_only(make_store: StoreFactory) -> None:
+    clock = Clock()
+    store = await opened(make_store(clock))
+    woken: list[int] = []
+    store.on_enqueue = lambda: woken.append(1)
+    store.use_outbox(_outbox_for_transitions(clock))
+    s = await store.insert(make_session(clock))
+    s = await store.update(s.evolve(state=SessionState.COMPLETED))
+    s = await store.update(s.evolve(update_time=clock.now() + 1))  # no state change: no record
+    with pytest.raises(StoreConflict):
+        await store.update(s.evolve(version=0, state=SessionState.EXPIRED))  # a lost write leaves no record
+    s = await store.update(s.evolve(state=SessionState.EXCHANGED))
+    page, more = await store.list_webhooks("t1", "", None, 0, 10)
+    assert more is None and len(woken) == 2
+    assert [(d.event_type, d.sequence) for d in page] == [("session.exchanged", 3), ("session.completed", 1)]
+    assert page[0].body == '{"type": "session.exchanged", "note": "caf\\u00e9"}'
+    assert await store.list_webhooks("t2", "", None, 0, 10) == ([], None)
+    assert (await store.list_webhooks("t1", s.session_id, None, 0, 1))[1] == 1
+    assert await store.pending_webhooks() == 2
+
+
+async def test_webhook_claims_are_exclusive_and_finish_only_with_the_claim(make_store: StoreFactory) -> None:
+    clock = Clock()
+    a = await opened(make_store(clock))
+    b = await opened(make_store(clock))  # another replica for sqlite/redis
+    for store in (a, b):
+        store.use_outbox(_outbox_for_transitions(clock))
+    sessions = [await a.insert(make_session(clock)) for _ in range(6)]
+    for s in sessions:
+        await a.update(s.evolve(state=SessionState.COMPLETED))
+    got_a, got_b = await asyncio.gather(a.claim_webhooks("A", 10, 100.0), b.claim_webhooks("B", 10, 100.0))
+    ids_a, ids_b = {d.delivery_id for d in got_a}, {d.delivery_id for d in got_b}
+    assert not ids_a & ids_b and len(ids_a | ids_b) == 6
+    assert {d.attempts for d in got_a + got_b} == {1}
+    assert await a.claim_webhooks("A", 10, 30.0) == []  # claimed ones are not due until their claim runs out
+    first = (got_a + got_b)[0]
+    wrong = WebhookDelivery.from_dict({**first.to_dict(), "owner": "C"})
+    assert not await a.finish_webhook(wrong, DeliveryStatus.DELIVERED, 0.0, "", 200)
+    retry_at = clock.now() + 60
+    assert await b.finish_webhook(first, DeliveryStatus.PENDING, retry_at, "HTTP 500", 500)
+    assert not await b.finish_webhook(first, DeliveryStatus.DELIVERED, 0.0, "", 200)  # the claim is spent
+    rec = await a.get_webhook(first.delivery_id)
+    assert rec is not None and (rec.status, rec.attempts, rec.last_error, rec.owner) == ("pending", 1, "HTTP 500", "")
+    clock.advance(61)
+    again = await b.claim_webhooks("B2", 10, 30.0)
+    assert [d.delivery_id for d in again] == [first.delivery_id] and again[0].attempts == 2
+    assert await a.finish_webhook(again[0], DeliveryStatus.DELIVERED, 0.0, "", 204)
+    done = await a.get_webhook(first.delivery_id)
+    assert done is not None and done.status is DeliveryStatus.DELIVERED and done.delivered_at > 0
+    assert await a.pending_webhooks() == 5
+    clock.advance(40)  # the other claims ran out (their owners "died"): due again, as new attempts
+    revived = await a.claim_webhooks("A2", 10, 30.0)
+    assert len(revived) == 5 and {d.attempts for d in revived} == {2}
+    stale = next(d for d in got_a + got_b if d.delivery_id != first.delivery_id)
+    assert not await a.finish_webhook(stale, DeliveryStatus.DELIVERED, 0.0, "", 200)  # its claim was taken over
+    again2 = await a.redeliver_webhook(first.delivery_id, clock.now() + DAY)
+    assert again2 is not None and again2.status is DeliveryStatus.PENDING and again2.next_at <= clock.now()
+    assert await a.redeliver_webhook("whd_missing", 0.0) is None
+    delivered, _ = await a.list_webhooks("t1", "", DeliveryStatus.PENDING, 0, 100)
+    assert len(delivered) == 6

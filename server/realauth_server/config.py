@@ -7,6 +7,7 @@ each pointed at its built-in emulator on realauth's own HTTP side.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -21,6 +22,7 @@ from .providers.breaker import BreakerSettings
 from .providers.registry import KINDS
 from .secret import Secret, resolve_secret
 from .store.retention import DAY, RESULT_RETENTION
+from .webhooks import EVENT_TYPES, WebhookEndpoint, check_webhook_url, endpoint_id
 
 MAX_RETENTION = 366 * DAY
 #: A longer header timeout would let a slow-loris client hold a connection for minutes.
@@ -53,6 +55,17 @@ MAX_BOUND = 1_000_000
 
 
 @dataclass
+class WebhookSettings:
+    """One ``[[tenants.NAME.webhooks]]`` entry: where a tenant's session events are POSTed (docs/webhooks.md)."""
+
+    id: str
+    url: str
+    secret: Secret
+    events: list[str] = field(default_factory=lambda: list(EVENT_TYPES))
+    allow_private: bool = False
+
+
+@dataclass
 class TenantSettings:
     """A caller: its API keys, the mTLS client-certificate names that identify it, and what it may use."""
 
@@ -67,6 +80,13 @@ class TenantSettings:
     provider_weights: dict[str, float] = field(default_factory=dict)
     rate_limit: int | None = None  # requests per second; None: server.tenant_rate_limit; 0: unlimited
     max_watches: int | None = None  # open watches; None: server.max_watches_per_tenant
+    webhooks: list[WebhookSettings] = field(default_factory=list)
+
+    def webhook_endpoints(self, sandbox: bool) -> list[WebhookEndpoint]:
+        return [
+            WebhookEndpoint(self.name, w.id, w.url, w.secret, frozenset(w.events), w.allow_private, sandbox)
+            for w in self.webhooks
+        ]
 
     @property
     def access(self) -> TenantAccess:
@@ -406,7 +426,7 @@ def _tenant(name: str, table: Any, s: Settings) -> TenantSettings:
     where = f"tenants.{name}"
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table")
-    known = {"keys", "client_cert_names", "providers", "credentials", "provider_order", "provider_weights"}
+    known = {"keys", "client_cert_names", "providers", "credentials", "provider_order", "provider_weights", "webhooks"}
     unknown = set(table) - known - {"rate_limit", "max_watches"}
     if unknown:
         raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
@@ -477,7 +497,52 @@ def _tenant(name: str, table: Any, s: Settings) -> TenantSettings:
         if bad:
             raise ConfigError(f"{pw}: unknown keys {sorted(bad)}; this kind takes {sorted(allowed_keys)}")
         t.credentials[provider] = {k: _secret(v, f"{pw}.{k}") for k, v in keys_table.items()}
+    hooks = table.get("webhooks", [])
+    if not isinstance(hooks, list):
+        raise ConfigError(f"{where}.webhooks must be an array of tables ([[{where}.webhooks]])")
+    t.webhooks = [_webhook(hook, f"{where}.webhooks[{i}]", not s.serves_real_providers) for i, hook in enumerate(hooks)]
+    ids = [w.id for w in t.webhooks]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"{where}.webhooks: two endpoints have the same id (or the same url and no id)")
     return t
+
+
+WEBHOOK_KEYS = {"id", "url", "secret", "events", "allow_private"}
+
+
+def _webhook(table: Any, where: str, sandbox: bool) -> WebhookSettings:
+    """A webhook endpoint; its URL is checked here (scheme, literal addresses) and again after DNS at delivery."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(table) - WEBHOOK_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(WEBHOOK_KEYS)}")
+    if "url" not in table or not isinstance(table["url"], str):
+        raise ConfigError(f"{where}.url is required (an https:// URL)")
+    allow_private = table.get("allow_private", False)
+    if not isinstance(allow_private, bool):
+        raise ConfigError(f"{where}.allow_private must be true or false")
+    try:
+        url = check_webhook_url(table["url"], allow_private=allow_private, sandbox=sandbox)
+    except ValueError as exc:
+        raise ConfigError(f"{where}.url {exc}") from None
+    if "secret" not in table:
+        raise ConfigError(f"{where}.secret is required (env:NAME, file:/path or a literal; at least 16 characters)")
+    secret = _secret(table["secret"], f"{where}.secret")
+    if len(secret.reveal()) < 16:
+        raise ConfigError(f"{where}.secret must be at least 16 characters")
+    events = table.get("events", list(EVENT_TYPES))
+    if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
+        raise ConfigError(f"{where}.events must be a non-empty list of event types: {', '.join(EVENT_TYPES)}")
+    for e in events:
+        if e not in EVENT_TYPES:
+            raise ConfigError(f"{where}.events: unknown event type {e!r}; known: {', '.join(EVENT_TYPES)}")
+    wid = table.get("id", endpoint_id(url))
+    if not isinstance(wid, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", wid):
+        raise ConfigError(f"{where}.id must be 1-64 letters, digits, '-' or '_'")
+    return WebhookSettings(
+        id=wid, url=url, secret=secret, events=list(dict.fromkeys(events)), allow_private=allow_private
+    )
 
 
 def _tls(table: Any, config_file: Path | None) -> TlsSettings:

@@ -130,6 +130,13 @@ class SessionNotFound(RealAuthError):
     grpc_code = grpc.StatusCode.NOT_FOUND
 
 
+class WebhookDeliveryNotFound(RealAuthError):
+    """No webhook delivery of the calling tenant has this id (another tenant's is reported the same way)."""
+
+    code = "WebhookDeliveryNotFound"
+    grpc_code = grpc.StatusCode.NOT_FOUND
+
+
 class ProviderAuthFailed(RealAuthError):
     """The vendor rejected our signature or key: a configuration problem, never retried."""
 
@@ -237,6 +244,7 @@ ALL_ERRORS: tuple[type[RealAuthError], ...] = (
     Unauthenticated,
     AccessDenied,
     SessionNotFound,
+    WebhookDeliveryNotFound,
     ProviderAuthFailed,
     TokenExpired,
     TokenNotFound,

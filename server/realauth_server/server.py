@@ -9,11 +9,13 @@ import logging
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import grpc
 from aiohttp import web
+from aiohttp.abc import AbstractResolver
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from grpc_health.v1 import health as threaded_health
@@ -46,6 +48,7 @@ from .store.base import SessionStore
 from .store.factory import open_store
 from .store.retention import Retention
 from .tracecontext import Tracing, otel_enabled
+from .webhooks import ATTEMPT_TIMEOUT, WebhookDispatcher, WebhookOutbox
 
 log = logging.getLogger("realauth")
 
@@ -180,6 +183,9 @@ class RealAuthServer:
     providers: dict[str, Provider] = field(default_factory=dict)
     #: OpenTelemetry tracing (None: off). Built at start from ``server.otel``/``REALAUTH_OTEL`` unless given.
     tracing: Tracing | None = None
+    #: The DNS resolver webhook deliveries use before their address check (tests point names at addresses).
+    webhook_resolver: Callable[[], AbstractResolver] | None = None
+    webhooks: WebhookDispatcher | None = None
 
     async def start(self) -> None:
         # The HTTP socket is bound first: with --http-port 0 the default public URL needs the real port.
@@ -303,6 +309,12 @@ class RealAuthServer:
         await self._set_health(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         self.ready = True
         self._readiness = asyncio.create_task(self._watch_readiness(s.readiness_interval_seconds), name="readiness")
+        # Webhooks: only when some tenant has an endpoint (otherwise no outbox records and no dispatcher at all).
+        endpoints = [e for t in s.tenants for e in t.webhook_endpoints(not s.serves_real_providers)]
+        if endpoints:
+            self.store.use_outbox(WebhookOutbox(endpoints, self.clock))
+            self.webhooks = WebhookDispatcher(self.store, endpoints, self.clock, resolver=self.webhook_resolver)
+            self.webhooks.start()
 
     def _start_probe_server(self, s: Settings) -> None:
         """``server.health_port``: grpc.health.v1 alone, on a server with its own threads and completion queue.
@@ -401,6 +413,8 @@ class RealAuthServer:
         if self.probe_server is not None:
             await asyncio.to_thread(self.probe_server.stop(0).wait)
         await self.http_runner.cleanup()
+        if self.webhooks is not None:  # attempts in flight finish (or are recorded as interrupted) first
+            await self.webhooks.stop(min(grace, ATTEMPT_TIMEOUT))
         for p in self.providers.values():
             await p.aclose()
         await self.store.close()

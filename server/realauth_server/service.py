@@ -22,10 +22,12 @@ from .admission import InFlight, KeyedInFlight
 from .clock import Clock
 from .domain import AuthSession, CreateParams, SessionState, VerificationResult, new_session_id
 from .logs import annotate
+from .outbox import DeliveryStatus, WebhookDelivery
 from .providers.base import BOUND_TOKEN, LANDING_PATH, PUSH_PATH, Provider, PushRejected
 from .store.base import SessionFilter, SessionStore, StoreConflict, unknown_outcome_marker, vendor_token_key
 from .text import unsafe_char
 from .urls import URLRejected, normalize_callback_url, with_query
+from .webhooks import MAX_AGE as WEBHOOK_MAX_AGE
 
 log = logging.getLogger("realauth.service")
 
@@ -50,6 +52,8 @@ UNKNOWN_OUTCOME_SECONDS = 86_400.0
 FAILOVER_MIN_BUDGET = 0.2
 #: ListAuthSessions page sizes (AIP-158): 0 asks for the default, larger values than the maximum get the maximum.
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000
+#: ListWebhookDeliveries page sizes.
+WEBHOOK_PAGE_DEFAULT, WEBHOOK_PAGE_MAX = 50, 100
 #: The create parameters an idempotency key is bound to (CreateAuthSessionRequest field names).
 FINGERPRINT_FIELDS = ("provider", "model", "callback_url", "subject_id", "locale", "options")
 
@@ -783,6 +787,39 @@ class AuthService:
                     session = nxt
                     yield session
 
+    # --- webhooks (docs/webhooks.md) -------------------------------------------------------------
+
+    async def list_webhook_deliveries(
+        self, tenant: str, session_id: str, status: DeliveryStatus | None, page_size: int, page_token: str
+    ) -> tuple[list[WebhookDelivery], str]:
+        """The tenant's own deliveries, newest first, and the next page's token ("" after the last)."""
+        if session_id:
+            validate_short("session_id", session_id)
+        if not 0 <= page_size <= WEBHOOK_PAGE_MAX:
+            raise E.InvalidParameter("page_size", f"must be in [0, {WEBHOOK_PAGE_MAX}] (0: {WEBHOOK_PAGE_DEFAULT})")
+        offset = 0
+        if page_token:
+            validate_short("page_token", page_token)
+            offset = decode_page_token(page_token)
+        items, nxt = await self.store.list_webhooks(
+            tenant, session_id, status, offset, page_size or WEBHOOK_PAGE_DEFAULT
+        )
+        return items, (encode_page_token(nxt) if nxt is not None else "")
+
+    async def redeliver_webhook(self, tenant: str, delivery_id: str) -> WebhookDelivery:
+        """Send a delivery again now, with a new retry window (a record of another tenant is "not found")."""
+        if not delivery_id:
+            raise E.InvalidParameter("delivery_id", "is required")
+        validate_short("delivery_id", delivery_id)
+        record = await self.store.get_webhook(delivery_id)
+        if record is None or record.tenant != tenant:
+            raise E.WebhookDeliveryNotFound(f"webhook delivery {E.echo(delivery_id)} not found")
+        again = await self.store.redeliver_webhook(delivery_id, self.clock.now() + WEBHOOK_MAX_AGE)
+        if again is None:
+            raise E.WebhookDeliveryNotFound(f"webhook delivery {E.echo(delivery_id)} not found")
+        log.info("webhook redelivery requested", extra={"delivery_id": delivery_id, "tenant": tenant})
+        return again
+
     async def land(self, session_id: str, signature: str, query: Mapping[str, str]) -> str:
         """Record the vendor's browser redirect, exchange at once, and return the caller's URL.
 
@@ -960,6 +997,22 @@ class AuthService:
                 except TokenClaimed:
                     raise PushRefused(403, "This push's result completed another session.", "token_reused") from None
                 return PushOutcome(stored.state, recorded=stored.result == pushed.result)
+
+
+def encode_page_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str) -> int:
+    """The offset in a token from :func:`encode_page_token`, or InvalidParameter naming page_token."""
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        kind, _, number = text.partition(":")
+        if kind == "o" and number.isdigit() and len(number) <= 9:
+            return int(number)
+    except (ValueError, UnicodeDecodeError):
+        pass
+    raise E.InvalidParameter("page_token", "is not a next_page_token this server returned")
 
 
 def settled_before_landing(session: AuthSession) -> bool:

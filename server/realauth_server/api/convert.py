@@ -9,6 +9,7 @@ from realauth.v1 import realauth_pb2 as pb
 
 from .. import errors as E
 from ..domain import AuthSession, SessionState, VerificationResult
+from ..outbox import DeliveryStatus, WebhookDelivery
 from ..providers.base import Provider
 from ..providers.breaker import BreakerState
 
@@ -111,3 +112,32 @@ def provider_pb(p: Provider, *, is_default: bool) -> pb.Provider:
         exchange_window=window,
         circuit_state=CIRCUIT_STATES[p.breaker.state],
     )
+
+
+DELIVERY_STATUSES = {
+    DeliveryStatus.PENDING: pb.WEBHOOK_DELIVERY_STATUS_PENDING,
+    DeliveryStatus.DELIVERED: pb.WEBHOOK_DELIVERY_STATUS_DELIVERED,
+    DeliveryStatus.FAILED: pb.WEBHOOK_DELIVERY_STATUS_FAILED,
+}
+DELIVERY_STATUS_FILTER = {v: k for k, v in DELIVERY_STATUSES.items()}
+
+
+def delivery_pb(d: WebhookDelivery) -> pb.WebhookDelivery:
+    out = pb.WebhookDelivery(
+        delivery_id=d.delivery_id,
+        event_id=d.event_id,
+        event_type=d.event_type,
+        session_id=d.session_id,
+        sequence=d.sequence,
+        endpoint_id=d.endpoint,
+        status=DELIVERY_STATUSES[d.status],
+        attempts=d.attempts,
+        last_error=d.last_error,
+        last_http_status=d.last_status,
+        create_time=timestamp(d.created),
+    )
+    if d.status is DeliveryStatus.PENDING:
+        out.next_attempt_time.CopyFrom(timestamp(d.next_at))
+    if d.delivered_at:
+        out.delivered_time.CopyFrom(timestamp(d.delivered_at))
+    return out

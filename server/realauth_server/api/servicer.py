@@ -9,9 +9,10 @@ import grpc
 from realauth.v1 import realauth_pb2 as pb
 from realauth.v1 import realauth_pb2_grpc as pb_grpc
 
+from ..errors import InvalidParameter
 from ..interceptors.context import call_context
 from ..service import AuthService, CreateInput, ListInput
-from .convert import provider_pb, result_pb, session_pb, state_filter, time_filter
+from .convert import DELIVERY_STATUS_FILTER, delivery_pb, provider_pb, result_pb, session_pb, state_filter, time_filter
 
 
 def response_metadata() -> pb.ResponseMetadata:
@@ -108,3 +109,25 @@ class RealAuthServicer(pb_grpc.RealAuthServiceServicer):
         session = await self.service.cancel(ctx.tenant, request.session_id)
         ctx.provider = session.provider
         return pb.CancelAuthSessionResponse(response_metadata=response_metadata(), session=session_pb(session))
+
+    async def ListWebhookDeliveries(
+        self, request: pb.ListWebhookDeliveriesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListWebhookDeliveriesResponse:
+        """The calling tenant's deliveries only; an unknown status number is refused, not ignored."""
+        status = None
+        if request.status != pb.WEBHOOK_DELIVERY_STATUS_UNSPECIFIED:
+            status = DELIVERY_STATUS_FILTER.get(request.status)
+            if status is None:
+                raise InvalidParameter("status", f"unknown WebhookDeliveryStatus {request.status}")
+        items, token = await self.service.list_webhook_deliveries(
+            call_context().tenant, request.session_id, status, request.page_size, request.page_token
+        )
+        return pb.ListWebhookDeliveriesResponse(
+            response_metadata=response_metadata(), deliveries=[delivery_pb(d) for d in items], next_page_token=token
+        )
+
+    async def RedeliverWebhook(
+        self, request: pb.RedeliverWebhookRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RedeliverWebhookResponse:
+        delivery = await self.service.redeliver_webhook(call_context().tenant, request.delivery_id)
+        return pb.RedeliverWebhookResponse(response_metadata=response_metadata(), delivery=delivery_pb(delivery))

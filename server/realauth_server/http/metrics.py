@@ -22,6 +22,7 @@ from ..providers.base import Provider, add_breaker_observer, add_retry_observer,
 from ..providers.breaker import BreakerState
 from ..service import add_idempotency_observer, add_refusal_observer
 from ..store.base import add_session_observer, add_store_observer
+from ..webhooks import add_webhook_observer
 
 # A counter's `_created` series doubles the series count and no dashboard or alert here reads it.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -160,7 +161,7 @@ SESSIONS_CREATED = Counter(
 )
 SESSIONS_FINISHED = Counter(
     "realauth_sessions_finished",
-    "Sessions this replica moved to a final state, by provider and outcome (passed, failed, expired)",
+    "Sessions this replica moved to a final state, by provider and outcome (passed, failed, expired, cancelled)",
     ["provider", "kind", "outcome"],
     registry=REGISTRY,
 )
@@ -198,7 +199,12 @@ def kind_of(provider: str) -> str:
     return _KINDS.get(provider, "")
 
 
-_FINAL = {SessionState.EXCHANGED: "passed", SessionState.FAILED: "failed", SessionState.EXPIRED: "expired"}
+_FINAL = {
+    SessionState.EXCHANGED: "passed",
+    SessionState.FAILED: "failed",
+    SessionState.EXPIRED: "expired",
+    SessionState.CANCELLED: "cancelled",
+}
 
 
 def _observe_session(event: str, session: AuthSession) -> None:
@@ -218,3 +224,23 @@ def observe_push(provider: str, outcome: str) -> None:
 
 add_store_observer(lambda backend, op, outcome, seconds: STORE_LATENCY.labels(backend, op, outcome).observe(seconds))
 add_session_observer(_observe_session)
+
+WEBHOOK_ATTEMPTS = Counter(
+    "realauth_webhook_attempts",
+    "Webhook delivery attempts, by outcome: delivered (2xx), retrying (failed; another attempt is scheduled),"
+    " failed (failed and given up: the retry window passed or the endpoint is gone)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+WEBHOOK_PENDING = Gauge(
+    "realauth_webhook_pending",
+    "Webhook deliveries waiting for an attempt (or with one in flight), as last counted by this replica",
+    registry=REGISTRY,
+)
+
+
+def _observe_webhook(outcome: str) -> None:
+    WEBHOOK_ATTEMPTS.labels(outcome).inc()
+
+
+add_webhook_observer(_observe_webhook, WEBHOOK_PENDING.set)

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, TypeVar
 from ..clock import SYSTEM_CLOCK, Clock
 from ..domain import AuthSession, SessionState
 from ..events import ChangeFeed
+from ..outbox import DeliveryStatus, WebhookDelivery
 from .retention import Retention
 
 
@@ -162,6 +163,10 @@ def _timed(op: str, method: F) -> F:
     return timed  # type: ignore[return-value]
 
 
+#: Given a session about to be written, the webhook records to write with it should its state change.
+Outbox = Callable[[AuthSession], list[WebhookDelivery]]
+
+
 class SessionStore(abc.ABC):
     #: Label of this backend in metrics and spans (default: the class name without "Store", lowercased).
     backend: ClassVar[str] = ""
@@ -182,6 +187,27 @@ class SessionStore(abc.ABC):
         #: Every successful insert/update is published here (for Redis: also by other replicas).
         self.feed = ChangeFeed()
         self._windows: dict[str, tuple[int, int]] = {}  # rate key → (window index, hits) for count_hit
+
+        self._outbox: Outbox | None = None
+        #: Called after a write that stored webhook records (the dispatcher's wake-up; no polling wait).
+        self.on_enqueue: Callable[[], None] | None = None
+
+    def use_outbox(self, outbox: Outbox | None) -> None:
+        """Write webhook records with every :meth:`update` that changes a session's state.
+
+        The records are written atomically with the session (one transaction or one script), and only
+        when the stored state differs from the new one: every transition, whoever makes it, gets its
+        events exactly once, and a crash can never keep one without the other.
+        """
+        self._outbox = outbox
+
+    def outbox_for(self, session: AuthSession) -> list[WebhookDelivery]:
+        """The records to write if this write changes the state (none: no webhook wants it)."""
+        return self._outbox(session) if self._outbox is not None else []
+
+    def enqueued(self) -> None:
+        if self.on_enqueue is not None:
+            self.on_enqueue()
 
     def use_clock(self, clock: Clock) -> None:
         """Retention is measured on the service's clock (tests move it)."""
@@ -278,6 +304,44 @@ class SessionStore(abc.ABC):
 
     async def release_idempotency(self, tenant: str, key: str, owner: str) -> None:
         await self.release_lease(idempotency_lease(tenant, key), owner)
+
+    # --- webhook outbox (docs/webhooks.md) -------------------------------------------------------
+
+    @abc.abstractmethod
+    async def claim_webhooks(self, owner: str, limit: int, lease: float) -> list[WebhookDelivery]:
+        """Claim up to ``limit`` due pending records for one attempt each (atomic across replicas).
+
+        A claim bumps ``attempts``, names ``owner`` and moves ``next_at`` to now + ``lease`` (the store's
+        clock): should the owner die mid-attempt the record is due again then, as a new attempt.
+        """
+
+    @abc.abstractmethod
+    async def finish_webhook(
+        self,
+        claimed: WebhookDelivery,
+        status: DeliveryStatus,
+        next_at: float,
+        last_error: str,
+        last_status: int,
+    ) -> bool:
+        """Record the outcome of the claimed attempt; False (nothing written) if the claim was lost."""
+
+    @abc.abstractmethod
+    async def get_webhook(self, delivery_id: str) -> WebhookDelivery | None: ...
+
+    @abc.abstractmethod
+    async def list_webhooks(
+        self, tenant: str, session_id: str, status: DeliveryStatus | None, offset: int, limit: int
+    ) -> tuple[list[WebhookDelivery], int | None]:
+        """A tenant's records, newest first, from ``offset``; also the next page's offset (None: no more)."""
+
+    @abc.abstractmethod
+    async def redeliver_webhook(self, delivery_id: str, give_up_at: float) -> WebhookDelivery | None:
+        """Make a record pending and due now (any claim is dropped), with a new retry window."""
+
+    @abc.abstractmethod
+    async def pending_webhooks(self) -> int:
+        """How many records are pending (the pending-deliveries gauge)."""
 
     @abc.abstractmethod
     def scan_tenant(self, tenant: str, flt: SessionFilter, after: Cursor | None) -> AsyncIterator[AuthSession]:

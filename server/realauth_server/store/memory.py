@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 
 from ..domain import AuthSession
+from ..outbox import WEBHOOK_RETENTION, DeliveryStatus, WebhookDelivery
 from .base import Cursor, SessionFilter, SessionStore, StoreConflict, position
 from .retention import Retention
 
@@ -27,6 +28,7 @@ class MemoryStore(SessionStore):
         self._leases: dict[str, tuple[str, float]] = {}  # name → (owner, monotonic deadline)
         self._claims: dict[str, tuple[str, float]] = {}  # vendor token key → (session id, retain until)
         self._markers: dict[str, float] = {}  # name → monotonic deadline
+        self._webhooks: dict[str, WebhookDelivery] = {}  # delivery id → record (insertion order: oldest first)
 
     async def open(self) -> None:
         return None
@@ -96,8 +98,86 @@ class MemoryStore(SessionStore):
         if row is None or row["version"] != session.version:
             raise StoreConflict(session.session_id)
         new = session.evolve(version=session.version + 1)
+        records = self.outbox_for(new) if row["state"] != new.state.value else []
         self._store(new)
+        for record in records:
+            self._webhooks[record.delivery_id] = record
+        if records:
+            self._purge_webhooks()
+            self.enqueued()
         return new
+
+    def _purge_webhooks(self) -> None:
+        cutoff = self.clock.now() - WEBHOOK_RETENTION
+        for k in [
+            k for k, d in self._webhooks.items() if d.status is not DeliveryStatus.PENDING and d.updated < cutoff
+        ]:
+            del self._webhooks[k]
+
+    async def claim_webhooks(self, owner: str, limit: int, lease: float) -> list[WebhookDelivery]:
+        now = self.clock.now()
+        due = sorted(
+            (d for d in self._webhooks.values() if d.status is DeliveryStatus.PENDING and d.next_at <= now),
+            key=lambda d: d.next_at,
+        )[:limit]
+        out = []
+        for d in due:
+            d.attempts += 1
+            d.owner, d.next_at, d.updated = owner, now + lease, now
+            out.append(WebhookDelivery.from_dict(d.to_dict()))
+        return out
+
+    async def finish_webhook(
+        self,
+        claimed: WebhookDelivery,
+        status: DeliveryStatus,
+        next_at: float,
+        last_error: str,
+        last_status: int,
+    ) -> bool:
+        d = self._webhooks.get(claimed.delivery_id)
+        if d is None or d.owner != claimed.owner or d.attempts != claimed.attempts or not claimed.owner:
+            return False
+        now = self.clock.now()
+        d.status, d.next_at, d.last_error, d.last_status, d.updated, d.owner = (
+            status,
+            next_at,
+            last_error,
+            last_status,
+            now,
+            "",
+        )
+        if status is DeliveryStatus.DELIVERED:
+            d.delivered_at = now
+        return True
+
+    async def get_webhook(self, delivery_id: str) -> WebhookDelivery | None:
+        d = self._webhooks.get(delivery_id)
+        return WebhookDelivery.from_dict(d.to_dict()) if d is not None else None
+
+    async def list_webhooks(
+        self, tenant: str, session_id: str, status: DeliveryStatus | None, offset: int, limit: int
+    ) -> tuple[list[WebhookDelivery], int | None]:
+        self._purge_webhooks()
+        match = [
+            d
+            for d in reversed(self._webhooks.values())
+            if d.tenant == tenant and (not session_id or d.session_id == session_id) and (status in (None, d.status))
+        ]
+        page = [WebhookDelivery.from_dict(d.to_dict()) for d in match[offset : offset + limit]]
+        return page, (offset + limit if offset + limit < len(match) else None)
+
+    async def redeliver_webhook(self, delivery_id: str, give_up_at: float) -> WebhookDelivery | None:
+        d = self._webhooks.get(delivery_id)
+        if d is None:
+            return None
+        now = self.clock.now()
+        d.status, d.next_at, d.owner, d.give_up_at, d.updated = DeliveryStatus.PENDING, now, "", give_up_at, now
+        self.enqueued()
+        return WebhookDelivery.from_dict(d.to_dict())
+
+    async def pending_webhooks(self) -> int:
+        return sum(1 for d in self._webhooks.values() if d.status is DeliveryStatus.PENDING)
 
     async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
         now = time.monotonic()

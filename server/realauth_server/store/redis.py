@@ -9,7 +9,10 @@ Keys (prefix ``realauth:``), all with the session's retention as TTL (retention.
 - ``rl:<tenant>:<window>``: a tenant's request count in one rate-limit window (TTL two windows);
 - ``x:<sha256(tenant)>``: the tenant's session ids scored by create_time (ListAuthSessions, newest first) and
   ``xr:<sha256(tenant)>``: the same ids scored by retain_until. Each insert drops ids past retention from both,
-  and both keys live as long as their longest-retained session, so an idle tenant's index goes too.
+  and both keys live as long as their longest-retained session, so an idle tenant's index goes too;
+- webhook outbox (outbox.py): ``w:d:<delivery_id>`` a record (hash of its fields), ``w:due`` the pending records
+  by due time (a sorted set), ``w:t:<tenant>`` and ``w:s:<session_id>`` the records by creation, for listing; all
+  with the outbox retention as TTL. Records are written by the same script as the session transition.
 Writes are Lua scripts, so the version check, the indexes, the TTLs and the change notification
 (``PUBLISH realauth:events <session JSON>``) happen atomically and in version order.
 """
@@ -31,6 +34,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ..domain import AuthSession
+from ..outbox import WEBHOOK_RETENTION, DeliveryStatus, WebhookDelivery
 from .base import Cursor, SessionFilter, SessionStore, StoreConflict, StoreUnavailable
 from .retention import Retention
 
@@ -83,6 +87,96 @@ redis.call('PUBLISH', ARGV[7], ARGV[3])
 return 1
 """
 
+# UPDATE, plus the webhook records of the transition (written only when the stored state differs).
+# KEYS: session, token index, idempotency index, due set. ARGV: as UPDATE, then new state, outbox prefix,
+# record ttl ms, retention seconds, then one JSON object of string fields per record.
+# Returns 0 (conflict), 1 (written, same state: no records) or 2 (written with its records).
+UPDATE_OUTBOX = """
+if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then
+  return 0
+end
+local old = cjson.decode(redis.call('HGET', KEYS[1], 'd'))['state']
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if ARGV[5] == '1' then redis.call('SET', KEYS[2], ARGV[8], 'PX', ARGV[4]) end
+if ARGV[6] == '1' then redis.call('SET', KEYS[3], ARGV[8], 'PX', ARGV[4]) end
+redis.call('PUBLISH', ARGV[7], ARGV[3])
+if old == ARGV[9] then
+  return 1
+end
+for i = 13, #ARGV do
+  local r = cjson.decode(ARGV[i])
+  local key = ARGV[10] .. 'd:' .. r['delivery_id']
+  local flat = {}
+  for k, v in pairs(r) do
+    flat[#flat + 1] = k
+    flat[#flat + 1] = v
+  end
+  redis.call('HSET', key, unpack(flat))
+  redis.call('PEXPIRE', key, ARGV[11])
+  redis.call('ZADD', KEYS[4], r['next_at'], r['delivery_id'])
+  for _, index in ipairs({'t:' .. r['tenant'], 's:' .. r['session_id']}) do
+    redis.call('ZADD', ARGV[10] .. index, r['created'], r['delivery_id'])
+    redis.call('ZREMRANGEBYSCORE', ARGV[10] .. index, '-inf', tonumber(r['created']) - tonumber(ARGV[12]))
+    redis.call('PEXPIRE', ARGV[10] .. index, ARGV[11])
+  end
+end
+return 2
+"""
+
+# KEYS: due set. ARGV: now, limit, claim until, owner, record key prefix. Due records whose hash is gone (past
+# retention) or is no longer pending leave the set; the others get one more attempt, owned by ARGV[4].
+CLAIM_WEBHOOKS = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for _, id in ipairs(ids) do
+  local key = ARGV[5] .. id
+  if redis.call('HGET', key, 'status') ~= 'pending' then
+    redis.call('ZREM', KEYS[1], id)
+  else
+    redis.call('HINCRBY', key, 'attempts', 1)
+    redis.call('HSET', key, 'owner', ARGV[4], 'next_at', ARGV[3], 'updated', ARGV[1])
+    redis.call('ZADD', KEYS[1], ARGV[3], id)
+    out[#out + 1] = id
+  end
+end
+return out
+"""
+
+# KEYS: record, due set. ARGV: owner, attempts, status, next at, last error, last status, now, delivered at, id,
+# record ttl ms (kept that long after this last change).
+FINISH_WEBHOOK = """
+if ARGV[1] == '' or redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1]
+   or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[3], 'next_at', ARGV[4], 'last_error', ARGV[5], 'last_status', ARGV[6],
+  'updated', ARGV[7], 'owner', '')
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'delivered_at', ARGV[8]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[10])
+if ARGV[3] == 'pending' then
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[9])
+else
+  redis.call('ZREM', KEYS[2], ARGV[9])
+end
+return 1
+"""
+
+# KEYS: record, due set. ARGV: now, give up at, id, record ttl ms.
+REDELIVER_WEBHOOK = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'status', 'pending', 'next_at', ARGV[1], 'owner', '', 'give_up_at', ARGV[2],
+  'updated', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
+return 1
+"""
+
+#: Listing with a filter scans at most this many records of the index per call.
+LIST_SCAN = 1000
+
 # KEYS: claim. ARGV: session id, ttl ms. First writer wins; the owner's re-claim only lengthens the TTL.
 CLAIM = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
@@ -117,6 +211,21 @@ CONNECT_TIMEOUT = 5.0
 
 def _bytes(value: bytes | str) -> bytes:
     return value.encode() if isinstance(value, str) else value
+
+
+def _ms(seconds: float) -> int:
+    return max(1, math.ceil(seconds * 1000))
+
+
+def _record(raw: dict[Any, Any]) -> WebhookDelivery | None:
+    """A webhook record from its hash (None when it is gone or not complete)."""
+    if not raw:
+        return None
+    fields = {_bytes(k).decode(): _bytes(v).decode() for k, v in raw.items()}
+    try:
+        return WebhookDelivery.from_dict(fields)
+    except (TypeError, ValueError, KeyError):
+        return None
 
 
 class RedisStore(SessionStore):
@@ -157,6 +266,10 @@ class RedisStore(SessionStore):
         self._release = self._r.register_script(RELEASE)
         self._claim = self._r.register_script(CLAIM)
         self._hit = self._r.register_script(HIT)
+        self._update_outbox = self._r.register_script(UPDATE_OUTBOX)
+        self._claim_webhooks = self._r.register_script(CLAIM_WEBHOOKS)
+        self._finish_webhook = self._r.register_script(FINISH_WEBHOOK)
+        self._redeliver_webhook = self._r.register_script(REDELIVER_WEBHOOK)
         self._listener = asyncio.create_task(self._listen(), name="realauth-redis-events")
         try:
             await asyncio.wait_for(self._subscribed.wait(), CONNECT_TIMEOUT)
@@ -319,10 +432,121 @@ class RedisStore(SessionStore):
     async def update(self, session: AuthSession) -> AuthSession:
         new = session.evolve(version=session.version + 1)
         keys, args = self._write_args(new)
-        ok = await self._update(keys=keys, args=[session.version, *args, new.session_id])
-        if not ok:
+        records = self.outbox_for(new)
+        if not records:
+            ok = await self._update(keys=keys, args=[session.version, *args, new.session_id])
+            if not ok:
+                raise StoreConflict(session.session_id)
+            return new
+        got = await self._update_outbox(
+            keys=[*keys, self._due_key],
+            args=[
+                session.version,
+                *args,
+                new.session_id,
+                new.state.value,
+                self._outbox_prefix,
+                _ms(WEBHOOK_RETENTION),
+                WEBHOOK_RETENTION,
+                *(json.dumps(r.to_strings()) for r in records),
+            ],
+        )
+        if not got:
             raise StoreConflict(session.session_id)
+        if int(got) == 2:
+            self.enqueued()
         return new
+
+    # --- webhook outbox -------------------------------------------------------------------------
+
+    @property
+    def _outbox_prefix(self) -> str:
+        return f"{self.prefix}w:"
+
+    @property
+    def _due_key(self) -> str:
+        return f"{self.prefix}w:due"
+
+    def _record_key(self, delivery_id: str) -> str:
+        return f"{self.prefix}w:d:{delivery_id}"
+
+    async def get_webhook(self, delivery_id: str) -> WebhookDelivery | None:
+        raw = await self.r.hgetall(self._record_key(delivery_id))  # type: ignore[misc]
+        return _record(raw)
+
+    async def claim_webhooks(self, owner: str, limit: int, lease: float) -> list[WebhookDelivery]:
+        now = self.clock.now()
+        ids = await self._claim_webhooks(
+            keys=[self._due_key], args=[repr(now), limit, repr(now + lease), owner, self._outbox_prefix + "d:"]
+        )
+        out = []
+        for raw_id in ids:
+            record = await self.get_webhook(_bytes(raw_id).decode())
+            if record is not None and record.owner == owner:
+                out.append(record)
+        return sorted(out, key=lambda d: d.created)
+
+    async def finish_webhook(
+        self,
+        claimed: WebhookDelivery,
+        status: DeliveryStatus,
+        next_at: float,
+        last_error: str,
+        last_status: int,
+    ) -> bool:
+        now = self.clock.now()
+        ok = await self._finish_webhook(
+            keys=[self._record_key(claimed.delivery_id), self._due_key],
+            args=[
+                claimed.owner,
+                claimed.attempts,
+                status.value,
+                repr(next_at),
+                last_error,
+                last_status,
+                repr(now),
+                repr(now) if status is DeliveryStatus.DELIVERED else "",
+                claimed.delivery_id,
+                _ms(WEBHOOK_RETENTION),
+            ],
+        )
+        return bool(ok)
+
+    async def list_webhooks(
+        self, tenant: str, session_id: str, status: DeliveryStatus | None, offset: int, limit: int
+    ) -> tuple[list[WebhookDelivery], int | None]:
+        index = self._outbox_prefix + (f"s:{session_id}" if session_id else f"t:{tenant}")
+        out: list[WebhookDelivery] = []
+        position, scanned = offset, 0
+        while len(out) < limit and scanned < LIST_SCAN:
+            chunk = min(limit * 2, LIST_SCAN - scanned)
+            ids: list[bytes] = list(await self.r.zrevrange(index, position, position + chunk - 1))  # type: ignore[arg-type]
+            if not ids:
+                return out, None
+            for raw_id in ids:
+                position += 1
+                scanned += 1
+                record = await self.get_webhook(_bytes(raw_id).decode())
+                if record is not None and record.tenant == tenant and status in (None, record.status):
+                    out.append(record)
+                    if len(out) == limit:
+                        break
+        more = await self.r.zcard(index) > position
+        return out, (position if more else None)
+
+    async def redeliver_webhook(self, delivery_id: str, give_up_at: float) -> WebhookDelivery | None:
+        now = self.clock.now()
+        ok = await self._redeliver_webhook(
+            keys=[self._record_key(delivery_id), self._due_key],
+            args=[repr(now), repr(give_up_at), delivery_id, _ms(WEBHOOK_RETENTION)],
+        )
+        if not ok:
+            return None
+        self.enqueued()
+        return await self.get_webhook(delivery_id)
+
+    async def pending_webhooks(self) -> int:
+        return int(await self.r.zcard(self._due_key))
 
     async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
         key = f"{self.prefix}l:{name}"

@@ -6,15 +6,17 @@ it, and expired rows are deleted at most once a minute, on access.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 import aiosqlite
 
 from ..domain import AuthSession
+from ..outbox import WEBHOOK_RETENTION, DeliveryStatus, WebhookDelivery
 from .base import Cursor, SessionFilter, SessionStore, StoreConflict
 from .retention import Retention
 
@@ -40,6 +42,29 @@ CREATE TABLE IF NOT EXISTS vendor_claims (
     retain_until REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS markers (name TEXT PRIMARY KEY, until REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    delivery_id  TEXT PRIMARY KEY,
+    event_id     TEXT NOT NULL,
+    tenant       TEXT NOT NULL,
+    endpoint     TEXT NOT NULL,
+    session_id   TEXT NOT NULL,
+    event_type   TEXT NOT NULL,
+    sequence     INTEGER NOT NULL,
+    body         TEXT NOT NULL,
+    created      REAL NOT NULL,
+    next_at      REAL NOT NULL,
+    give_up_at   REAL NOT NULL,
+    status       TEXT NOT NULL,
+    attempts     INTEGER NOT NULL,
+    owner        TEXT NOT NULL,
+    last_error   TEXT NOT NULL,
+    last_status  INTEGER NOT NULL,
+    updated      REAL NOT NULL,
+    delivered_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhook_due ON webhook_deliveries(next_at) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS webhook_tenant ON webhook_deliveries(tenant, created);
+CREATE INDEX IF NOT EXISTS webhook_session ON webhook_deliveries(session_id);
 """
 
 #: Columns ListAuthSessions filters on, added to databases from before it and filled from each row's JSON.
@@ -50,6 +75,12 @@ LIST_COLUMNS = (
 )
 #: Rows a listing reads per query.
 LIST_BATCH = 200
+
+WEBHOOK_COLUMNS = (
+    "delivery_id, event_id, tenant, endpoint, session_id, event_type, sequence, body, created, next_at, give_up_at,"
+    " status, attempts, owner, last_error, last_status, updated, delivered_at"
+)
+_WEBHOOK_NAMES = [c.strip() for c in WEBHOOK_COLUMNS.split(",")]
 
 #: Rows written before retention existed are kept this long past their expire time.
 LEGACY_RETENTION = 3 * 86_400.0
@@ -62,6 +93,9 @@ class SqliteStore(SessionStore):
         self.path = path
         self._db: aiosqlite.Connection | None = None
         self._next_purge = 0.0
+        #: One connection is shared by every coroutine: a write of several statements (a session and its webhook
+        #: records) holds this so no other coroutine's commit lands in the middle of it.
+        self._writing = asyncio.Lock()
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -102,10 +136,18 @@ class SqliteStore(SessionStore):
 
     async def purge(self) -> int:
         """Delete sessions past retention (and stale leases); returns how many sessions went."""
+        async with self._writing:
+            return await self._purge()
+
+    async def _purge(self) -> int:
         cur = await self.db.execute("DELETE FROM sessions WHERE retain_until < ?", (self.clock.now(),))
         await self.db.execute("DELETE FROM leases WHERE until < ?", (time.time(),))
         await self.db.execute("DELETE FROM vendor_claims WHERE retain_until < ?", (self.clock.now(),))
         await self.db.execute("DELETE FROM markers WHERE until < ?", (time.time(),))
+        await self.db.execute(
+            "DELETE FROM webhook_deliveries WHERE status != 'pending' AND updated < ?",
+            (self.clock.now() - WEBHOOK_RETENTION,),
+        )
         await self.db.commit()
         self._next_purge = self.clock.now() + PURGE_EVERY
         return cur.rowcount
@@ -114,10 +156,17 @@ class SqliteStore(SessionStore):
         if self.clock.now() >= self._next_purge:
             await self.purge()
 
+    async def _write(self, sql: str, args: Iterable[object]) -> int:
+        """One statement, committed under the write lock; returns its row count."""
+        async with self._writing:
+            cur = await self.db.execute(sql, tuple(args))
+            await self.db.commit()
+            return cur.rowcount
+
     async def insert(self, session: AuthSession) -> AuthSession:
         await self._maybe_purge()
         for _attempt in range(2):
-            cur = await self.db.execute(
+            rowcount = await self._write(
                 "INSERT INTO sessions (session_id, tenant, token, idempotency_key, state, version, expire_at,"
                 " retain_until, data, create_time, subject_id, provider)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -136,8 +185,7 @@ class SqliteStore(SessionStore):
                     session.provider,
                 ),
             )
-            await self.db.commit()
-            if cur.rowcount == 1:
+            if rowcount == 1:
                 self.feed.publish(session)
                 return session
             if session.idempotency_key:
@@ -198,10 +246,7 @@ class SqliteStore(SessionStore):
                 return
 
     async def shared_secret(self, name: str) -> bytes:
-        await self.db.execute(
-            "INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)", (name, secrets.token_bytes(32))
-        )
-        await self.db.commit()
+        await self._write("INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)", (name, secrets.token_bytes(32)))
         async with self.db.execute("SELECT value FROM secrets WHERE name = ?", (name,)) as cur:
             row = await cur.fetchone()
         assert row is not None
@@ -209,50 +254,64 @@ class SqliteStore(SessionStore):
 
     async def update(self, session: AuthSession) -> AuthSession:
         new = session.evolve(version=session.version + 1)
-        cur = await self.db.execute(
-            "UPDATE sessions SET token = ?, state = ?, version = ?, expire_at = ?, retain_until = ?, data = ?"
-            " WHERE session_id = ? AND version = ? AND retain_until >= ?",
-            (
-                new.token,
-                new.state.value,
-                new.version,
-                new.expire_time,
-                self.retain_until(new),
-                json.dumps(new.to_dict()),
-                session.session_id,
-                session.version,
-                self.clock.now(),
-            ),
-        )
-        await self.db.commit()
+        records = self.outbox_for(new)
+        async with self._writing:
+            old_state = None
+            if records:  # the state at one version never changes: read it, then update that version only
+                sql = "SELECT state FROM sessions WHERE session_id = ? AND version = ?"
+                async with self.db.execute(sql, (session.session_id, session.version)) as c:
+                    row = await c.fetchone()
+                old_state = row[0] if row else None
+            cur = await self.db.execute(
+                "UPDATE sessions SET token = ?, state = ?, version = ?, expire_at = ?, retain_until = ?, data = ?"
+                " WHERE session_id = ? AND version = ? AND retain_until >= ?",
+                (
+                    new.token,
+                    new.state.value,
+                    new.version,
+                    new.expire_time,
+                    self.retain_until(new),
+                    json.dumps(new.to_dict()),
+                    session.session_id,
+                    session.version,
+                    self.clock.now(),
+                ),
+            )
+            written = bool(cur.rowcount == 1 and records and old_state != new.state.value)
+            if written:
+                marks = ", ".join("?" * len(_WEBHOOK_NAMES))
+                await self.db.executemany(
+                    f"INSERT INTO webhook_deliveries ({WEBHOOK_COLUMNS}) VALUES ({marks})",
+                    [_webhook_row(r) for r in records],
+                )
+            await self.db.commit()
         if cur.rowcount == 0:
             raise StoreConflict(session.session_id)
         self.feed.publish(new)
+        if written:
+            self.enqueued()
         return new
 
     async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
         now = time.time()  # leases bound real vendor calls: real time, shared by processes on this host
-        cur = await self.db.execute(
+        rowcount = await self._write(
             "INSERT INTO leases (name, owner, until) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE"
             " SET owner = excluded.owner, until = excluded.until WHERE leases.until < ? OR leases.owner = ?",
             (name, owner, now + seconds, now, owner),
         )
-        await self.db.commit()
-        return bool(cur.rowcount)
+        return bool(rowcount)
 
     async def release_lease(self, name: str, owner: str) -> None:
-        await self.db.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
-        await self.db.commit()
+        await self._write("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
 
     async def claim_vendor_token(self, key: str, session_id: str, until: float) -> str:
         # One statement: the primary key makes the first writer win; a claim past retention may be retaken.
-        await self.db.execute(
+        await self._write(
             "INSERT INTO vendor_claims (key, session_id, retain_until) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE"
             " SET session_id = excluded.session_id, retain_until = max(excluded.retain_until, retain_until)"
             " WHERE vendor_claims.retain_until < ? OR vendor_claims.session_id = excluded.session_id",
             (key, session_id, until, self.clock.now()),
         )
-        await self.db.commit()
         owner = await self.vendor_token_owner(key)
         if owner is None:  # pragma: no cover - only if the claim expired between the two statements
             raise StoreConflict(session_id)
@@ -265,12 +324,107 @@ class SqliteStore(SessionStore):
         return str(row[0]) if row else None
 
     async def put_marker(self, name: str, seconds: float) -> None:
-        await self.db.execute(
+        await self._write(
             "INSERT INTO markers (name, until) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET until = excluded.until",
             (name, time.time() + seconds),
         )
-        await self.db.commit()
 
     async def has_marker(self, name: str) -> bool:
         async with self.db.execute("SELECT 1 FROM markers WHERE name = ? AND until > ?", (name, time.time())) as cur:
             return await cur.fetchone() is not None
+
+    # --- webhook outbox ---------------------------------------------------------------------------
+
+    async def claim_webhooks(self, owner: str, limit: int, lease: float) -> list[WebhookDelivery]:
+        now = self.clock.now()
+        # One statement: replicas sharing this file (one host) never claim one record twice.
+        async with self._writing:
+            cur = await self.db.execute(
+                "UPDATE webhook_deliveries SET attempts = attempts + 1, owner = ?, next_at = ?, updated = ?"
+                " WHERE delivery_id IN (SELECT delivery_id FROM webhook_deliveries WHERE status = 'pending'"
+                f" AND next_at <= ? ORDER BY next_at LIMIT ?) RETURNING {WEBHOOK_COLUMNS}",
+                (owner, now + lease, now, now, limit),
+            )
+            rows = await cur.fetchall()
+            await cur.close()
+            await self.db.commit()
+        return sorted((_webhook(r) for r in rows), key=lambda d: d.created)
+
+    async def finish_webhook(
+        self,
+        claimed: WebhookDelivery,
+        status: DeliveryStatus,
+        next_at: float,
+        last_error: str,
+        last_status: int,
+    ) -> bool:
+        now = self.clock.now()
+        delivered = now if status is DeliveryStatus.DELIVERED else 0.0
+        rowcount = await self._write(
+            "UPDATE webhook_deliveries SET status = ?, next_at = ?, last_error = ?, last_status = ?, updated = ?,"
+            " delivered_at = CASE WHEN ? > 0 THEN ? ELSE delivered_at END, owner = ''"
+            " WHERE delivery_id = ? AND owner = ? AND owner != '' AND attempts = ?",
+            (
+                status.value,
+                next_at,
+                last_error,
+                last_status,
+                now,
+                delivered,
+                delivered,
+                claimed.delivery_id,
+                claimed.owner,
+                claimed.attempts,
+            ),
+        )
+        return rowcount == 1
+
+    async def get_webhook(self, delivery_id: str) -> WebhookDelivery | None:
+        sql = f"SELECT {WEBHOOK_COLUMNS} FROM webhook_deliveries WHERE delivery_id = ?"
+        async with self.db.execute(sql, (delivery_id,)) as cur:
+            row = await cur.fetchone()
+        return _webhook(row) if row else None
+
+    async def list_webhooks(
+        self, tenant: str, session_id: str, status: DeliveryStatus | None, offset: int, limit: int
+    ) -> tuple[list[WebhookDelivery], int | None]:
+        where, args = ["tenant = ?"], [tenant]
+        if session_id:
+            where.append("session_id = ?")
+            args.append(session_id)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status.value)
+        sql = (
+            f"SELECT {WEBHOOK_COLUMNS} FROM webhook_deliveries WHERE {' AND '.join(where)}"
+            " ORDER BY created DESC, rowid DESC LIMIT ? OFFSET ?"
+        )
+        async with self.db.execute(sql, (*args, limit + 1, offset)) as cur:
+            rows = list(await cur.fetchall())
+        more = len(rows) > limit
+        return [_webhook(r) for r in rows[:limit]], (offset + limit if more else None)
+
+    async def redeliver_webhook(self, delivery_id: str, give_up_at: float) -> WebhookDelivery | None:
+        now = self.clock.now()
+        rowcount = await self._write(
+            "UPDATE webhook_deliveries SET status = 'pending', next_at = ?, owner = '', give_up_at = ?, updated = ?"
+            " WHERE delivery_id = ?",
+            (now, give_up_at, now, delivery_id),
+        )
+        if rowcount:
+            self.enqueued()
+        return await self.get_webhook(delivery_id) if rowcount else None
+
+    async def pending_webhooks(self) -> int:
+        async with self.db.execute("SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
+def _webhook_row(d: WebhookDelivery) -> tuple[object, ...]:
+    values = d.to_dict()
+    return tuple(values[name] for name in _WEBHOOK_NAMES)
+
+
+def _webhook(row: Iterable[object]) -> WebhookDelivery:
+    return WebhookDelivery.from_dict(dict(zip(_WEBHOOK_NAMES, row, strict=True)))
