@@ -263,4 +263,6 @@ async def test_health_answers_while_the_vendor_is_stuck(make_realauth: ServerFac
     await probing
     await probe.channel.close()
     assert {code for code, _, _ in results} == {"DEADLINE_EXCEEDED"}
-    assert set(probe.statuses) == {health_pb2.HealthCheckResponse.SERVING} and probe.worst < 0.5
+    # Health is never queued behind the stuck calls (their 1.5 s deadline): a bound, not a speed measurement, so it
+    # holds on a loaded 2-core machine too (the benchmark measures the real figure: docs/reliability.md).
+    assert set(probe.statuses) == {health_pb2.HealthCheckResponse.SERVING} and probe.worst < 1.25
