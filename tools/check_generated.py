@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gen_client_stubs import CLIENT_STUBS, SERVER_STUBS, client_copy, is_stub  # noqa: E402
+from gen_client_stubs import CLIENT_STUBS, NODE_PROTO, PROTO, SERVER_STUBS, client_copy, is_stub  # noqa: E402
 
 
 def generate_into(out: Path) -> None:
@@ -37,6 +37,8 @@ def main() -> int:
     fresh = {f"server/{k}": v for k, v in server.items()} | {f"client/{k}": v for k, v in client.items()}
     committed = {f"server/{k}": v for k, v in stubs(SERVER_STUBS).items()}
     committed |= {f"client/{k}": v for k, v in stubs(CLIENT_STUBS).items()}
+    fresh["node/realauth.proto"] = PROTO.read_text()
+    committed["node/realauth.proto"] = NODE_PROTO.read_text() if NODE_PROTO.exists() else ""
     if fresh == committed:
         print(f"generated stubs are fresh ({len(fresh)} files)")
         return 0

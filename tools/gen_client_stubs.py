@@ -1,4 +1,5 @@
-"""Copy the generated realauth.v1 stubs into the client distribution's own package, realauth_client.v1.
+"""Copy the generated realauth.v1 stubs into the client distribution's own package, realauth_client.v1 (and the
+proto into the Node package, clients/node/proto).
 
 The server wheel ships the stubs as `realauth.v1` and the client wheel as `realauth_client.v1`, so installing both
 never puts the same file in site-packages twice. The copy only changes the Python module paths: the serialized
@@ -16,6 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_STUBS = ROOT / "server" / "realauth" / "v1"
 CLIENT_STUBS = ROOT / "clients" / "python" / "realauth_client" / "v1"
+# The Node package loads the proto at run time (proto-loader): it carries a copy, so it works outside this checkout.
+PROTO = ROOT / "proto" / "realauth" / "v1" / "realauth.proto"
+NODE_PROTO = ROOT / "clients" / "node" / "proto" / "realauth" / "v1" / "realauth.proto"
 
 # `from realauth.v1 import realauth_pb2 …` (in _pb2_grpc.py and the .pyi files) and the module name handed to the
 # protobuf builder ('realauth.v1.realauth_pb2'); never the proto package in service paths ('/realauth.v1.Real…').
@@ -43,7 +47,9 @@ def main() -> int:
     for name, text in client_copy(SERVER_STUBS).items():
         (CLIENT_STUBS / name).write_text(text)
     shutil.rmtree(CLIENT_STUBS / "__pycache__", ignore_errors=True)
-    print(f"client stubs written to {CLIENT_STUBS.relative_to(ROOT)}")
+    NODE_PROTO.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(PROTO, NODE_PROTO)
+    print(f"client stubs written to {CLIENT_STUBS.relative_to(ROOT)}, proto copied to {NODE_PROTO.relative_to(ROOT)}")
     return 0
 
 
