@@ -22,14 +22,16 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # The stubs are committed; regenerate them when missing or older than the proto (output is reproducible).
-STUBS := clients/python/realauth/v1/realauth_pb2.py
-$(STUBS): proto/realauth/v1/realauth.proto | $(STAMP)
+# The server's copy (import package realauth) and the client distribution's (realauth_client), see buf.gen.yaml.
+STUBS := server/realauth/v1/realauth_pb2.py clients/python/realauth_client/v1/realauth_pb2.py
+$(STUBS) &: proto/realauth/v1/realauth.proto | $(STAMP)
 	$(MAKE) generate
 
-# Regenerate the committed Python stubs from proto/ (reproducible: pinned grpcio-tools).
+# Regenerate the committed Python stubs from proto/ (reproducible: pinned grpcio-tools and mypy-protobuf).
 generate: $(STAMP)
-	rm -rf clients/python/realauth/v1/*_pb2*.py clients/python/realauth/v1/*_pb2*.pyi
+	rm -rf server/realauth/v1/*_pb2*.py server/realauth/v1/*_pb2*.pyi
 	$(BIN)/buf generate
+	$(BIN)/python tools/gen_client_stubs.py
 
 # Fails when the committed stubs differ from what `make generate` would write.
 check-generated: $(STAMP)
@@ -38,14 +40,14 @@ check-generated: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/buf lint
 	$(BIN)/buf format --diff --exit-code
-	$(BIN)/ruff check server tests tools
-	$(BIN)/ruff format --check server tests tools
+	$(BIN)/ruff check server tests tools clients/python
+	$(BIN)/ruff format --check server tests tools clients/python
 	$(BIN)/mypy
 
 fmt: $(STAMP)
 	$(BIN)/buf format -w
-	$(BIN)/ruff format server tests tools
-	$(BIN)/ruff check --fix server tests tools
+	$(BIN)/ruff format server tests tools clients/python
+	$(BIN)/ruff check --fix server tests tools clients/python
 
 # The Redis store tests start a real redis-server (never a fake); install it when absent (Debian, as root).
 redis-server:

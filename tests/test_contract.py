@@ -86,6 +86,11 @@ def wheel_contents(project: str, pattern: str, out_dir: Path) -> set[str]:
     return set(zipfile.ZipFile(wheel).namelist())
 
 
+def top_level(names: set[str]) -> set[str]:
+    """The import packages a wheel puts into site-packages (its .dist-info aside)."""
+    return {n.split("/", 1)[0] for n in names if "/" in n and not n.split("/", 1)[0].endswith(".dist-info")}
+
+
 @pytest.mark.slow
 def test_wheel_carries_server_and_typed_stubs(tmp_path: Path) -> None:
     """What the Dockerfile installs: a non-editable wheel with both packages and the .pyi stubs."""
@@ -96,14 +101,42 @@ def test_wheel_carries_server_and_typed_stubs(tmp_path: Path) -> None:
         "realauth/v1/realauth_pb2.py",
         "realauth/v1/realauth_pb2.pyi",
         "realauth/v1/realauth_pb2_grpc.py",
+        "realauth/v1/realauth_pb2_grpc.pyi",
     ):
         assert required in names
     assert any(n.endswith("entry_points.txt") for n in names)
 
 
 @pytest.mark.slow
-def test_client_package_builds_on_its_own(tmp_path: Path) -> None:
-    """clients/python is installable by other services without the server."""
-    names = wheel_contents("clients/python", "realauth_client-*.whl", tmp_path)
-    assert {"realauth/v1/realauth_pb2.py", "realauth/v1/realauth_pb2.pyi", "realauth/v1/realauth_pb2_grpc.py"} <= names
-    assert not any(n.startswith("realauth_server/") for n in names)
+def test_client_wheel_is_typed_and_installs_next_to_the_server(tmp_path: Path) -> None:
+    """clients/python is installable by other services without the server, and next to it: the two wheels share no
+    top-level package (both used to ship `realauth`)."""
+    server = wheel_contents(".", "realauth-*.whl", tmp_path / "server")
+    client = wheel_contents("clients/python", "realauth_client-*.whl", tmp_path / "client")
+    assert top_level(client) == {"realauth_client"}
+    assert top_level(server) == {"realauth", "realauth_server"}
+    for required in (
+        "realauth_client/py.typed",
+        "realauth_client/client.py",
+        "realauth_client/errors.py",
+        "realauth_client/webhooks.py",
+        "realauth_client/v1/py.typed",
+        "realauth_client/v1/realauth_pb2.py",
+        "realauth_client/v1/realauth_pb2.pyi",
+        "realauth_client/v1/realauth_pb2_grpc.py",
+        "realauth_client/v1/realauth_pb2_grpc.pyi",
+    ):
+        assert required in client
+    assert not set(server) & {n for n in client if ".dist-info/" not in n}
+
+
+def test_client_and_server_stubs_share_one_descriptor() -> None:
+    """Both copies register the same proto file: a process importing both gets the same message classes."""
+    from realauth.v1 import realauth_pb2 as server_pb
+    from realauth_client.v1 import realauth_pb2 as client_pb
+
+    assert client_pb.DESCRIPTOR is server_pb.DESCRIPTOR
+    assert client_pb.CreateAuthSessionRequest is server_pb.CreateAuthSessionRequest
+    grpc_src = (ROOT / "clients/python/realauth_client/v1/realauth_pb2_grpc.py").read_text()
+    assert "from realauth_client.v1 import realauth_pb2" in grpc_src and "from realauth.v1" not in grpc_src
+    assert "'/realauth.v1.RealAuthService/CreateAuthSession'" in grpc_src

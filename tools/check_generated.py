@@ -1,4 +1,5 @@
-"""Fail when the committed stubs in clients/python differ from a fresh `buf generate`."""
+"""Fail when the committed stubs (server/realauth/v1 and its client copy clients/python/realauth_client/v1) differ
+from a fresh `make generate`."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-GENERATED = ROOT / "clients" / "python"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from gen_client_stubs import CLIENT_STUBS, NODE_PROTO, PROTO, SERVER_STUBS, client_copy, is_stub  # noqa: E402
 
 
 def generate_into(out: Path) -> None:
     template = (ROOT / "buf.gen.yaml").read_text()
-    template = template.replace("out: clients/python", f"out: {out}")
+    template = template.replace("out: server", f"out: {out}")
     env = dict(os.environ)
     env.setdefault("BUF_CACHE_DIR", str(ROOT / ".cache" / "buf"))
     buf = Path(sys.executable).parent / "buf"
@@ -23,18 +26,19 @@ def generate_into(out: Path) -> None:
 
 
 def stubs(base: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(base)): p.read_text()
-        for p in sorted(base.rglob("*"))
-        if p.is_file() and "_pb2" in p.name and "__pycache__" not in p.parts
-    }
+    return {p.name: p.read_text() for p in sorted(base.iterdir()) if is_stub(p)}
 
 
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         generate_into(Path(tmp))
-        # Only the stub package itself: a wheel build leaves copies under clients/python/build/.
-        fresh, committed = stubs(Path(tmp) / "realauth"), stubs(GENERATED / "realauth")
+        server = stubs(Path(tmp) / "realauth" / "v1")
+        client = client_copy(Path(tmp) / "realauth" / "v1")
+    fresh = {f"server/{k}": v for k, v in server.items()} | {f"client/{k}": v for k, v in client.items()}
+    committed = {f"server/{k}": v for k, v in stubs(SERVER_STUBS).items()}
+    committed |= {f"client/{k}": v for k, v in stubs(CLIENT_STUBS).items()}
+    fresh["node/realauth.proto"] = PROTO.read_text()
+    committed["node/realauth.proto"] = NODE_PROTO.read_text() if NODE_PROTO.exists() else ""
     if fresh == committed:
         print(f"generated stubs are fresh ({len(fresh)} files)")
         return 0

@@ -1,1 +1,0 @@
-"""Generated Python client for the realauth.v1 gRPC API (see proto/realauth/v1)."""
