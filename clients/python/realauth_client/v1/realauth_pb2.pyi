@@ -27,6 +27,13 @@ class CircuitState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CIRCUIT_STATE_CLOSED: _ClassVar[CircuitState]
     CIRCUIT_STATE_OPEN: _ClassVar[CircuitState]
     CIRCUIT_STATE_HALF_OPEN: _ClassVar[CircuitState]
+
+class WebhookDeliveryStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WEBHOOK_DELIVERY_STATUS_UNSPECIFIED: _ClassVar[WebhookDeliveryStatus]
+    WEBHOOK_DELIVERY_STATUS_PENDING: _ClassVar[WebhookDeliveryStatus]
+    WEBHOOK_DELIVERY_STATUS_DELIVERED: _ClassVar[WebhookDeliveryStatus]
+    WEBHOOK_DELIVERY_STATUS_FAILED: _ClassVar[WebhookDeliveryStatus]
 AUTH_SESSION_STATE_UNSPECIFIED: AuthSessionState
 AUTH_SESSION_STATE_PENDING: AuthSessionState
 AUTH_SESSION_STATE_COMPLETED: AuthSessionState
@@ -38,6 +45,10 @@ CIRCUIT_STATE_UNSPECIFIED: CircuitState
 CIRCUIT_STATE_CLOSED: CircuitState
 CIRCUIT_STATE_OPEN: CircuitState
 CIRCUIT_STATE_HALF_OPEN: CircuitState
+WEBHOOK_DELIVERY_STATUS_UNSPECIFIED: WebhookDeliveryStatus
+WEBHOOK_DELIVERY_STATUS_PENDING: WebhookDeliveryStatus
+WEBHOOK_DELIVERY_STATUS_DELIVERED: WebhookDeliveryStatus
+WEBHOOK_DELIVERY_STATUS_FAILED: WebhookDeliveryStatus
 
 class ResponseMetadata(_message.Message):
     __slots__ = ("request_id", "action", "version", "service", "region", "error", "provider_request_id")
@@ -399,3 +410,69 @@ class CancelAuthSessionResponse(_message.Message):
     response_metadata: ResponseMetadata
     session: AuthSession
     def __init__(self, response_metadata: _Optional[_Union[ResponseMetadata, _Mapping]] = ..., session: _Optional[_Union[AuthSession, _Mapping]] = ...) -> None: ...
+
+class WebhookDelivery(_message.Message):
+    __slots__ = ("delivery_id", "event_id", "event_type", "session_id", "sequence", "endpoint_id", "status", "attempts", "last_error", "last_http_status", "create_time", "next_attempt_time", "delivered_time")
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    LAST_HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_TIME_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_TIME_FIELD_NUMBER: _ClassVar[int]
+    delivery_id: str
+    event_id: str
+    event_type: str
+    session_id: str
+    sequence: int
+    endpoint_id: str
+    status: WebhookDeliveryStatus
+    attempts: int
+    last_error: str
+    last_http_status: int
+    create_time: _timestamp_pb2.Timestamp
+    next_attempt_time: _timestamp_pb2.Timestamp
+    delivered_time: _timestamp_pb2.Timestamp
+    def __init__(self, delivery_id: _Optional[str] = ..., event_id: _Optional[str] = ..., event_type: _Optional[str] = ..., session_id: _Optional[str] = ..., sequence: _Optional[int] = ..., endpoint_id: _Optional[str] = ..., status: _Optional[_Union[WebhookDeliveryStatus, str]] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., last_http_status: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delivered_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListWebhookDeliveriesRequest(_message.Message):
+    __slots__ = ("session_id", "status", "page_size", "page_token")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    status: WebhookDeliveryStatus
+    page_size: int
+    page_token: str
+    def __init__(self, session_id: _Optional[str] = ..., status: _Optional[_Union[WebhookDeliveryStatus, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListWebhookDeliveriesResponse(_message.Message):
+    __slots__ = ("response_metadata", "deliveries", "next_page_token")
+    RESPONSE_METADATA_FIELD_NUMBER: _ClassVar[int]
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    response_metadata: ResponseMetadata
+    deliveries: _containers.RepeatedCompositeFieldContainer[WebhookDelivery]
+    next_page_token: str
+    def __init__(self, response_metadata: _Optional[_Union[ResponseMetadata, _Mapping]] = ..., deliveries: _Optional[_Iterable[_Union[WebhookDelivery, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class RedeliverWebhookRequest(_message.Message):
+    __slots__ = ("delivery_id",)
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    delivery_id: str
+    def __init__(self, delivery_id: _Optional[str] = ...) -> None: ...
+
+class RedeliverWebhookResponse(_message.Message):
+    __slots__ = ("response_metadata", "delivery")
+    RESPONSE_METADATA_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_FIELD_NUMBER: _ClassVar[int]
+    response_metadata: ResponseMetadata
+    delivery: WebhookDelivery
+    def __init__(self, response_metadata: _Optional[_Union[ResponseMetadata, _Mapping]] = ..., delivery: _Optional[_Union[WebhookDelivery, _Mapping]] = ...) -> None: ...

@@ -71,6 +71,16 @@ class RealAuthServiceStub:
                 request_serializer=realauth_dot_v1_dot_realauth__pb2.CancelAuthSessionRequest.SerializeToString,
                 response_deserializer=realauth_dot_v1_dot_realauth__pb2.CancelAuthSessionResponse.FromString,
                 _registered_method=True)
+        self.ListWebhookDeliveries = channel.unary_unary(
+                '/realauth.v1.RealAuthService/ListWebhookDeliveries',
+                request_serializer=realauth_dot_v1_dot_realauth__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+                response_deserializer=realauth_dot_v1_dot_realauth__pb2.ListWebhookDeliveriesResponse.FromString,
+                _registered_method=True)
+        self.RedeliverWebhook = channel.unary_unary(
+                '/realauth.v1.RealAuthService/RedeliverWebhook',
+                request_serializer=realauth_dot_v1_dot_realauth__pb2.RedeliverWebhookRequest.SerializeToString,
+                response_deserializer=realauth_dot_v1_dot_realauth__pb2.RedeliverWebhookResponse.FromString,
+                _registered_method=True)
 
 
 class RealAuthServiceServicer:
@@ -145,6 +155,24 @@ class RealAuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWebhookDeliveries(self, request, context):
+        """--- Result webhooks (docs/webhooks.md) ---
+
+        ListWebhookDeliveries lists the calling tenant's webhook deliveries, newest first: one per
+        event and endpoint, with its status, attempts and last error. Only the tenant's own.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RedeliverWebhook(self, request, context):
+        """RedeliverWebhook sends a delivery again now (whatever its status), with a new retry window.
+        NOT_FOUND (Error.code "WebhookDeliveryNotFound") for unknown ids and another tenant's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RealAuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -182,6 +210,16 @@ def add_RealAuthServiceServicer_to_server(servicer, server):
                     servicer.CancelAuthSession,
                     request_deserializer=realauth_dot_v1_dot_realauth__pb2.CancelAuthSessionRequest.FromString,
                     response_serializer=realauth_dot_v1_dot_realauth__pb2.CancelAuthSessionResponse.SerializeToString,
+            ),
+            'ListWebhookDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookDeliveries,
+                    request_deserializer=realauth_dot_v1_dot_realauth__pb2.ListWebhookDeliveriesRequest.FromString,
+                    response_serializer=realauth_dot_v1_dot_realauth__pb2.ListWebhookDeliveriesResponse.SerializeToString,
+            ),
+            'RedeliverWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedeliverWebhook,
+                    request_deserializer=realauth_dot_v1_dot_realauth__pb2.RedeliverWebhookRequest.FromString,
+                    response_serializer=realauth_dot_v1_dot_realauth__pb2.RedeliverWebhookResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -375,6 +413,60 @@ class RealAuthService:
             '/realauth.v1.RealAuthService/CancelAuthSession',
             realauth_dot_v1_dot_realauth__pb2.CancelAuthSessionRequest.SerializeToString,
             realauth_dot_v1_dot_realauth__pb2.CancelAuthSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/realauth.v1.RealAuthService/ListWebhookDeliveries',
+            realauth_dot_v1_dot_realauth__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+            realauth_dot_v1_dot_realauth__pb2.ListWebhookDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RedeliverWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/realauth.v1.RealAuthService/RedeliverWebhook',
+            realauth_dot_v1_dot_realauth__pb2.RedeliverWebhookRequest.SerializeToString,
+            realauth_dot_v1_dot_realauth__pb2.RedeliverWebhookResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -84,6 +84,16 @@ class RealAuthServiceStub:
     unchanged. Any other state fails with FAILED_PRECONDITION (Error.code "SessionNotCancellable");
     NOT_FOUND for unknown sessions and for another tenant's sessions, like GetAuthSession.
     """
+    ListWebhookDeliveries: _grpc.UnaryUnaryMultiCallable[_realauth_pb2.ListWebhookDeliveriesRequest, _realauth_pb2.ListWebhookDeliveriesResponse]
+    """--- Result webhooks (docs/webhooks.md) ---
+
+    ListWebhookDeliveries lists the calling tenant's webhook deliveries, newest first: one per
+    event and endpoint, with its status, attempts and last error. Only the tenant's own.
+    """
+    RedeliverWebhook: _grpc.UnaryUnaryMultiCallable[_realauth_pb2.RedeliverWebhookRequest, _realauth_pb2.RedeliverWebhookResponse]
+    """RedeliverWebhook sends a delivery again now (whatever its status), with a new retry window.
+    NOT_FOUND (Error.code "WebhookDeliveryNotFound") for unknown ids and another tenant's.
+    """
 
 @_typing.type_check_only
 class RealAuthServiceAsyncStub(RealAuthServiceStub):
@@ -129,6 +139,16 @@ class RealAuthServiceAsyncStub(RealAuthServiceStub):
     vendor exchange happens for it. Idempotent: cancelling a cancelled session returns it
     unchanged. Any other state fails with FAILED_PRECONDITION (Error.code "SessionNotCancellable");
     NOT_FOUND for unknown sessions and for another tenant's sessions, like GetAuthSession.
+    """
+    ListWebhookDeliveries: _aio.UnaryUnaryMultiCallable[_realauth_pb2.ListWebhookDeliveriesRequest, _realauth_pb2.ListWebhookDeliveriesResponse]  # type: ignore[assignment]
+    """--- Result webhooks (docs/webhooks.md) ---
+
+    ListWebhookDeliveries lists the calling tenant's webhook deliveries, newest first: one per
+    event and endpoint, with its status, attempts and last error. Only the tenant's own.
+    """
+    RedeliverWebhook: _aio.UnaryUnaryMultiCallable[_realauth_pb2.RedeliverWebhookRequest, _realauth_pb2.RedeliverWebhookResponse]  # type: ignore[assignment]
+    """RedeliverWebhook sends a delivery again now (whatever its status), with a new retry window.
+    NOT_FOUND (Error.code "WebhookDeliveryNotFound") for unknown ids and another tenant's.
     """
 
 class RealAuthServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -214,6 +234,28 @@ class RealAuthServiceServicer(metaclass=_abc_1.ABCMeta):
         vendor exchange happens for it. Idempotent: cancelling a cancelled session returns it
         unchanged. Any other state fails with FAILED_PRECONDITION (Error.code "SessionNotCancellable");
         NOT_FOUND for unknown sessions and for another tenant's sessions, like GetAuthSession.
+        """
+
+    @_abc_1.abstractmethod
+    def ListWebhookDeliveries(
+        self,
+        request: _realauth_pb2.ListWebhookDeliveriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_realauth_pb2.ListWebhookDeliveriesResponse, _abc.Awaitable[_realauth_pb2.ListWebhookDeliveriesResponse]]:
+        """--- Result webhooks (docs/webhooks.md) ---
+
+        ListWebhookDeliveries lists the calling tenant's webhook deliveries, newest first: one per
+        event and endpoint, with its status, attempts and last error. Only the tenant's own.
+        """
+
+    @_abc_1.abstractmethod
+    def RedeliverWebhook(
+        self,
+        request: _realauth_pb2.RedeliverWebhookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_realauth_pb2.RedeliverWebhookResponse, _abc.Awaitable[_realauth_pb2.RedeliverWebhookResponse]]:
+        """RedeliverWebhook sends a delivery again now (whatever its status), with a new retry window.
+        NOT_FOUND (Error.code "WebhookDeliveryNotFound") for unknown ids and another tenant's.
         """
 
 def add_RealAuthServiceServicer_to_server(servicer: RealAuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
