@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 import socket
 from concurrent.futures import ThreadPoolExecutor
@@ -54,10 +55,20 @@ MAX_PENDING_CALLS = 100_000
 READINESS_TIMEOUT = 2.0
 
 
+@dataclass(frozen=True)
+class WorkerSlot:
+    """This process is worker ``index`` of ``realauth serve --workers N`` (workers.py, the supervisor)."""
+
+    index: int
+    http_fd: int  # the supervisor's listening HTTP socket, shared by every worker
+    ready_fd: int  # written to once serving, then closed: the supervisor counts ready workers
+
+
 @dataclass
 class RealAuthServer:
     settings: Settings
     clock: Clock = field(default_factory=lambda: SYSTEM_CLOCK)
+    worker: WorkerSlot | None = None
     grpc_port: int = 0
     http_port: int = 0
     health_port: int = 0  # the dedicated probe port, when server.health_port is set
@@ -67,7 +78,11 @@ class RealAuthServer:
     async def start(self) -> None:
         # The HTTP socket is bound first: with --http-port 0 the default public URL needs the real port.
         check_sandbox_admin(self.settings)  # settings built without load_settings get the same refusal
-        http_sock = bind_tcp(self.settings.effective_http_host, self.settings.http_port)
+        if self.worker is not None:
+            http_sock = socket.socket(fileno=self.worker.http_fd)  # bound and listening in the supervisor
+            http_sock.setblocking(False)
+        else:
+            http_sock = bind_tcp(self.settings.effective_http_host, self.settings.http_port)
         self.http_port = bound_port(http_sock)
         self.settings = s = self.settings.with_http_port(self.http_port)
         try:
@@ -77,7 +92,9 @@ class RealAuthServer:
             raise
 
     async def _start(self, s: Settings, http_sock: socket.socket) -> None:
-        self.store: SessionStore = open_store(s.store, Retention(result_seconds=s.retention_seconds))
+        self.store: SessionStore = open_store(
+            s.store, Retention(result_seconds=s.retention_seconds), shared=self.worker is not None
+        )
         await self.store.open()
         landing_key = s.landing_secret.reveal_bytes() if s.landing_secret else await self.store.shared_secret("landing")
         redact_value(landing_key)  # generated into the store, so no Secret of the configuration holds it
@@ -138,7 +155,8 @@ class RealAuthServer:
                 ("grpc.server.max_pending_requests_hard_limit", MAX_PENDING_CALLS),
                 # grpc's default SO_REUSEPORT lets a second process bind the same port and silently take a share
                 # of the connections (a stale replica, another instance on the host): refuse to start instead.
-                ("grpc.so_reuseport", 0),
+                # Workers of one supervisor share the port on purpose (workers.py).
+                ("grpc.so_reuseport", self._reuseport),
             ],
         )
         servicer = RealAuthServicer(self.service)
@@ -155,15 +173,18 @@ class RealAuthServer:
             self.grpc,
         )
         address = f"{s.host}:{s.port}"
-        if s.tls is not None:
-            creds = grpc.ssl_server_credentials(
-                [(s.tls.key_file.read_bytes(), s.tls.cert_file.read_bytes())],
-                root_certificates=s.tls.client_ca_file.read_bytes() if s.tls.client_ca_file else None,
-                require_client_auth=s.tls.require_client_cert,
-            )
-            self.grpc_port = self.grpc.add_secure_port(address, creds)
-        else:
-            self.grpc_port = self.grpc.add_insecure_port(address)
+        try:
+            if s.tls is not None:
+                creds = grpc.ssl_server_credentials(
+                    [(s.tls.key_file.read_bytes(), s.tls.cert_file.read_bytes())],
+                    root_certificates=s.tls.client_ca_file.read_bytes() if s.tls.client_ca_file else None,
+                    require_client_auth=s.tls.require_client_cert,
+                )
+                self.grpc_port = self.grpc.add_secure_port(address, creds)
+            else:
+                self.grpc_port = self.grpc.add_insecure_port(address)
+        except RuntimeError:  # newer grpc raises where older ones returned 0 (the port is taken, say)
+            self.grpc_port = 0
         if self.grpc_port == 0:
             raise OSError(f"cannot listen for gRPC on {s.host}:{s.port}")
         await self.grpc.start()
@@ -185,13 +206,22 @@ class RealAuthServer:
             return
         self.probe_health = threaded_health.HealthServicer()
         self.probe_server = grpc.server(
-            ThreadPoolExecutor(max_workers=2, thread_name_prefix="health"), options=[("grpc.so_reuseport", 0)]
+            ThreadPoolExecutor(max_workers=2, thread_name_prefix="health"),
+            options=[("grpc.so_reuseport", self._reuseport)],
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.probe_health, self.probe_server)
-        self.health_port = self.probe_server.add_insecure_port(f"{s.host}:{s.health_port}")
+        try:
+            self.health_port = self.probe_server.add_insecure_port(f"{s.host}:{s.health_port}")
+        except RuntimeError:  # as for the main port
+            self.health_port = 0
         if self.health_port == 0:
             raise OSError(f"cannot listen for health probes on {s.host}:{s.health_port}")
         self.probe_server.start()
+
+    @property
+    def _reuseport(self) -> int:
+        """1 only in a worker of ``--workers N``: its gRPC ports are shared with its sibling workers."""
+        return 1 if self.worker is not None else 0
 
     async def _set_health(self, service: str, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
         await self.health.set(service, status)
@@ -291,8 +321,8 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-async def serve(settings: Settings, drain: float = 1.0) -> int:
-    server = RealAuthServer(settings)
+async def serve(settings: Settings, drain: float = 1.0, worker: WorkerSlot | None = None) -> int:
+    server = RealAuthServer(settings, worker=worker)
     await server.start()
     tune_gc()
     server.banner()
@@ -300,6 +330,9 @@ async def serve(settings: Settings, drain: float = 1.0) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if worker is not None:  # after the handlers: the supervisor may send SIGTERM as soon as it reads this
+        os.write(worker.ready_fd, b"ready")
+        os.close(worker.ready_fd)
     await stop.wait()
     log.info(
         "shutting down: health is NOT_SERVING, finishing in-flight calls",

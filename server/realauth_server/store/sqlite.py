@@ -6,6 +6,7 @@ it, and expired rows are deleted at most once a minute, on access.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -39,19 +40,42 @@ CREATE TABLE IF NOT EXISTS vendor_claims (
     retain_until REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS markers (name TEXT PRIMARY KEY, until REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS changes (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL,
+    at         REAL NOT NULL DEFAULT (julianday('now'))
+);
+CREATE TRIGGER IF NOT EXISTS sessions_changed AFTER UPDATE ON sessions BEGIN
+    INSERT INTO changes (session_id) VALUES (NEW.session_id);
+END;
 """
 
 #: Rows written before retention existed are kept this long past their expire time.
 LEGACY_RETENTION = 3 * 86_400.0
 PURGE_EVERY = 60.0
+#: With ``follow_others`` (``--workers N``): how often the change log is read for other processes' writes (a watcher
+#: here wakes within this of a write by a sibling worker), and how long change rows are kept.
+FOLLOW_EVERY = 0.02
+CHANGES_KEPT_SECONDS = 300.0
+#: Change rows read per poll; a process further behind catches up over the next polls (watchers also resync).
+FOLLOW_BATCH = 5000
 
 
 class SqliteStore(SessionStore):
-    def __init__(self, path: str, retention: Retention | None = None) -> None:
+    """One file, WAL mode: several processes may share it (the workers of ``--workers N``, on one host).
+
+    Updates are logged by a trigger into ``changes``; with ``follow_others`` a task reads that log every
+    :data:`FOLLOW_EVERY` seconds and publishes the changed sessions that watchers of this process are waiting for, so a
+    landing served by one worker wakes a watcher on another at once.
+    """
+
+    def __init__(self, path: str, retention: Retention | None = None, *, follow_others: bool = False) -> None:
         super().__init__(retention)
         self.path = path
+        self.follow_others = follow_others
         self._db: aiosqlite.Connection | None = None
         self._next_purge = 0.0
+        self._follower: asyncio.Task[None] | None = None
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -74,12 +98,49 @@ class SqliteStore(SessionStore):
             await self._db.execute("UPDATE sessions SET retain_until = expire_at + ?", (LEGACY_RETENTION,))
         await self._db.execute("CREATE INDEX IF NOT EXISTS sessions_retain ON sessions(retain_until)")
         await self._db.commit()
+        if self.follow_others:
+            async with self._db.execute("SELECT coalesce(max(seq), 0) FROM changes") as cur:
+                row = await cur.fetchone()
+            self._seen = int(row[0]) if row else 0
+            self._follower = asyncio.create_task(self._follow(), name="sqlite-follow")
+
+    async def _follow(self) -> None:
+        """Publish sessions changed by any process (this one included: watchers skip versions they have sent)."""
+        while True:
+            await asyncio.sleep(FOLLOW_EVERY)
+            try:
+                await self.follow_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a busy or closing database: the next poll (or the watcher's resync) catches up
+                continue
+
+    async def follow_once(self) -> int:
+        """Read the change log since the last read; returns how many watched sessions were published."""
+        sql = "SELECT seq, session_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?"
+        async with self.db.execute(sql, (self._seen, FOLLOW_BATCH)) as cur:
+            rows = list(await cur.fetchall())
+        if not rows:
+            return 0
+        self._seen = int(rows[-1][0])
+        published = 0
+        for session_id in dict.fromkeys(str(r[1]) for r in rows):
+            if self.feed.listening(session_id):
+                session = await self.get(session_id)
+                if session is not None:
+                    self.feed.publish(session)
+                    published += 1
+        return published
 
     async def ping(self) -> None:
         async with self.db.execute("SELECT 1") as cur:
             await cur.fetchone()
 
     async def close(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            await asyncio.gather(self._follower, return_exceptions=True)
+            self._follower = None
         if self._db is not None:
             await self._db.close()
             self._db = None
@@ -90,6 +151,7 @@ class SqliteStore(SessionStore):
         await self.db.execute("DELETE FROM leases WHERE until < ?", (time.time(),))
         await self.db.execute("DELETE FROM vendor_claims WHERE retain_until < ?", (self.clock.now(),))
         await self.db.execute("DELETE FROM markers WHERE until < ?", (time.time(),))
+        await self.db.execute("DELETE FROM changes WHERE at < julianday('now') - ?", (CHANGES_KEPT_SECONDS / 86_400.0,))
         await self.db.commit()
         self._next_purge = self.clock.now() + PURGE_EVERY
         return cur.rowcount
