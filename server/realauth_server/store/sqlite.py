@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS changes (
     session_id TEXT NOT NULL,
     at         REAL NOT NULL DEFAULT (julianday('now'))
 );
+CREATE TABLE IF NOT EXISTS hits (key TEXT PRIMARY KEY, window INTEGER NOT NULL, n INTEGER NOT NULL);
 CREATE TRIGGER IF NOT EXISTS sessions_changed AFTER UPDATE ON sessions BEGIN
     INSERT INTO changes (session_id) VALUES (NEW.session_id);
 END;
@@ -271,6 +272,23 @@ class SqliteStore(SessionStore):
         async with self.db.execute(sql, (key, self.clock.now())) as cur:
             row = await cur.fetchone()
         return str(row[0]) if row else None
+
+    async def count_hit(self, key: str, window_seconds: float) -> tuple[int, float]:
+        """Alone on the file: counted in process. Shared with sibling workers: one counter row per key in the file,
+        so a tenant's limit holds for all the workers together, not for each."""
+        if not self.follow_others:
+            return await super().count_hit(key, window_seconds)
+        now = time.time()
+        index = int(now // window_seconds)
+        sql = (
+            "INSERT INTO hits (key, window, n) VALUES (?, ?, 1) ON CONFLICT(key) DO UPDATE"
+            " SET n = CASE WHEN hits.window = excluded.window THEN hits.n + 1 ELSE 1 END, window = excluded.window"
+            " RETURNING n"
+        )
+        async with self.db.execute(sql, (key, index)) as cur:
+            row = await cur.fetchone()
+        await self.db.commit()
+        return (int(row[0]) if row else 1), (index + 1) * window_seconds - now
 
     async def put_marker(self, name: str, seconds: float) -> None:
         await self.db.execute(
