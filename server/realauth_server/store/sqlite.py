@@ -87,16 +87,25 @@ class SqliteStore(SessionStore):
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path)
+        # Autocommit: every write is one statement and commits in it, so the file's write lock is held for that
+        # statement only, never across an await (with Python's implicit BEGIN another worker's writes would wait
+        # while this process's event loop runs other calls before its commit).
+        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._db.execute("PRAGMA busy_timeout=5000")  # first: sibling workers open the file at once
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=NORMAL")
-        await self._db.execute("PRAGMA busy_timeout=5000")
         await self._db.executescript(SCHEMA)
-        async with self._db.execute("PRAGMA table_info(sessions)") as cur:
-            columns = {row[1] for row in await cur.fetchall()}
-        if "retain_until" not in columns:  # a database from before retention: migrate in place
-            await self._db.execute("ALTER TABLE sessions ADD COLUMN retain_until REAL NOT NULL DEFAULT 0")
-            await self._db.execute("UPDATE sessions SET retain_until = expire_at + ?", (LEGACY_RETENTION,))
+        await self._db.execute("BEGIN IMMEDIATE")  # one migrating process at a time; the others see it done
+        try:
+            async with self._db.execute("PRAGMA table_info(sessions)") as cur:
+                columns = {row[1] for row in await cur.fetchall()}
+            if "retain_until" not in columns:  # a database from before retention: migrate in place
+                await self._db.execute("ALTER TABLE sessions ADD COLUMN retain_until REAL NOT NULL DEFAULT 0")
+                await self._db.execute("UPDATE sessions SET retain_until = expire_at + ?", (LEGACY_RETENTION,))
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
         await self._db.execute("CREATE INDEX IF NOT EXISTS sessions_retain ON sessions(retain_until)")
         await self._db.commit()
         if self.follow_others:
