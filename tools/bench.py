@@ -372,10 +372,39 @@ async def _creates(target: str, n: int, concurrency: int = 64, connections: int 
     return elapsed
 
 
-def workers(n: int, counts: list[int]) -> None:
-    """creates/s and server CPU per create with ``realauth serve --workers K``, each K in turn, on SQLite."""
+def _serve_workers(work: Path, cfg: Path, count: int, store: str, n: int) -> tuple[float, float, float, float]:
+    """One measurement: (creates/s, server CPU ms per create, client CPU ms per create, emulator CPU ms per create)."""
     realauth = str(ROOT / ".venv" / "bin" / "realauth")
-    rows = []
+    log_path = work / f"serve-{count}-{time.monotonic_ns()}.log"
+    cmd = [realauth, "serve", "--config", str(cfg), "--store", store, "--host", "127.0.0.1", "--port", "0"]
+    cmd += ["--http-port", "0", "--log-format", "json", "--workers", str(count)]  # INFO: a line per call, as deployed
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=out)
+    try:
+        if count > 1:
+            ready = _wait_for(log_path, "realauth workers listening", proc)
+            pids = [proc.pid, *(int(p) for p in ready["pids"].split(","))]
+        else:
+            ready = _wait_for(log_path, "realauth listening", proc)
+            pids = [proc.pid]
+        target = ready["grpc"]
+        asyncio.run(_creates(target, min(n, 500)))  # warm-up: connections, caches, SQLite pages
+        emulator_pid = int(cfg.with_suffix(".pid").read_text())
+        cpu, emu, client = _cpu_seconds(pids), _cpu_seconds([emulator_pid]), time.process_time()
+        elapsed = asyncio.run(_creates(target, n))
+        cpu, emu = _cpu_seconds(pids) - cpu, _cpu_seconds([emulator_pid]) - emu
+        client = time.process_time() - client
+        return n / elapsed, cpu / n * 1000, client / n * 1000, emu / n * 1000
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def workers(n: int, counts: list[int], rounds: int, store: str) -> None:
+    """creates/s and server CPU per create with ``realauth serve --workers K``, each K in turn, ``rounds`` times."""
+    realauth = str(ROOT / ".venv" / "bin" / "realauth")
+    results: dict[int, list[tuple[float, float, float, float]]] = {c: [] for c in counts}
+    load = Path("/proc/loadavg").read_text().split()[:3]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         emu_log = work / "emulator.log"
@@ -386,36 +415,25 @@ def workers(n: int, counts: list[int]) -> None:
             url = _wait_for(emu_log, "emulator listening", emulator)["url"]
             cfg = work / "realauth.toml"
             cfg.write_text(f'[providers.seedance]\nbase_url = "{url}"\napi_key = "sandbox-seedance-relay-key"\n')
-            for count in counts:
-                log_path = work / f"serve-{count}.log"
-                cmd = [realauth, "serve", "--config", str(cfg), "--store", f"sqlite:///{work}/bench-{count}.db"]
-                cmd += ["--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--log-format", "json"]
-                cmd += ["--workers", str(count)]  # default INFO logging: one line per call, as in production
-                with log_path.open("wb") as out:
-                    proc = subprocess.Popen(cmd, stdout=out, stderr=out)
-                try:
-                    if count > 1:
-                        ready = _wait_for(log_path, "realauth workers listening", proc)
-                        pids = [proc.pid, *(int(p) for p in ready["pids"].split(","))]
-                    else:
-                        ready = _wait_for(log_path, "realauth listening", proc)
-                        pids = [proc.pid]
-                    target = ready["grpc"]
-                    asyncio.run(_creates(target, min(n, 500)))  # warm-up: connections, caches, SQLite pages
-                    cpu = _cpu_seconds(pids)
-                    elapsed = asyncio.run(_creates(target, n))
-                    cpu = _cpu_seconds(pids) - cpu
-                    rows.append((count, n / elapsed, cpu / n * 1000, cpu / elapsed))
-                finally:
-                    proc.terminate()
-                    proc.wait(timeout=30)
+            cfg.with_suffix(".pid").write_text(str(emulator.pid))
+            for r in range(rounds):
+                for count in counts:
+                    url = store or f"sqlite:///{work}/bench-{count}-{r}.db"
+                    results[count].append(_serve_workers(work, cfg, count, url, n))
         finally:
             emulator.terminate()
             emulator.wait(timeout=15)
-    print(f"\nWorkers: {n} creates, 64 at a time over 8 connections, SQLite store, emulator and client on this host")
-    print(f"  {'workers':>7}  {'creates/s':>9}  {'server CPU ms/create':>20}  {'server cores busy':>17}")
-    for count, rate, ms, cores in rows:
-        print(f"  {count:>7}  {rate:>9.0f}  {ms:>20.2f}  {cores:>17.2f}")
+    kind = store.split(":", 1)[0] if store else "sqlite"
+    print(f"\nWorkers: {n} creates x {rounds} rounds, 64 at a time over 8 connections, {kind} store;")
+    print(f"emulator and client on this host ({os.cpu_count()} CPUs, load average before: {' '.join(load)})")
+    head = f"  {'workers':>7}  {'creates/s (median; all)':<32}  {'CPU ms/create: server':>22}"
+    print(f"{head}  {'client':>6}  {'vendor':>6}")
+    for count, rows in results.items():
+        rates = sorted(r[0] for r in rows)
+        median = rates[len(rates) // 2]
+        server, client, emu = (sorted(r[i] for r in rows)[len(rows) // 2] for i in (1, 2, 3))
+        every = ", ".join(f"{x:.0f}" for x in (r[0] for r in rows))
+        print(f"  {count:>7}  {median:>6.0f}; {every:<24}  {server:>22.2f}  {client:>6.2f}  {emu:>6.2f}")
 
 
 def main() -> None:
@@ -427,9 +445,11 @@ def main() -> None:
     parser.add_argument("--target", default="", help="burst: realauth's gRPC address")
     parser.add_argument("--timeout", type=float, default=30.0, help="burst: each call's deadline (default 30)")
     parser.add_argument("--workers", default="1,2", help="workers: the --workers values to compare (default 1,2)")
+    parser.add_argument("--rounds", type=int, default=3, help="workers: measurements of each value (default 3)")
+    parser.add_argument("--store", default="", help="workers: the store URL (default: a fresh SQLite file each run)")
     args = parser.parse_args()
     if args.scenario == "workers":
-        workers(args.n, [int(c) for c in args.workers.split(",")])
+        workers(args.n, [int(c) for c in args.workers.split(",")], args.rounds, args.store)
     elif args.scenario == "overload":
         overload(args.calls, args.latency)
     elif args.scenario == "probe":
