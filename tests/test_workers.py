@@ -26,8 +26,9 @@ import pytest
 from realauth.v1 import realauth_pb2 as pb
 from realauth.v1 import realauth_pb2_grpc as pb_grpc
 from realauth_server.emulators.base import FaultPlan
+from realauth_server.workers import parse_workers, strip_workers
 
-from .conftest import VENV_BIN
+from .conftest import VENV_BIN, free_port
 from .proc_util import ServeProcess, health, start_serve
 from .redis_util import redis_server, redis_url  # noqa: F401  (fixtures)
 from .test_replicas import CREATE, EXCHANGE, SharedEmulator, vendor  # noqa: F401  (vendor is a fixture)
@@ -146,6 +147,17 @@ def test_workers_refuse_what_they_cannot_share(tmp_path: Path) -> None:
     for bad in ("0", "lots", "1000"):
         out = serve("--config", str(cfg), "--workers", bad)
         assert out.returncode == 2 and "--workers must" in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+    # Workers that cannot start at all (nothing listens at that Redis) stop the supervisor with their exit code.
+    out = serve("--config", str(cfg), "--store", f"redis://127.0.0.1:{free_port()}/0", "--workers", "2")
+    assert out.returncode == 1 and "worker failed to start: stopping" in out.stderr
+
+
+def test_auto_is_the_cores_this_process_may_use_and_workers_get_the_same_arguments() -> None:
+    assert parse_workers("auto") == len(os.sched_getaffinity(0))
+    assert parse_workers("3") == 3
+    argv = ["serve", "--workers", "2", "--store", "sqlite:///x.db", "--workers=auto", "--port", "0"]
+    assert strip_workers(argv) == ["serve", "--store", "sqlite:///x.db", "--port", "0"]
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
