@@ -372,15 +372,25 @@ async def _creates(target: str, n: int, concurrency: int = 64, connections: int 
     return elapsed
 
 
-def _serve_workers(work: Path, cfg: Path, count: int, store: str, n: int) -> tuple[float, float, float, float]:
-    """One measurement: (creates/s, server CPU ms per create, client CPU ms per create, emulator CPU ms per create)."""
+def _serve_workers(work: Path, count: int, store: str, n: int) -> tuple[float, float, float, float]:
+    """One measurement: (creates/s, server CPU ms per create, client CPU ms per create, emulator CPU ms per create).
+
+    A fresh emulator each time: it keeps every session it created, and the later runs would pay for the earlier ones.
+    """
     realauth = str(ROOT / ".venv" / "bin" / "realauth")
-    log_path = work / f"serve-{count}-{time.monotonic_ns()}.log"
-    cmd = [realauth, "serve", "--config", str(cfg), "--store", store, "--host", "127.0.0.1", "--port", "0"]
-    cmd += ["--http-port", "0", "--log-format", "json", "--workers", str(count)]  # INFO: a line per call, as deployed
-    with log_path.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=out)
+    run = time.monotonic_ns()
+    emu_log, log_path, cfg = work / f"emulator-{run}.log", work / f"serve-{run}.log", work / f"realauth-{run}.toml"
+    with emu_log.open("wb") as out:
+        cmd = [realauth, "emulate", "seedance", "--port", "0", "--log-format", "json"]
+        emulator = subprocess.Popen(cmd, stdout=out, stderr=out)
+    proc: subprocess.Popen[bytes] | None = None
     try:
+        url = _wait_for(emu_log, "emulator listening", emulator)["url"]
+        cfg.write_text(f'[providers.seedance]\nbase_url = "{url}"\napi_key = "sandbox-seedance-relay-key"\n')
+        cmd = [realauth, "serve", "--config", str(cfg), "--store", store, "--host", "127.0.0.1", "--port", "0"]
+        cmd += ["--http-port", "0", "--log-format", "json", "--workers", str(count)]  # INFO: a line per call
+        with log_path.open("wb") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=out)
         if count > 1:
             ready = _wait_for(log_path, "realauth workers listening", proc)
             pids = [proc.pid, *(int(p) for p in ready["pids"].split(","))]
@@ -389,40 +399,28 @@ def _serve_workers(work: Path, cfg: Path, count: int, store: str, n: int) -> tup
             pids = [proc.pid]
         target = ready["grpc"]
         asyncio.run(_creates(target, min(n, 500)))  # warm-up: connections, caches, SQLite pages
-        emulator_pid = int(cfg.with_suffix(".pid").read_text())
-        cpu, emu, client = _cpu_seconds(pids), _cpu_seconds([emulator_pid]), time.process_time()
+        cpu, emu, client = _cpu_seconds(pids), _cpu_seconds([emulator.pid]), time.process_time()
         elapsed = asyncio.run(_creates(target, n))
-        cpu, emu = _cpu_seconds(pids) - cpu, _cpu_seconds([emulator_pid]) - emu
+        cpu, emu = _cpu_seconds(pids) - cpu, _cpu_seconds([emulator.pid]) - emu
         client = time.process_time() - client
         return n / elapsed, cpu / n * 1000, client / n * 1000, emu / n * 1000
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        for p in (proc, emulator):
+            if p is not None:
+                p.terminate()
+                p.wait(timeout=30)
 
 
 def workers(n: int, counts: list[int], rounds: int, store: str) -> None:
     """creates/s and server CPU per create with ``realauth serve --workers K``, each K in turn, ``rounds`` times."""
-    realauth = str(ROOT / ".venv" / "bin" / "realauth")
     results: dict[int, list[tuple[float, float, float, float]]] = {c: [] for c in counts}
     load = Path("/proc/loadavg").read_text().split()[:3]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        emu_log = work / "emulator.log"
-        with emu_log.open("wb") as out:
-            cmd = [realauth, "emulate", "seedance", "--port", "0", "--log-format", "json"]
-            emulator = subprocess.Popen(cmd, stdout=out, stderr=out)
-        try:
-            url = _wait_for(emu_log, "emulator listening", emulator)["url"]
-            cfg = work / "realauth.toml"
-            cfg.write_text(f'[providers.seedance]\nbase_url = "{url}"\napi_key = "sandbox-seedance-relay-key"\n')
-            cfg.with_suffix(".pid").write_text(str(emulator.pid))
-            for r in range(rounds):
-                for count in counts:
-                    url = store or f"sqlite:///{work}/bench-{count}-{r}.db"
-                    results[count].append(_serve_workers(work, cfg, count, url, n))
-        finally:
-            emulator.terminate()
-            emulator.wait(timeout=15)
+        for r in range(rounds):
+            for count in counts:
+                url = store or f"sqlite:///{work}/bench-{count}-{r}.db"
+                results[count].append(_serve_workers(work, count, url, n))
     kind = store.split(":", 1)[0] if store else "sqlite"
     print(f"\nWorkers: {n} creates x {rounds} rounds, 64 at a time over 8 connections, {kind} store;")
     print(f"emulator and client on this host ({os.cpu_count()} CPUs, load average before: {' '.join(load)})")
