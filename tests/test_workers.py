@@ -281,6 +281,14 @@ async def test_a_killed_worker_is_restarted_and_sigterm_drains_all(
     store = f"sqlite:///{tmp_path / 'realauth.db'}"
     sp, pids = await asyncio.to_thread(start_workers, tmp_path, "--config", str(cfg), "--store", store)
     try:
+        # Only the supervisor's workers share the port: a plain `realauth serve` on it is refused, clearly.
+        cmd = [str(VENV_BIN / "realauth"), "serve", "--config", str(cfg), "--store", f"sqlite:///{tmp_path / 'b.db'}"]
+        cmd += ["--host", "127.0.0.1", "--port", str(sp.port), "--http-port", "0", "--log-format", "json"]
+        intruder = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, timeout=30)
+        assert intruder.returncode == 1, intruder.stderr[-2000:]
+        assert f"cannot listen for gRPC on 127.0.0.1:{sp.port}" in intruder.stderr
+        assert "Traceback" not in intruder.stderr
+
         os.kill(pids[1], signal.SIGKILL)
         await asyncio.to_thread(wait_record, sp, 10, msg="worker exited: restarting", worker=2)
         deadline = time.monotonic() + 20

@@ -88,8 +88,27 @@ class RealAuthServer:
         try:
             await self._start(s, http_sock)
         except BaseException:
+            await self._abandon_start()
             http_sock.close()
             raise
+
+    async def _abandon_start(self) -> None:
+        """Undo a start that failed half way (a taken gRPC port, a bad certificate): a store left open keeps its
+        thread, and the process would never exit."""
+        grpc_server = getattr(self, "grpc", None)
+        if grpc_server is not None:
+            await grpc_server.stop(0)
+        runner = getattr(self, "http_runner", None)
+        if runner is not None:
+            await runner.cleanup()
+        probe = getattr(self, "probe_server", None)
+        if probe is not None:
+            probe.stop(0)
+        for p in self.providers.values():
+            await p.aclose()
+        store = getattr(self, "store", None)
+        if store is not None:
+            await store.close()
 
     async def _start(self, s: Settings, http_sock: socket.socket) -> None:
         self.store: SessionStore = open_store(
