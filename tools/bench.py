@@ -13,6 +13,11 @@ which includes both sides since they share the process — the ratios are what t
    client. Prints the status counts, latencies, the server's peak RSS and the slowest health answers seen meanwhile.
    `bench.py burst --target HOST:PORT` fires the burst alone (tests/test_admission.py runs it as a separate process,
    so the calls really arrive at once) and prints JSON.
+
+4. `bench.py workers` (issue 14, not part of `make test`): `realauth serve --workers K` for K = 1 and 2 on SQLite,
+   the Seedance emulator a process of its own; -n CreateAuthSession calls, 64 at a time over 8 connections (so the
+   kernel spreads them over the workers). Prints creates/s (wall clock) and the server's CPU per create (user +
+   system time of the supervisor and every worker, from /proc), the client and the emulator excluded.
 """
 
 from __future__ import annotations
@@ -335,16 +340,115 @@ def overload(calls: int, latency: float) -> None:
     print(json.dumps(result, indent=2))
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far (/proc/PID/stat fields 14 and 15)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+async def _creates(target: str, n: int, concurrency: int = 64, connections: int = 8) -> float:
+    """n CreateAuthSession calls, ``concurrency`` at a time over ``connections`` TCP connections; wall seconds."""
+    opts = [("grpc.use_local_subchannel_pool", 1)]
+    channels = [grpc.aio.insecure_channel(target, options=opts) for _ in range(connections)]
+    stubs = [pb_grpc.RealAuthServiceStub(ch) for ch in channels]
+    req = pb.CreateAuthSessionRequest(callback_url="https://example.com/done")
+    for stub in stubs:
+        await stub.ListProviders(pb.ListProvidersRequest(), timeout=10)  # connected before the clock starts
+    left = iter(range(n))
+
+    async def loop(stub: pb_grpc.RealAuthServiceStub) -> None:
+        for _ in left:
+            await stub.CreateAuthSession(req, timeout=30)
+
+    start = time.monotonic()
+    await asyncio.gather(*(loop(stubs[i % connections]) for i in range(concurrency)))
+    elapsed = time.monotonic() - start
+    for ch in channels:
+        await ch.close()
+    return elapsed
+
+
+def _serve_workers(work: Path, count: int, store: str, n: int) -> tuple[float, float, float, float]:
+    """One measurement: (creates/s, server CPU ms per create, client CPU ms per create, emulator CPU ms per create).
+
+    A fresh emulator each time: it keeps every session it created, and the later runs would pay for the earlier ones.
+    """
+    realauth = str(ROOT / ".venv" / "bin" / "realauth")
+    run = time.monotonic_ns()
+    emu_log, log_path, cfg = work / f"emulator-{run}.log", work / f"serve-{run}.log", work / f"realauth-{run}.toml"
+    with emu_log.open("wb") as out:
+        cmd = [realauth, "emulate", "seedance", "--port", "0", "--log-format", "json"]
+        emulator = subprocess.Popen(cmd, stdout=out, stderr=out)
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        url = _wait_for(emu_log, "emulator listening", emulator)["url"]
+        cfg.write_text(f'[providers.seedance]\nbase_url = "{url}"\napi_key = "sandbox-seedance-relay-key"\n')
+        cmd = [realauth, "serve", "--config", str(cfg), "--store", store, "--host", "127.0.0.1", "--port", "0"]
+        cmd += ["--http-port", "0", "--log-format", "json", "--workers", str(count)]  # INFO: a line per call
+        with log_path.open("wb") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=out)
+        if count > 1:
+            ready = _wait_for(log_path, "realauth workers listening", proc)
+            pids = [proc.pid, *(int(p) for p in ready["pids"].split(","))]
+        else:
+            ready = _wait_for(log_path, "realauth listening", proc)
+            pids = [proc.pid]
+        target = ready["grpc"]
+        asyncio.run(_creates(target, min(n, 500)))  # warm-up: connections, caches, SQLite pages
+        cpu, emu, client = _cpu_seconds(pids), _cpu_seconds([emulator.pid]), time.process_time()
+        elapsed = asyncio.run(_creates(target, n))
+        cpu, emu = _cpu_seconds(pids) - cpu, _cpu_seconds([emulator.pid]) - emu
+        client = time.process_time() - client
+        return n / elapsed, cpu / n * 1000, client / n * 1000, emu / n * 1000
+    finally:
+        for p in (proc, emulator):
+            if p is not None:
+                p.terminate()
+                p.wait(timeout=30)
+
+
+def workers(n: int, counts: list[int], rounds: int, store: str) -> None:
+    """creates/s and server CPU per create with ``realauth serve --workers K``, each K in turn, ``rounds`` times."""
+    results: dict[int, list[tuple[float, float, float, float]]] = {c: [] for c in counts}
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for r in range(rounds):
+            for count in counts:
+                url = store or f"sqlite:///{work}/bench-{count}-{r}.db"
+                results[count].append(_serve_workers(work, count, url, n))
+    kind = store.split(":", 1)[0] if store else "sqlite"
+    print(f"\nWorkers: {n} creates x {rounds} rounds, 64 at a time over 8 connections, {kind} store;")
+    print(f"emulator and client on this host ({os.cpu_count()} CPUs, load average before: {' '.join(load)})")
+    head = f"  {'workers':>7}  {'creates/s (median; all)':<32}  {'CPU ms/create: server':>22}"
+    print(f"{head}  {'client':>6}  {'vendor':>6}")
+    for count, rows in results.items():
+        rates = sorted(r[0] for r in rows)
+        median = rates[len(rates) // 2]
+        server, client, emu = (sorted(r[i] for r in rows)[len(rows) // 2] for i in (1, 2, 3))
+        every = ", ".join(f"{x:.0f}" for x in (r[0] for r in rows))
+        print(f"  {count:>7}  {median:>6.0f}; {every:<24}  {server:>22.2f}  {client:>6.2f}  {emu:>6.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scenario", nargs="?", default="cpu", choices=("cpu", "overload", "burst", "probe"))
+    parser.add_argument("scenario", nargs="?", default="cpu", choices=("cpu", "overload", "burst", "probe", "workers"))
     parser.add_argument("-n", type=int, default=1000, help="calls per measurement (default 1000)")
     parser.add_argument("--calls", type=int, default=5000, help="overload/burst: concurrent creates (default 5000)")
     parser.add_argument("--latency", type=float, default=2.0, help="overload: vendor latency in s (default 2)")
     parser.add_argument("--target", default="", help="burst: realauth's gRPC address")
     parser.add_argument("--timeout", type=float, default=30.0, help="burst: each call's deadline (default 30)")
+    parser.add_argument("--workers", default="1,2", help="workers: the --workers values to compare (default 1,2)")
+    parser.add_argument("--rounds", type=int, default=3, help="workers: measurements of each value (default 3)")
+    parser.add_argument("--store", default="", help="workers: the store URL (default: a fresh SQLite file each run)")
     args = parser.parse_args()
-    if args.scenario == "overload":
+    if args.scenario == "workers":
+        workers(args.n, [int(c) for c in args.workers.split(",")], args.rounds, args.store)
+    elif args.scenario == "overload":
         overload(args.calls, args.latency)
     elif args.scenario == "probe":
         probe(args.target)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 
 from aiohttp import web
@@ -53,9 +54,46 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         sys.stdout.write(render_toml(settings))
         return 0
+    if args.worker_id is not None:
+        return _serve_worker(args, settings)
+    from .workers import Supervisor, WorkerRefused, check_workers, parse_workers, strip_workers
+
+    try:
+        count = parse_workers(args.workers)
+        check_workers(settings, count)
+    except ValueError as exc:  # WorkerRefused included
+        kind = "refused" if isinstance(exc, WorkerRefused) else "configuration error"
+        print(f"realauth: {kind}: {exc}", file=sys.stderr)
+        return 2
     setup_logging(settings.log_level, settings.log_format)
+    if count > 1:
+        supervisor = Supervisor(settings, count, strip_workers(args.argv))
+        try:
+            supervisor.bind()
+        except OSError as exc:
+            log.error("cannot start", extra={"error": str(exc)})
+            return 1
+        return supervisor.run()
     try:
         return _run(serve(settings))
+    except (OSError, ValueError) as exc:
+        log.error("cannot start", extra={"error": str(exc)})
+        return 1
+
+
+def _serve_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """One worker of ``--workers N``: the supervisor's sockets, a ``worker`` field on every log line."""
+    from .server import WorkerSlot, serve
+
+    if args.http_fd is None or args.ready_fd is None:
+        print("realauth: --worker-id is set by the supervisor of --workers N, never by hand", file=sys.stderr)
+        return 2
+    # SIGHUP is forwarded by the supervisor: never let it end a worker (serve may install its own handler).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    setup_logging(settings.log_level, settings.log_format, worker=args.worker_id)
+    slot = WorkerSlot(index=args.worker_id, http_fd=args.http_fd, ready_fd=args.ready_fd)
+    try:
+        return _run(serve(settings, worker=slot))
     except (OSError, ValueError) as exc:
         log.error("cannot start", extra={"error": str(exc)})
         return 1
@@ -150,6 +188,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the effective configuration (defaults, file, REALAUTH_* variables, flags) as TOML with "
         "secrets masked, then exit",
     )
+    serve.add_argument(
+        "--workers",
+        default="1",
+        help="server processes sharing the ports, under one supervisor that restarts a dead one (default 1; auto: "
+        "one per core this process may use); needs a shared store (sqlite:// or redis://), docs/deployment.md",
+    )
+    # Set by the supervisor on the processes it starts (workers.py), never by hand.
+    serve.add_argument("--worker-id", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--http-fd", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
     emulate = sub.add_parser("emulate", help="run one vendor emulator standalone, at the vendor's own paths")
@@ -188,7 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv  # a supervisor starts its workers with the same arguments
     return int(args.func(args))
 
 

@@ -269,10 +269,23 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-def setup_logging(level: str = "INFO", fmt: str = "auto") -> None:
+class WorkerField(logging.Filter):
+    """Stamps ``worker`` (1..N) on every record of a ``--workers N`` worker: N processes write to one stream."""
+
+    def __init__(self, worker: int) -> None:
+        super().__init__()
+        self.worker = worker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.worker = self.worker
+        return True
+
+
+def setup_logging(level: str = "INFO", fmt: str = "auto", worker: int | None = None) -> None:
     """``auto``: readable text on a terminal (``make serve``), JSON lines otherwise (containers, files).
 
     ``level`` applies to realauth's own loggers; library loggers never go below :data:`LIBRARY_FLOOR`.
+    ``worker``: this process is that worker of ``--workers N``; every line says so.
     """
     name = level.upper()
     if name not in LEVELS:
@@ -284,6 +297,8 @@ def setup_logging(level: str = "INFO", fmt: str = "auto") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(REDACTOR)
+    if worker is not None:
+        handler.addFilter(WorkerField(worker))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(library_level)

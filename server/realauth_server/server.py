@@ -6,6 +6,7 @@ import asyncio
 import errno
 import gc
 import logging
+import os
 import signal
 import socket
 import threading
@@ -67,11 +68,12 @@ def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
 
-def grpc_options(s: Settings) -> list[tuple[str, int]]:
+def grpc_options(s: Settings, reuseport: int = 0) -> list[tuple[str, int]]:
     """Channel arguments of the gRPC server (docs/configuration.md: server.keepalive_*, max_connection_age_*).
 
     ``so_reuseport`` is off: grpcio turns it on by default, and then a second process bound to the same port
-    silently shares (or steals) its connections instead of failing at start-up.
+    silently shares (or steals) its connections instead of failing at start-up. Workers of one supervisor share
+    the port on purpose (``reuseport=1``, workers.py).
     """
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE),
@@ -80,7 +82,7 @@ def grpc_options(s: Settings) -> list[tuple[str, int]]:
         # cancelled before any handler runs. Admit them all: the admission bounds refuse the surplus visibly.
         ("grpc.server.max_pending_requests", MAX_PENDING_CALLS),
         ("grpc.server.max_pending_requests_hard_limit", MAX_PENDING_CALLS),
-        ("grpc.so_reuseport", 0),
+        ("grpc.so_reuseport", reuseport),
         ("grpc.keepalive_time_ms", _ms(s.keepalive_time_seconds)),
         ("grpc.keepalive_timeout_ms", _ms(s.keepalive_timeout_seconds)),
         # Clients may keep idle connections alive with pings, no more often than the interval.
@@ -172,10 +174,20 @@ class TlsReloader:
         return True
 
 
+@dataclass(frozen=True)
+class WorkerSlot:
+    """This process is worker ``index`` of ``realauth serve --workers N`` (workers.py, the supervisor)."""
+
+    index: int
+    http_fd: int  # the supervisor's listening HTTP socket, shared by every worker
+    ready_fd: int  # written to once serving, then closed: the supervisor counts ready workers
+
+
 @dataclass
 class RealAuthServer:
     settings: Settings
     clock: Clock = field(default_factory=lambda: SYSTEM_CLOCK)
+    worker: WorkerSlot | None = None
     grpc_port: int = 0
     http_port: int = 0
     health_port: int = 0  # the dedicated probe port, when server.health_port is set
@@ -190,21 +202,32 @@ class RealAuthServer:
     async def start(self) -> None:
         # The HTTP socket is bound first: with --http-port 0 the default public URL needs the real port.
         check_sandbox_admin(self.settings)  # settings built without load_settings get the same refusal
-        http_sock = _bind_http(self.settings.effective_http_host, self.settings.http_port)
+        if self.worker is not None:
+            http_sock = socket.socket(fileno=self.worker.http_fd)  # bound and listening in the supervisor
+            http_sock.setblocking(False)
+        else:
+            http_sock = _bind_http(self.settings.effective_http_host, self.settings.http_port)
         self.http_port = bound_port(http_sock)
         self.settings = s = self.settings.with_http_port(self.http_port)
         try:
             await self._start(s, http_sock)
         except BaseException:
+            await self._abandon_start()
             http_sock.close()
-            await self._abort()
             raise
 
-    async def _abort(self) -> None:
-        """Undo a start that failed half-way (e.g. the gRPC port was taken after the store opened)."""
+    async def _abandon_start(self) -> None:
+        """Undo a start that failed half way (a taken gRPC port, a bad certificate): a store left open keeps its
+        thread, and the process would never exit."""
+        grpc_server = getattr(self, "grpc", None)
+        if grpc_server is not None:
+            await grpc_server.stop(0)
         runner = getattr(self, "http_runner", None)
         if runner is not None:
             await runner.cleanup()
+        probe = getattr(self, "probe_server", None)
+        if probe is not None:
+            probe.stop(0)
         for p in self.providers.values():
             await p.aclose()
         store = getattr(self, "store", None)
@@ -218,7 +241,9 @@ class RealAuthServer:
             except ImportError as exc:
                 raise ValueError(str(exc)) from None
             self.tracing = OtelTracing()
-        self.store: SessionStore = open_store(s.store, Retention(result_seconds=s.retention_seconds))
+        self.store: SessionStore = open_store(
+            s.store, Retention(result_seconds=s.retention_seconds), shared=self.worker is not None
+        )
         await self.store.open()
         landing_key = s.landing_secret.reveal_bytes() if s.landing_secret else await self.store.shared_secret("landing")
         redact_value(landing_key)  # generated into the store, so no Secret of the configuration holds it
@@ -274,7 +299,7 @@ class RealAuthServer:
                 TenantRateInterceptor(self.store, lambda tenant: rates.get(tenant, s.tenant_rate_limit)),
                 DeadlineInterceptor(s.rpc_cap_seconds),
             ],
-            options=grpc_options(s),
+            options=grpc_options(s, self._reuseport),
         )
         servicer = RealAuthServicer(self.service)
         add_realauth_service(servicer, self.grpc)  # a request that does not decode gets InvalidParameter, not UNKNOWN
@@ -329,13 +354,22 @@ class RealAuthServer:
             return
         self.probe_health = threaded_health.HealthServicer()
         self.probe_server = grpc.server(
-            ThreadPoolExecutor(max_workers=2, thread_name_prefix="health"), options=[("grpc.so_reuseport", 0)]
+            ThreadPoolExecutor(max_workers=2, thread_name_prefix="health"),
+            options=[("grpc.so_reuseport", self._reuseport)],
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.probe_health, self.probe_server)
-        self.health_port = self.probe_server.add_insecure_port(f"{s.host}:{s.health_port}")
+        try:
+            self.health_port = self.probe_server.add_insecure_port(f"{s.host}:{s.health_port}")
+        except RuntimeError:  # as for the main port
+            self.health_port = 0
         if self.health_port == 0:
             raise OSError(f"cannot listen for health probes on {s.host}:{s.health_port}")
         self.probe_server.start()
+
+    @property
+    def _reuseport(self) -> int:
+        """1 only in a worker of ``--workers N``: its gRPC ports are shared with its sibling workers."""
+        return 1 if self.worker is not None else 0
 
     async def _set_health(self, service: str, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
         await self.health.set(service, status)
@@ -473,8 +507,8 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-async def serve(settings: Settings, drain: float = 1.0) -> int:
-    server = RealAuthServer(settings)
+async def serve(settings: Settings, drain: float = 1.0, worker: WorkerSlot | None = None) -> int:
+    server = RealAuthServer(settings, worker=worker)
     await server.start()
     tune_gc()
     server.banner()
@@ -483,6 +517,9 @@ async def serve(settings: Settings, drain: float = 1.0) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, server.reload)
+    if worker is not None:  # after the handlers: the supervisor may send SIGTERM as soon as it reads this
+        os.write(worker.ready_fd, b"ready")
+        os.close(worker.ready_fd)
     await stop.wait()
     log.info(
         "shutting down: health is NOT_SERVING, finishing in-flight calls",

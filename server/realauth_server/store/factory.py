@@ -23,8 +23,12 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-def open_store(url: str, retention: Retention | None = None) -> SessionStore:
-    """``sqlite:///relative/or/abs.db`` (``sqlite:////abs``), ``memory://``, ``redis://host:port/db``."""
+def open_store(url: str, retention: Retention | None = None, *, shared: bool = False) -> SessionStore:
+    """``sqlite:///relative/or/abs.db`` (``sqlite:////abs``), ``memory://``, ``redis://host:port/db``.
+
+    ``shared``: other processes (the sibling workers of ``--workers N``) write to the same SQLite file; follow their
+    writes for this process's watchers (Redis always does, through pub/sub).
+    """
     scheme = urlsplit(url).scheme
     if scheme == "memory":
         return MemoryStore(retention)
@@ -34,7 +38,7 @@ def open_store(url: str, retention: Retention | None = None) -> SessionStore:
             path = path[1:]
         if not path:
             raise ValueError("--store sqlite:///PATH needs a path")
-        return SqliteStore(path, retention)
+        return SqliteStore(path, retention, follow_others=shared)
     if scheme in ("redis", "rediss"):
         parts = urlsplit(url)
         if not parts.hostname:

@@ -65,6 +65,15 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
 CREATE INDEX IF NOT EXISTS webhook_due ON webhook_deliveries(next_at) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS webhook_tenant ON webhook_deliveries(tenant, created);
 CREATE INDEX IF NOT EXISTS webhook_session ON webhook_deliveries(session_id);
+CREATE TABLE IF NOT EXISTS changes (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL,
+    at         REAL NOT NULL DEFAULT (julianday('now'))
+);
+CREATE TABLE IF NOT EXISTS hits (key TEXT PRIMARY KEY, window INTEGER NOT NULL, n INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS sessions_changed AFTER UPDATE ON sessions BEGIN
+    INSERT INTO changes (session_id) VALUES (NEW.session_id);
+END;
 """
 
 #: Columns ListAuthSessions filters on, added to databases from before it and filled from each row's JSON.
@@ -85,17 +94,33 @@ _WEBHOOK_NAMES = [c.strip() for c in WEBHOOK_COLUMNS.split(",")]
 #: Rows written before retention existed are kept this long past their expire time.
 LEGACY_RETENTION = 3 * 86_400.0
 PURGE_EVERY = 60.0
+#: With ``follow_others`` (``--workers N``): how often the change log is read for other processes' writes (a watcher
+#: here wakes within this of a write by a sibling worker), and how long change rows are kept.
+FOLLOW_EVERY = 0.02
+CHANGES_KEPT_SECONDS = 300.0
+#: Change rows read per poll; a process further behind catches up over the next polls (watchers also resync).
+FOLLOW_BATCH = 5000
 
 
 class SqliteStore(SessionStore):
-    def __init__(self, path: str, retention: Retention | None = None) -> None:
+    """One file, WAL mode: several processes may share it (the workers of ``--workers N``, on one host).
+
+    Updates are logged by a trigger into ``changes``; with ``follow_others`` a task reads that log every
+    :data:`FOLLOW_EVERY` seconds and publishes the changed sessions that watchers of this process are waiting for, so a
+    landing served by one worker wakes a watcher on another at once.
+    """
+
+    def __init__(self, path: str, retention: Retention | None = None, *, follow_others: bool = False) -> None:
         super().__init__(retention)
         self.path = path
+        self.follow_others = follow_others
         self._db: aiosqlite.Connection | None = None
         self._next_purge = 0.0
         #: One connection is shared by every coroutine: a write of several statements (a session and its webhook
         #: records) holds this so no other coroutine's commit lands in the middle of it.
         self._writing = asyncio.Lock()
+
+        self._follower: asyncio.Task[None] | None = None
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -106,16 +131,25 @@ class SqliteStore(SessionStore):
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path)
+        # Autocommit: every write is one statement and commits in it, so the file's write lock is held for that
+        # statement only, never across an await (with Python's implicit BEGIN another worker's writes would wait
+        # while this process's event loop runs other calls before its commit).
+        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._db.execute("PRAGMA busy_timeout=5000")  # first: sibling workers open the file at once
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=NORMAL")
-        await self._db.execute("PRAGMA busy_timeout=5000")
         await self._db.executescript(SCHEMA)
-        async with self._db.execute("PRAGMA table_info(sessions)") as cur:
-            columns = {row[1] for row in await cur.fetchall()}
-        if "retain_until" not in columns:  # a database from before retention: migrate in place
-            await self._db.execute("ALTER TABLE sessions ADD COLUMN retain_until REAL NOT NULL DEFAULT 0")
-            await self._db.execute("UPDATE sessions SET retain_until = expire_at + ?", (LEGACY_RETENTION,))
+        await self._db.execute("BEGIN IMMEDIATE")  # one migrating process at a time; the others see it done
+        try:
+            async with self._db.execute("PRAGMA table_info(sessions)") as cur:
+                columns = {row[1] for row in await cur.fetchall()}
+            if "retain_until" not in columns:  # a database from before retention: migrate in place
+                await self._db.execute("ALTER TABLE sessions ADD COLUMN retain_until REAL NOT NULL DEFAULT 0")
+                await self._db.execute("UPDATE sessions SET retain_until = expire_at + ?", (LEGACY_RETENTION,))
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
         await self._db.execute("CREATE INDEX IF NOT EXISTS sessions_retain ON sessions(retain_until)")
         for name, decl, fill in LIST_COLUMNS:
             if name not in columns:
@@ -124,12 +158,49 @@ class SqliteStore(SessionStore):
         # Keyset pagination per tenant, newest first: (tenant, create_time, session_id) walked backwards.
         await self._db.execute("CREATE INDEX IF NOT EXISTS sessions_list ON sessions(tenant, create_time, session_id)")
         await self._db.commit()
+        if self.follow_others:
+            async with self._db.execute("SELECT coalesce(max(seq), 0) FROM changes") as cur:
+                row = await cur.fetchone()
+            self._seen = int(row[0]) if row else 0
+            self._follower = asyncio.create_task(self._follow(), name="sqlite-follow")
+
+    async def _follow(self) -> None:
+        """Publish sessions changed by any process (this one included: watchers skip versions they have sent)."""
+        while True:
+            await asyncio.sleep(FOLLOW_EVERY)
+            try:
+                await self.follow_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a busy or closing database: the next poll (or the watcher's resync) catches up
+                continue
+
+    async def follow_once(self) -> int:
+        """Read the change log since the last read; returns how many watched sessions were published."""
+        sql = "SELECT seq, session_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?"
+        async with self.db.execute(sql, (self._seen, FOLLOW_BATCH)) as cur:
+            rows = list(await cur.fetchall())
+        if not rows:
+            return 0
+        self._seen = int(rows[-1][0])
+        published = 0
+        for session_id in dict.fromkeys(str(r[1]) for r in rows):
+            if self.feed.listening(session_id):
+                session = await self.get(session_id)
+                if session is not None:
+                    self.feed.publish(session)
+                    published += 1
+        return published
 
     async def ping(self) -> None:
         async with self.db.execute("SELECT 1") as cur:
             await cur.fetchone()
 
     async def close(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            await asyncio.gather(self._follower, return_exceptions=True)
+            self._follower = None
         if self._db is not None:
             await self._db.close()
             self._db = None
@@ -148,6 +219,7 @@ class SqliteStore(SessionStore):
             "DELETE FROM webhook_deliveries WHERE status != 'pending' AND updated < ?",
             (self.clock.now() - WEBHOOK_RETENTION,),
         )
+        await self.db.execute("DELETE FROM changes WHERE at < julianday('now') - ?", (CHANGES_KEPT_SECONDS / 86_400.0,))
         await self.db.commit()
         self._next_purge = self.clock.now() + PURGE_EVERY
         return cur.rowcount
@@ -252,40 +324,56 @@ class SqliteStore(SessionStore):
         assert row is not None
         return bytes(row[0])
 
+    async def _update_rows(
+        self, session: AuthSession, new: AuthSession, records: list[WebhookDelivery]
+    ) -> tuple[int, bool]:
+        """The session row at its read version, and its webhook records when the state changes: (rows, written)."""
+        old_state = None
+        if records:  # the state at one version never changes: read it, then update that version only
+            sql = "SELECT state FROM sessions WHERE session_id = ? AND version = ?"
+            async with self.db.execute(sql, (session.session_id, session.version)) as c:
+                row = await c.fetchone()
+            old_state = row[0] if row else None
+        cur = await self.db.execute(
+            "UPDATE sessions SET token = ?, state = ?, version = ?, expire_at = ?, retain_until = ?, data = ?"
+            " WHERE session_id = ? AND version = ? AND retain_until >= ?",
+            (
+                new.token,
+                new.state.value,
+                new.version,
+                new.expire_time,
+                self.retain_until(new),
+                json.dumps(new.to_dict()),
+                session.session_id,
+                session.version,
+                self.clock.now(),
+            ),
+        )
+        written = bool(cur.rowcount == 1 and records and old_state != new.state.value)
+        if written:
+            marks = ", ".join("?" * len(_WEBHOOK_NAMES))
+            await self.db.executemany(
+                f"INSERT INTO webhook_deliveries ({WEBHOOK_COLUMNS}) VALUES ({marks})",
+                [_webhook_row(r) for r in records],
+            )
+        return cur.rowcount, written
+
     async def update(self, session: AuthSession) -> AuthSession:
         new = session.evolve(version=session.version + 1)
         records = self.outbox_for(new)
         async with self._writing:
-            old_state = None
-            if records:  # the state at one version never changes: read it, then update that version only
-                sql = "SELECT state FROM sessions WHERE session_id = ? AND version = ?"
-                async with self.db.execute(sql, (session.session_id, session.version)) as c:
-                    row = await c.fetchone()
-                old_state = row[0] if row else None
-            cur = await self.db.execute(
-                "UPDATE sessions SET token = ?, state = ?, version = ?, expire_at = ?, retain_until = ?, data = ?"
-                " WHERE session_id = ? AND version = ? AND retain_until >= ?",
-                (
-                    new.token,
-                    new.state.value,
-                    new.version,
-                    new.expire_time,
-                    self.retain_until(new),
-                    json.dumps(new.to_dict()),
-                    session.session_id,
-                    session.version,
-                    self.clock.now(),
-                ),
-            )
-            written = bool(cur.rowcount == 1 and records and old_state != new.state.value)
-            if written:
-                marks = ", ".join("?" * len(_WEBHOOK_NAMES))
-                await self.db.executemany(
-                    f"INSERT INTO webhook_deliveries ({WEBHOOK_COLUMNS}) VALUES ({marks})",
-                    [_webhook_row(r) for r in records],
-                )
+            if records:
+                # The connection is in autocommit mode (workers share the file): the session and its webhook
+                # records are one explicit transaction, so a crash can never keep one without the other.
+                await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                rows, written = await self._update_rows(session, new, records)
+            except BaseException:
+                if records:
+                    await self.db.rollback()
+                raise
             await self.db.commit()
-        if cur.rowcount == 0:
+        if rows == 0:
             raise StoreConflict(session.session_id)
         self.feed.publish(new)
         if written:
@@ -322,6 +410,23 @@ class SqliteStore(SessionStore):
         async with self.db.execute(sql, (key, self.clock.now())) as cur:
             row = await cur.fetchone()
         return str(row[0]) if row else None
+
+    async def count_hit(self, key: str, window_seconds: float) -> tuple[int, float]:
+        """Alone on the file: counted in process. Shared with sibling workers: one counter row per key in the file,
+        so a tenant's limit holds for all the workers together, not for each."""
+        if not self.follow_others:
+            return await super().count_hit(key, window_seconds)
+        now = time.time()
+        index = int(now // window_seconds)
+        sql = (
+            "INSERT INTO hits (key, window, n) VALUES (?, ?, 1) ON CONFLICT(key) DO UPDATE"
+            " SET n = CASE WHEN hits.window = excluded.window THEN hits.n + 1 ELSE 1 END, window = excluded.window"
+            " RETURNING n"
+        )
+        async with self.db.execute(sql, (key, index)) as cur:
+            row = await cur.fetchone()
+        await self.db.commit()
+        return (int(row[0]) if row else 1), (index + 1) * window_seconds - now
 
     async def put_marker(self, name: str, seconds: float) -> None:
         await self._write(
