@@ -1,0 +1,299 @@
+"""realauth on a real Redis Cluster (3 primaries + 3 replicas on loopback): the store contract, two replicas,
+sharded pub/sub across a failover, and what a primary failover loses with and without ``?wait=1``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from redis.crc import key_slot
+
+from realauth_server.clock import Clock
+from realauth_server.domain import SessionState
+from realauth_server.store.base import SessionStore, StoreConflict, vendor_token_key
+from realauth_server.store.factory import open_store
+from realauth_server.store.redis_cluster import RedisClusterStore, slot_tags
+from realauth_server.store.retention import Retention
+
+from .redis_cluster_util import RedisCluster, redis_cluster, redis_cluster_url  # noqa: F401  (fixtures)
+from .test_replicas import (  # noqa: F401  (run again here, on the cluster)
+    test_exchange_is_single_flight_across_replicas,
+    test_two_serve_processes_share_one_redis,
+    vendor,
+)
+from .test_store_contract import (  # noqa: F401  (the contract, run again here, on the cluster)
+    make_session,
+    opened,
+    test_changes_are_published_in_version_order,
+    test_concurrent_updates_exactly_one_wins,
+    test_idempotency_claim_reserves_before_the_vendor_call,
+    test_insert_read_update_with_version_check,
+    test_leases_are_exclusive_reentrant_released_and_expire,
+    test_shared_secret_is_the_same_for_every_replica,
+    test_vendor_token_claim_first_writer_wins_across_replicas,
+)
+
+pytestmark = pytest.mark.slow
+
+StoreFactory = Callable[..., SessionStore]
+
+
+@pytest.fixture(params=["", "?wait=1"], ids=["async-replication", "wait-1"])
+async def make_store(request: pytest.FixtureRequest, redis_cluster_url: str) -> AsyncIterator[StoreFactory]:  # noqa: F811
+    """Cluster stores (each one a replica's view), with and without the durability option."""
+    pending: list[SessionStore] = []
+
+    def factory(clock: Clock | None = None, retention: Retention | None = None) -> SessionStore:
+        store = open_store(redis_cluster_url + request.param, retention)
+        if clock is not None:
+            store.use_clock(clock)
+        pending.append(store)
+        return store
+
+    yield factory
+    for store in pending:
+        await store.close()
+
+
+@pytest.fixture
+def redis_url(redis_cluster_url: str) -> str:  # noqa: F811
+    """The replica tests above take ``redis_url``: here it is the cluster's."""
+    return redis_cluster_url
+
+
+def test_cluster_urls_are_parsed_and_bad_ones_refused() -> None:
+    store = open_store("redis+cluster://u:p%40ss@10.0.0.1:7000, 10.0.0.2:7001?wait=1&wait_timeout=0.25")
+    assert isinstance(store, RedisClusterStore)
+    assert store.nodes == [("10.0.0.1", 7000), ("10.0.0.2", 7001)]
+    assert store.wait_replicas == 1 and store.wait_timeout_ms == 250
+    assert "p@ss" not in store._where()
+    for bad, field in [
+        ("redis+cluster://10.0.0.1", "host and a port"),
+        ("redis+cluster://10.0.0.1:7000,:7001", "host and a port"),
+        ("redis+cluster://10.0.0.1:7000/0", "database"),
+        ("redis+cluster://10.0.0.1:7000?wait=-1", "wait=N"),
+        ("redis+cluster://10.0.0.1:7000?wait=x", "wait=N"),
+        ("redis://10.0.0.1:7000/0?wait_timeout=nan", "wait_timeout=S"),
+        ("redis://10.0.0.1:7000/0?wait_timeout=60", "wait_timeout=S"),
+        ("redis+cluster://10.0.0.1:7000?db=1", "parameters"),
+    ]:
+        with pytest.raises(ValueError, match=field):
+            open_store(bad)
+    standalone = open_store("redis://10.0.0.1:6379/0?wait=1")
+    assert standalone.wait_replicas == 1 and standalone.url == "redis://10.0.0.1:6379/0"  # type: ignore[attr-defined]
+
+
+def test_every_slot_has_a_change_channel() -> None:
+    tags = slot_tags()
+    assert len(tags) == 16384
+    assert all(key_slot(f"realauth:ev:{{{tag}}}".encode()) == slot for slot, tag in enumerate(tags))
+
+
+async def test_keys_follow_the_tagging_rule(redis_cluster_url: str) -> None:  # noqa: F811
+    """Each multi-key unit lives in one slot: a session with its lease; a (tenant, key) with its reservation."""
+    clock = Clock()
+    store = open_store(redis_cluster_url)
+    store.use_clock(clock)
+    await store.open()
+    r = aioredis.RedisCluster.from_url("redis://" + redis_cluster_url.split("//")[1].split(",")[0])
+    try:
+        s = await store.insert(make_session(clock, idempotency_key="k1"))
+        await store.acquire_lease("exchange:" + s.session_id, "me", 5)
+        assert (await store.claim_idempotency("t1", "k2", "me", 5)).claimed
+        await store.put_marker("unknown:" + "ab" * 32, 5)
+        await store.claim_vendor_token(vendor_token_key("megvii", "biz"), s.session_id, clock.now() + 60)
+        await store.count_hit("t1", 1.0)
+        await store.shared_secret("landing")
+        keys = sorted(k.decode() for k in await r.keys("realauth:*", target_nodes=aioredis.RedisCluster.PRIMARIES))
+        sid = s.session_id
+        assert f"realauth:s:{{{sid}}}" in keys and f"realauth:l:exchange:{{{sid}}}" in keys
+        assert f"realauth:t:{{{s.token}}}" in keys and "realauth:secret:{secrets}:landing" in keys
+        assert any(k.startswith("realauth:rl:{t1}:") for k in keys)
+        assert key_slot(f"realauth:s:{{{sid}}}".encode()) == key_slot(f"realauth:l:exchange:{{{sid}}}".encode())
+        idem = next(k for k in keys if k.startswith("realauth:i:"))
+        lease = next(k for k in keys if k.startswith("realauth:l:idem:"))
+        assert idem[len("realauth:i:") :] != lease[len("realauth:l:idem:") :]  # k1 and k2: two digests
+        assert len(keys) == 9, keys
+        for key in keys:
+            ttl = await r.pttl(key)
+            assert (ttl == -1) if "secret" in key else (ttl > 0), (key, ttl)
+    finally:
+        await r.aclose()
+        await store.close()
+
+
+async def test_an_index_left_by_a_crash_between_steps_is_harmless(redis_cluster_url: str) -> None:  # noqa: F811
+    """The record is written last: an index naming a session that was never stored is treated as absent."""
+    clock = Clock()
+    store = open_store(redis_cluster_url)
+    store.use_clock(clock)
+    await store.open()
+    try:
+        assert isinstance(store, RedisClusterStore)
+        ghost = make_session(clock, idempotency_key="k-crash")
+        idem = store._idem_key("t1", "k-crash")
+        token = store._token_key(ghost.token)
+        await store.r.set(idem, ghost.session_id, px=60_000)  # steps 1 and 2 done, then the replica died
+        await store.r.set(token, ghost.session_id, px=60_000)
+        assert await store.find_idempotent("t1", "k-crash") is None
+        assert await store.get_by_token(ghost.token) is None
+        claim = await store.claim_idempotency("t1", "k-crash", "retry", 5)
+        assert claim.claimed  # the retry may call the vendor: nothing was stored for the key
+        s = await store.insert(make_session(clock, idempotency_key="k-crash"))
+        assert s.session_id != ghost.session_id
+        assert await store.find_idempotent("t1", "k-crash") == s
+        dup = make_session(clock, idempotency_key="k-crash")
+        assert await store.insert(dup) == s  # the live session keeps the key
+        with pytest.raises(StoreConflict):
+            await store.insert(s)
+    finally:
+        await store.close()
+
+
+async def _sessions_on_every_primary(store: SessionStore, clock: Clock, n: int = 24) -> list[str]:
+    ids = []
+    for _ in range(n):
+        ids.append((await store.insert(make_session(clock))).session_id)
+    return ids
+
+
+async def test_watchers_hear_changes_from_every_shard(make_store: StoreFactory) -> None:
+    """Sessions spread over all three primaries: each change reaches the other replica over its slot's channel."""
+    clock = Clock()
+    writer = await opened(make_store(clock))
+    reader = await opened(make_store(clock))
+    ids = await _sessions_on_every_primary(writer, clock)
+    assert len({key_slot(f"realauth:s:{{{i}}}".encode()) * 3 // 16384 for i in ids}) == 3  # all three shards
+    await _each_change_is_heard(writer, reader, ids)
+
+
+async def _each_change_is_heard(writer: SessionStore, reader: SessionStore, ids: list[str], within: float = 5) -> None:
+    for sid in ids:
+        with reader.feed.listen(sid) as changes:
+            s = await writer.get(sid)
+            assert s is not None
+            await writer.update(s.evolve(state=SessionState.COMPLETED))
+            got = await asyncio.wait_for(changes.get(), within)
+            assert got.session_id == sid and got.state == SessionState.COMPLETED
+
+
+async def test_change_feed_comes_back_after_a_primary_fails_over(
+    redis_cluster: RedisCluster,  # noqa: F811
+    redis_cluster_url: str,  # noqa: F811
+) -> None:
+    clock = Clock()
+    writer = open_store(redis_cluster_url)
+    reader = open_store(redis_cluster_url)
+    for s in (writer, reader):
+        s.use_clock(clock)
+        await s.open()
+    victim = redis_cluster.primaries()[0]
+    try:
+        ids = await _sessions_on_every_primary(writer, clock)
+        victim.kill()
+        started = time.monotonic()
+        await asyncio.to_thread(redis_cluster.wait_healthy, 20)
+        # Writes to the failed shard resume, and the reader's subscription is rebuilt on its new primary.
+        fresh = []
+        for sid in ids:
+            for _ in range(100):
+                try:
+                    got = await writer.get(sid)
+                    break
+                except Exception:
+                    await asyncio.sleep(0.1)
+            assert got is not None
+            fresh.append(sid)
+        await _each_change_is_heard(writer, reader, fresh, within=10)
+        assert time.monotonic() - started < 40
+    finally:
+        await writer.close()
+        await reader.close()
+        victim.start()  # it rejoins as a replica of the shard's new primary
+        await asyncio.to_thread(_wait_replicas, redis_cluster, 3)
+
+
+def _wait_replicas(cluster: RedisCluster, n: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        linked = 0
+        for node in cluster.nodes:
+            if node.alive():
+                with node.client() as c:
+                    try:
+                        role = c.execute_command("ROLE")
+                    except Exception:
+                        continue
+                if role[0] == b"slave" and role[3] == b"connected":
+                    linked += 1
+        if linked >= n:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"fewer than {n} replicas in sync after {timeout}s")
+
+
+@pytest.mark.parametrize("durability", ["", "?wait=1"], ids=["async-replication", "wait-1"])
+async def test_what_a_primary_failover_loses(
+    durability: str,
+    redis_cluster: RedisCluster,  # noqa: F811
+    redis_cluster_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Bounded create load (8 writers, 3 s); one primary is SIGKILLed after 1 s; then every acknowledged
+    session is read back. With ``?wait=1`` none may be lost; without it some may be: the figures are printed
+    (and quoted in docs/deployment.md)."""
+    store = open_store(redis_cluster_url + durability)
+    await store.open()
+    clock = Clock()
+    store.use_clock(clock)
+    acked: list[str] = []
+    failed = 0
+    latencies: list[float] = []
+    victim = redis_cluster.primaries()[0]
+
+    async def writer(stop: float) -> None:
+        nonlocal failed
+        while time.monotonic() < stop:
+            t0 = time.monotonic()
+            try:
+                s = await asyncio.wait_for(store.insert(make_session(clock, idempotency_key=f"k-{t0}")), 3)
+            except Exception:
+                failed += 1
+                await asyncio.sleep(0.05)
+                continue
+            latencies.append(time.monotonic() - t0)
+            acked.append(s.session_id)
+
+    try:
+        stop = time.monotonic() + 3.0
+        tasks = [asyncio.create_task(writer(stop)) for _ in range(8)]
+        await asyncio.sleep(1.0)
+        victim.kill()
+        await asyncio.gather(*tasks)
+        await asyncio.to_thread(redis_cluster.wait_healthy, 20)
+        lost = 0
+        for sid in acked:
+            for _ in range(50):
+                try:
+                    found = await store.get(sid)
+                    break
+                except Exception:
+                    await asyncio.sleep(0.1)
+            lost += found is None
+        latencies.sort()
+        p50 = latencies[len(latencies) // 2] * 1000 if latencies else 0
+        print(
+            f"\nfailover {durability or 'no wait'}: acknowledged={len(acked)} lost={lost} failed_calls={failed} "
+            f"p50_ms={p50:.2f}"
+        )
+        assert acked, "no create succeeded"
+        if durability:
+            assert lost == 0
+    finally:
+        await store.close()
+        victim.start()
+        await asyncio.to_thread(_wait_replicas, redis_cluster, 3)
