@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -106,9 +107,15 @@ class ClusterNode:
             self.proc.kill()
             self.proc.wait(timeout=5)
 
+    def pause(self, paused: bool) -> None:
+        """SIGSTOP / SIGCONT: a node that is alive but not keeping up (a slow host or a congested link)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
+
     def stop(self) -> None:
         if self.alive():
             assert self.proc is not None
+            self.proc.send_signal(signal.SIGCONT)  # a paused node cannot act on SIGTERM
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=5)
@@ -139,6 +146,11 @@ class RedisCluster:
                 if c.execute_command("ROLE")[0] == b"master":
                     found.append(n)
         return found
+
+    def replica_of(self, primary: ClusterNode) -> ClusterNode:
+        with primary.client() as c:
+            role = c.execute_command("ROLE")
+        return self.node(int(role[2][0][1]))
 
     def flushall(self) -> None:
         for n in self.primaries():

@@ -39,12 +39,15 @@ import contextlib
 import hashlib
 import itertools
 import json
+from collections.abc import Coroutine
 from functools import cache
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.connection import Connection, SSLConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -55,6 +58,10 @@ from .redis import CONNECT_TIMEOUT, DEFAULT_WAIT_TIMEOUT, PREFIX, RedisStore, _b
 from .retention import Retention
 
 SLOTS = 16384
+#: How often a replica compares the slot map it subscribed by with the cluster's (seconds).
+TOPOLOGY_RECHECK = 5.0
+#: How long one node may take to answer ``CLUSTER SLOTS`` before the next is asked.
+TOPOLOGY_TIMEOUT = 1.0
 
 # KEYS: the session record. ARGV: version, json, ttl ms, channel (of the record's slot).
 RECORD_INSERT = """
@@ -88,6 +95,19 @@ end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return ARGV[1]
 """
+
+
+async def _until_one_fails(coros: list[Coroutine[Any, Any, None]]) -> None:
+    """Run them all until one ends or raises; then cancel the rest and re-raise its error (if any)."""
+    tasks = [asyncio.create_task(c) for c in coros]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @cache
@@ -253,8 +273,9 @@ class RedisClusterStore(RedisStore):
             client = aioredis.Redis(
                 host=host,
                 port=port,
-                socket_connect_timeout=CONNECT_TIMEOUT,
-                socket_timeout=CONNECT_TIMEOUT,
+                socket_connect_timeout=TOPOLOGY_TIMEOUT,
+                socket_timeout=TOPOLOGY_TIMEOUT,
+                retry=Retry(NoBackoff(), 0),  # a dead node: ask the next one now, not after backoff
                 ssl=self._ssl,
                 **self._auth,
             )
@@ -291,6 +312,7 @@ class RedisClusterStore(RedisStore):
                         port=port,
                         socket_connect_timeout=CONNECT_TIMEOUT,
                         protocol=2,  # RESP2: shard messages are plain replies here, not push frames
+                        retry=Retry(NoBackoff(), 0),
                         **self._auth,
                     )
                     connections.append(conn)
@@ -299,23 +321,36 @@ class RedisClusterStore(RedisStore):
                         conn.pack_commands(("SSUBSCRIBE", self.slot_channel(s)) for s in slots)
                     )
                 confirmed = await asyncio.gather(
-                    *(self._confirm(c, len(slots)) for c, (_, _, slots) in zip(connections, topology, strict=True))
+                    *(self._confirm(c, len(slots)) for c, (_, _, slots) in zip(connections, topology, strict=True)),
+                    return_exceptions=True,
                 )
+                for outcome in confirmed:
+                    if isinstance(outcome, BaseException):
+                        raise outcome
                 if not all(confirmed):
                     raise RedisError("a shard subscription was refused")
                 self._subscribed.set()
                 backoff = 0.1
-                await asyncio.gather(*(self._relay(c) for c in connections))
+                await _until_one_fails([*(self._relay(c) for c in connections), self._recheck(topology)])
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
                 log.warning("change subscription lost; reconnecting", extra={"error": type(exc).__name__})
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, 1.0)  # a failover takes about node-timeout: retry often
             finally:
                 for conn in connections:
                     with contextlib.suppress(Exception):
                         await conn.disconnect()
+
+    async def _recheck(self, topology: list[tuple[str, int, list[int]]]) -> None:
+        """Rebuild when the slot map changed without our connections noticing (a promotion elsewhere)."""
+        subscribed = sorted((h, p, s[0], len(s)) for h, p, s in topology)
+        while True:
+            await asyncio.sleep(TOPOLOGY_RECHECK)
+            now = sorted((h, p, s[0], len(s)) for h, p, s in await self._topology())
+            if now != subscribed:
+                raise RedisError("the cluster's slot map changed")
 
     async def _confirm(self, conn: Connection, n: int) -> bool:
         """Read the ``n`` ``ssubscribe`` confirmations (anything else is refused: e.g. a slot just moved)."""
