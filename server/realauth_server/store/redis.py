@@ -21,6 +21,7 @@ import logging
 import math
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -104,6 +105,14 @@ DEFAULT_WAIT_TIMEOUT = 0.5
 
 def _bytes(value: bytes | str) -> bytes:
     return value.encode() if isinstance(value, str) else value
+
+
+#: Whether a write command's result means it changed something (and so must reach the replicas).
+Wrote = Callable[[Any], bool]
+
+
+def _always(result: Any) -> bool:
+    return True
 
 
 class ReplicationTimeout(RedisTimeoutError):
@@ -214,19 +223,22 @@ class RedisStore(SessionStore):
 
     # --- durable writes ---------------------------------------------------------------------------
 
-    async def _eval(self, script: AsyncScript, slot_key: str, keys: list[str], args: list[Any]) -> Any:
+    async def _eval(
+        self, script: AsyncScript, slot_key: str, keys: list[str], args: list[Any], wrote: Wrote = _always
+    ) -> Any:
         """Run a write script; with ``wait_replicas``, durable as :meth:`_write` says."""
         if not self.wait_replicas:
             return await script(keys=keys, args=args)
-        return await self._write(slot_key, "EVAL", script.script, len(keys), *keys, *args)
+        return await self._write(slot_key, "EVAL", script.script, len(keys), *keys, *args, wrote=wrote)
 
-    async def _write(self, slot_key: str, *command: Any) -> Any:
+    async def _write(self, slot_key: str, *command: Any, wrote: Wrote = _always) -> Any:
         """One write command, then (when asked) ``WAIT`` on the same connection for its replicas.
 
         Redis replicates asynchronously: a primary that dies right after acknowledging a write may take it
         along. ``WAIT n timeout`` blocks until ``n`` replicas have the connection's writes; when fewer did in
         time the write still stands on the primary but the caller gets UNAVAILABLE (and may retry: creates
-        with an idempotency key return the same session, updates are versioned).
+        with an idempotency key return the same session, updates are versioned). ``wrote(result)`` says
+        whether the command changed anything: a refused write (a version conflict, a lost race) needs no ack.
         """
         if not self.wait_replicas:
             return await self.r.execute_command(*command)
@@ -234,7 +246,8 @@ class RedisStore(SessionStore):
         pipe.execute_command(*command)
         pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
         result, acked = await pipe.execute()
-        self._check_acked(int(acked))
+        if wrote(result):
+            self._check_acked(int(acked))
         return result
 
     def _check_acked(self, acked: int) -> None:
@@ -293,7 +306,14 @@ class RedisStore(SessionStore):
 
     async def insert(self, session: AuthSession) -> AuthSession:
         keys, args = self._write_args(session)
-        got = await self._eval(self._insert, keys[0], keys, [session.session_id, *args, self.prefix + "s:"])
+        sid_bytes = session.session_id.encode()
+        got = await self._eval(
+            self._insert,
+            keys[0],
+            keys,
+            [session.session_id, *args, self.prefix + "s:"],
+            wrote=lambda r: r is not None and _bytes(r) == sid_bytes,
+        )
         if got is None:
             raise StoreConflict(session.session_id)
         sid = _bytes(got).decode()
@@ -321,7 +341,7 @@ class RedisStore(SessionStore):
     async def shared_secret(self, name: str) -> bytes:
         key = self._secret_key(name)
         # Durable (WAIT) when asked: every landing link handed out depends on this value.
-        await self._write(key, "SET", key, secrets.token_bytes(32), "NX")
+        await self._write(key, "SET", key, secrets.token_bytes(32), "NX", wrote=bool)
         value = await self.r.get(key)
         if not value:
             raise StoreUnavailable(f"shared secret {name!r} vanished from Redis")
@@ -330,7 +350,7 @@ class RedisStore(SessionStore):
     async def update(self, session: AuthSession) -> AuthSession:
         new = session.evolve(version=session.version + 1)
         keys, args = self._write_args(new)
-        ok = await self._eval(self._update, keys[0], keys, [session.version, *args, new.session_id])
+        ok = await self._eval(self._update, keys[0], keys, [session.version, *args, new.session_id], wrote=bool)
         if not ok:
             raise StoreConflict(session.session_id)
         return new
@@ -354,7 +374,8 @@ class RedisStore(SessionStore):
         ms = max(1, math.ceil((until - self.clock.now()) * 1000))
         claim = self._claim_key(key)
         # Durable when asked: a claim lost in a failover would let the token complete a second session.
-        owner = await self._eval(self._claim, claim, [claim], [session_id, ms])
+        mine = session_id.encode()
+        owner = await self._eval(self._claim, claim, [claim], [session_id, ms], wrote=lambda r: _bytes(r) == mine)
         return _bytes(owner).decode()
 
     async def vendor_token_owner(self, key: str) -> str | None:

@@ -54,7 +54,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..domain import AuthSession
 from .base import StoreConflict
-from .redis import CONNECT_TIMEOUT, DEFAULT_WAIT_TIMEOUT, PREFIX, RedisStore, _bytes, log
+from .redis import CONNECT_TIMEOUT, DEFAULT_WAIT_TIMEOUT, PREFIX, RedisStore, Wrote, _always, _bytes, log
 from .retention import Retention
 
 SLOTS = 16384
@@ -164,7 +164,7 @@ class RedisClusterStore(RedisStore):
         self._record_update = self.r.register_script(RECORD_UPDATE)
         self._index_claim = self.r.register_script(INDEX_CLAIM)
 
-    async def _write(self, slot_key: str, *command: Any) -> Any:
+    async def _write(self, slot_key: str, *command: Any, wrote: Wrote = _always) -> Any:
         """As in standalone, but the WAIT must go to the node (and connection) that took the write."""
         if not self.wait_replicas:
             return await self.r.execute_command(*command)
@@ -174,7 +174,8 @@ class RedisClusterStore(RedisStore):
             "WAIT", self.wait_replicas, self.wait_timeout_ms, target_nodes=self.r.get_node_from_key(slot_key)
         )
         result, acked = await pipe.execute()
-        self._check_acked(int(acked))
+        if wrote(result):
+            self._check_acked(int(acked))
         return result
 
     # --- keys: see the module docstring for the tagging rule -------------------------------------
@@ -234,7 +235,10 @@ class RedisClusterStore(RedisStore):
             idem = self._idem_key(session.tenant, session.idempotency_key)
             stale = ""
             for _ in range(3):
-                owner = _bytes(await self._eval(self._index_claim, idem, [idem], [sid, ttl_ms, stale])).decode()
+                got = await self._eval(
+                    self._index_claim, idem, [idem], [sid, ttl_ms, stale], wrote=lambda r: _bytes(r) == sid.encode()
+                )
+                owner = _bytes(got).decode()
                 if owner == sid:
                     break
                 existing = await self.get(owner)
@@ -249,7 +253,7 @@ class RedisClusterStore(RedisStore):
         record = self._session_key(sid)
         data = json.dumps(session.to_dict())
         args = [session.version, data, ttl_ms, self._channel_of(record)]
-        if not await self._eval(self._record_insert, record, [record], args):
+        if not await self._eval(self._record_insert, record, [record], args, wrote=bool):
             raise StoreConflict(sid)
         return session
 
@@ -259,7 +263,7 @@ class RedisClusterStore(RedisStore):
         await self._write_indexes(new, ttl_ms)  # the same values with a fresh TTL: harmless if the update loses
         record = self._session_key(new.session_id)
         args = [session.version, new.version, json.dumps(new.to_dict()), ttl_ms, self._channel_of(record)]
-        if not await self._eval(self._record_update, record, [record], args):
+        if not await self._eval(self._record_update, record, [record], args, wrote=bool):
             raise StoreConflict(session.session_id)
         return new
 
