@@ -258,6 +258,8 @@ async def test_what_a_primary_failover_loses(
     steady: list[float] = []  # create latencies before any fault: what the option costs
     victim = redis_cluster.primaries()[0]
     replica = redis_cluster.replica_of(victim)
+    with victim.client() as c:
+        assert len(c.execute_command("ROLE")[2]) == 1  # one replica: the one that falls behind
     for _ in range(30):  # warm up (connections, scripts) before anything is timed
         await store.insert(make_session(clock))
     start = time.monotonic()

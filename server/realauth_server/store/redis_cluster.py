@@ -49,7 +49,8 @@ from redis.asyncio.connection import Connection, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
-from redis.exceptions import RedisError
+from redis.exceptions import AskError, ClusterDownError, MovedError, RedisError, ResponseError, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..domain import AuthSession
@@ -165,18 +166,42 @@ class RedisClusterStore(RedisStore):
         self._index_claim = self.r.register_script(INDEX_CLAIM)
 
     async def _write(self, slot_key: str, *command: Any, wrote: Wrote = _always) -> Any:
-        """As in standalone, but the WAIT must go to the node (and connection) that took the write."""
+        """As in standalone, but the WAIT must run on the connection that took the write, on the slot's primary.
+
+        So both go out together on one connection of that node (not through the cluster client's retries:
+        a write it re-sent elsewhere after a redirect would be "confirmed" by a WAIT on another connection).
+        A redirect means the write did not happen: refresh the slot map and try once more.
+        """
         if not self.wait_replicas:
             return await self.r.execute_command(*command)
-        pipe = self.r.pipeline(transaction=False)
-        pipe.execute_command(*command)
-        pipe.execute_command(
-            "WAIT", self.wait_replicas, self.wait_timeout_ms, target_nodes=self.r.get_node_from_key(slot_key)
-        )
-        result, acked = await pipe.execute()
-        if wrote(result):
-            self._check_acked(int(acked))
-        return result
+        for _ in range(2):
+            node = self.r.get_node_from_key(slot_key)
+            conn = node.acquire_connection()
+            try:
+                await conn.send_packed_command(
+                    conn.pack_commands([command, ("WAIT", self.wait_replicas, self.wait_timeout_ms)])
+                )
+                error: ResponseError | None = None
+                try:
+                    result = await node.parse_response(conn, str(command[0]))
+                except ResponseError as exc:
+                    error = exc
+                acked = await node.parse_response(conn, "WAIT")  # read even after an error: keep the connection in step
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                await conn.disconnect()
+                with contextlib.suppress(RedisError, OSError):
+                    await self.r.nodes_manager.initialize()
+                raise
+            finally:
+                node.release(conn)
+            if error is None:
+                if wrote(result):
+                    self._check_acked(int(acked))
+                return result
+            if not isinstance(error, MovedError | AskError | TryAgainError | ClusterDownError):
+                raise error
+            await self.r.nodes_manager.initialize()
+        raise ClusterDownError("the slot kept moving while writing")
 
     # --- keys: see the module docstring for the tagging rule -------------------------------------
 
