@@ -9,6 +9,14 @@ Keys (prefix ``realauth:``), all with the session's retention as TTL (retention.
 - ``rl:<tenant>:<window>``: a tenant's request count in one rate-limit window (TTL two windows).
 Writes are Lua scripts, so the version check, the indexes, the TTLs and the change notification
 (``PUBLISH realauth:events <session JSON>``) happen atomically and in version order.
+
+Redis Cluster (redis_cluster.py) subclasses this store: every key name above goes through a ``_*_key`` method
+so that it can carry a hash tag there. New keys must too, and follow the tagging rule in that module's
+docstring (per-session state tagged ``{session_id}``, per-tenant state ``{tenant}``); a script that touches
+several keys must only touch keys sharing one tag, or it cannot run on a cluster.
+
+``?wait=N`` (``wait_replicas``) makes the writes that matter durable against a primary failover: see
+:meth:`RedisStore._write`.
 """
 
 from __future__ import annotations
