@@ -25,6 +25,9 @@ everywhere, so a replica dying between the steps leaves only an unreachable inde
 The one difference from standalone: two creates with one idempotency key racing *without* the reservation
 lease (it expired) may both store a session; the lease is what makes creates single-flight in both modes.
 
+Every RedisStore method that runs a multi-key script must be overridden here with single-slot steps (or
+keep all its keys under one tag); inherited as is, it fails on a cluster with CROSSSLOT.
+
 Changes are published with sharded pub/sub (Redis >= 7.0). A script may only ``SPUBLISH`` to a channel of
 its own slot, so there is one channel per slot, ``ev:{<tag of slot n>}``, and every realauth replica
 ``SSUBSCRIBE``-s, on each primary, to the channels of the slots it serves (16384 in all). When a primary
