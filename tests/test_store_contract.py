@@ -434,3 +434,40 @@ async def test_webhook_claims_are_exclusive_and_finish_only_with_the_claim(make_
     assert await a.redeliver_webhook("whd_missing", 0.0) is None
     delivered, _ = await a.list_webhooks("t1", "", DeliveryStatus.PENDING, 0, 100)
     assert len(delivered) == 6
+
+
+async def test_redis_wait_refuses_writes_no_replica_confirmed(redis_url: str) -> None:  # noqa: F811
+    """``?wait=1`` on a Redis with no replica: every write that changed something fails (UNAVAILABLE), reads
+    and refused writes do not, and nothing waits longer than ``wait_timeout``."""
+    from realauth_server.store.factory import UNAVAILABLE_ERRORS
+    from realauth_server.store.redis import ReplicationTimeout
+
+    clock = Clock()
+    plain = await opened(RedisStore(redis_url))
+    plain.use_clock(clock)
+    existing = await plain.insert(make_session(clock, idempotency_key="k-old"))
+    secret = await plain.shared_secret("landing")
+    store = open_store(redis_url + "?wait=1&wait_timeout=0.05")
+    store.use_clock(clock)
+    await store.open()
+    try:
+        assert issubclass(ReplicationTimeout, UNAVAILABLE_ERRORS)
+        assert await store.shared_secret("landing") == secret  # already there: nothing to replicate
+        started = time.monotonic()
+        with pytest.raises(ReplicationTimeout, match="0 of 1 replicas"):
+            await store.insert(make_session(clock))
+        assert time.monotonic() - started < 1
+        with pytest.raises(ReplicationTimeout):
+            await store.update(existing)
+        stands = await store.get(existing.session_id)  # not known to be durable, yet on the primary it stands
+        assert stands is not None and stands.version == existing.version + 1
+        assert await store.insert(make_session(clock, idempotency_key="k-old")) == stands  # a dedup writes nothing
+        with pytest.raises(StoreConflict):
+            await store.update(existing)  # stale now: refused, so no wait
+        key = vendor_token_key("megvii", "biz")
+        with pytest.raises(ReplicationTimeout):
+            await store.claim_vendor_token(key, "ses_a", clock.now() + 60)
+        assert await store.claim_vendor_token(key, "ses_b", clock.now() + 60) == "ses_a"  # lost the race: no wait
+    finally:
+        await store.close()
+        await plain.close()

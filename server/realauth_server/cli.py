@@ -167,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--store",
-        help="session store: sqlite:///PATH (default sqlite:///var/realauth.db), redis://HOST:PORT/DB or memory://",
+        help="session store: sqlite:///PATH (default sqlite:///var/realauth.db), redis://HOST:PORT/DB, "
+        "redis+cluster://HOST:PORT,... (either with ?wait=N: durable writes) or memory://",
     )
     serve.add_argument(
         "--log-format", choices=("auto", "json", "text"), help="auto (default: text on a terminal, else json)"

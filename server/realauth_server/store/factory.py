@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import math
 import sqlite3
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis.exceptions
 
 from .base import SessionStore
 from .memory import MemoryStore
-from .redis import RedisStore
+from .redis import DEFAULT_WAIT_TIMEOUT, RedisStore
+from .redis_cluster import RedisClusterStore
 from .retention import Retention
 from .sqlite import SqliteStore
 
-SCHEMES = ("sqlite", "memory", "redis")
+SCHEMES = ("sqlite", "memory", "redis", "redis+cluster")
+#: Query parameters of a Redis store URL that realauth reads itself (the rest go to redis-py).
+DURABILITY_PARAMS = ("wait", "wait_timeout")
+
 
 #: Store failures that mean "cannot serve right now" (UNAVAILABLE, retriable), not a bug (INTERNAL).
 UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
@@ -24,7 +29,8 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 
 
 def open_store(url: str, retention: Retention | None = None, *, shared: bool = False) -> SessionStore:
-    """``sqlite:///relative/or/abs.db`` (``sqlite:////abs``), ``memory://``, ``redis://host:port/db``.
+    """``sqlite:///relative/or/abs.db`` (``sqlite:////abs``), ``memory://``, ``redis://host:port/db``,
+    ``redis+cluster://host:port,host:port`` (``?wait=N&wait_timeout=S`` on either Redis form: durability).
 
     ``shared``: other processes (the sibling workers of ``--workers N``) write to the same SQLite file; follow their
     writes for this process's watchers (Redis always does, through pub/sub).
@@ -39,12 +45,63 @@ def open_store(url: str, retention: Retention | None = None, *, shared: bool = F
         if not path:
             raise ValueError("--store sqlite:///PATH needs a path")
         return SqliteStore(path, retention, follow_others=shared)
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        return _cluster_store(url, retention)
     if scheme in ("redis", "rediss"):
+        url, wait, timeout = _durability(url)
         parts = urlsplit(url)
         if not parts.hostname:
             raise ValueError("--store redis://HOST:PORT/DB needs a host")
         db = parts.path.strip("/")
         if db and not db.isdigit():
             raise ValueError("--store redis://HOST:PORT/DB: DB must be a number")
-        return RedisStore(url, retention)
+        return RedisStore(url, retention, wait_replicas=wait, wait_timeout=timeout)
     raise ValueError(f"--store: unsupported scheme {scheme!r}; use one of {', '.join(s + '://' for s in SCHEMES)}")
+
+
+def _durability(url: str) -> tuple[str, int, float]:
+    """Take ``wait`` (replicas to WAIT for, 0-5) and ``wait_timeout`` (seconds, 0.01-10) out of the query."""
+    parts = urlsplit(url)
+    rest, wait, timeout = [], 0, DEFAULT_WAIT_TIMEOUT
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name == "wait":
+            if not value.isdigit() or not 0 <= int(value) <= 5:
+                raise ValueError("--store ...?wait=N: N must be a whole number of replicas from 0 to 5")
+            wait = int(value)
+        elif name == "wait_timeout":
+            try:
+                timeout = float(value)
+            except ValueError:
+                timeout = math.nan
+            if not 0.01 <= timeout <= 10:  # NaN fails too
+                raise ValueError("--store ...?wait_timeout=S: S must be seconds from 0.01 to 10")
+        else:
+            rest.append((name, value))
+    return urlunsplit(parts._replace(query=urlencode(rest))), wait, timeout
+
+
+def _cluster_store(url: str, retention: Retention | None) -> RedisClusterStore:
+    """``redis+cluster://[user:password@]host:port[,host:port...][?wait=N&wait_timeout=S]``: start-up nodes."""
+    url, wait, timeout = _durability(url)
+    parts = urlsplit(url)
+    if parts.query:
+        raise ValueError("--store redis+cluster://...: the only parameters are wait and wait_timeout")
+    if parts.path.strip("/"):
+        raise ValueError("--store redis+cluster://HOST:PORT,...: a cluster has no database number")
+    userinfo, _, hostlist = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    nodes = []
+    for item in hostlist.split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("--store redis+cluster://HOST:PORT,HOST:PORT: each node needs a host and a port")
+        nodes.append((host.strip("[]"), int(port)))
+    return RedisClusterStore(
+        nodes,
+        retention,
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        ssl=parts.scheme.startswith("rediss"),
+        wait_replicas=wait,
+        wait_timeout=timeout,
+    )

@@ -15,6 +15,14 @@ Keys (prefix ``realauth:``), all with the session's retention as TTL (retention.
   with the outbox retention as TTL. Records are written by the same script as the session transition.
 Writes are Lua scripts, so the version check, the indexes, the TTLs and the change notification
 (``PUBLISH realauth:events <session JSON>``) happen atomically and in version order.
+
+Redis Cluster (redis_cluster.py) subclasses this store: every key name above goes through a ``_*_key`` method
+so that it can carry a hash tag there. New keys must too, and follow the tagging rule in that module's
+docstring (per-session state tagged ``{session_id}``, per-tenant state ``{tenant}``); a script that touches
+several keys must only touch keys sharing one tag, or it cannot run on a cluster.
+
+``?wait=N`` (``wait_replicas``) makes the writes that matter durable against a primary failover: see
+:meth:`RedisStore._write`.
 """
 
 from __future__ import annotations
@@ -27,11 +35,13 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..domain import AuthSession
 from ..outbox import WEBHOOK_RETENTION, DeliveryStatus, WebhookDelivery
@@ -207,6 +217,8 @@ LIST_BATCH = 200
 
 #: How long open() waits for Redis and for the change subscription.
 CONNECT_TIMEOUT = 5.0
+#: How long a durable write waits for its replicas (``?wait_timeout=`` seconds in the store URL).
+DEFAULT_WAIT_TIMEOUT = 0.5
 
 
 def _bytes(value: bytes | str) -> bytes:
@@ -228,18 +240,41 @@ def _record(raw: dict[Any, Any]) -> WebhookDelivery | None:
         return None
 
 
+#: Whether a write command's result means it changed something (and so must reach the replicas).
+Wrote = Callable[[Any], bool]
+
+
+def _always(result: Any) -> bool:
+    return True
+
+
+class ReplicationTimeout(RedisTimeoutError):
+    """A write reached the primary but fewer replicas than ``wait`` acknowledged it in time (UNAVAILABLE)."""
+
+
 class RedisStore(SessionStore):
-    def __init__(self, url: str, retention: Retention | None = None, prefix: str = PREFIX) -> None:
+    def __init__(
+        self,
+        url: str,
+        retention: Retention | None = None,
+        prefix: str = PREFIX,
+        *,
+        wait_replicas: int = 0,
+        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+    ) -> None:
         super().__init__(retention)
         self.url = url
+        #: ``WAIT`` for this many replicas after the writes that matter (0: do not wait; Redis's default).
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = max(1, math.ceil(wait_timeout * 1000))
         self.prefix = prefix
         self.channel = prefix + "events"
-        self._r: aioredis.Redis | None = None
+        self._r: Any = None  # aioredis.Redis here, aioredis.RedisCluster in the cluster store
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
 
     @property
-    def r(self) -> aioredis.Redis:
+    def r(self) -> Any:
         if self._r is None:
             raise RuntimeError("RedisStore used before open()")
         return self._r
@@ -251,25 +286,31 @@ class RedisStore(SessionStore):
         parts = urlsplit(self.url)
         return f"{parts.hostname}:{parts.port or 6379}{parts.path}"
 
-    async def open(self) -> None:
-        self._r = aioredis.Redis.from_url(
+    def _client(self) -> Any:
+        return aioredis.Redis.from_url(
             self.url, socket_connect_timeout=CONNECT_TIMEOUT, health_check_interval=30, decode_responses=False
         )
+
+    def _register_scripts(self) -> None:
+        self._insert = self.r.register_script(INSERT)
+        self._update = self.r.register_script(UPDATE)
+        self._release = self.r.register_script(RELEASE)
+        self._claim = self.r.register_script(CLAIM)
+        self._hit = self.r.register_script(HIT)
+        self._update_outbox = self.r.register_script(UPDATE_OUTBOX)
+        self._claim_webhooks = self.r.register_script(CLAIM_WEBHOOKS)
+        self._finish_webhook = self.r.register_script(FINISH_WEBHOOK)
+        self._redeliver_webhook = self.r.register_script(REDELIVER_WEBHOOK)
+
+    async def open(self) -> None:
+        self._r = self._client()
         try:
             await asyncio.wait_for(self._r.ping(), CONNECT_TIMEOUT)
         except (RedisError, OSError, TimeoutError) as exc:
             await self._r.aclose()
             self._r = None
             raise StoreUnavailable(f"cannot reach Redis at {self._where()}: {type(exc).__name__}") from None
-        self._insert = self._r.register_script(INSERT)
-        self._update = self._r.register_script(UPDATE)
-        self._release = self._r.register_script(RELEASE)
-        self._claim = self._r.register_script(CLAIM)
-        self._hit = self._r.register_script(HIT)
-        self._update_outbox = self._r.register_script(UPDATE_OUTBOX)
-        self._claim_webhooks = self._r.register_script(CLAIM_WEBHOOKS)
-        self._finish_webhook = self._r.register_script(FINISH_WEBHOOK)
-        self._redeliver_webhook = self._r.register_script(REDELIVER_WEBHOOK)
+        self._register_scripts()
         self._listener = asyncio.create_task(self._listen(), name="realauth-redis-events")
         try:
             await asyncio.wait_for(self._subscribed.wait(), CONNECT_TIMEOUT)
@@ -317,6 +358,42 @@ class RedisStore(SessionStore):
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
+    # --- durable writes ---------------------------------------------------------------------------
+
+    async def _eval(
+        self, script: AsyncScript, slot_key: str, keys: list[str], args: list[Any], wrote: Wrote = _always
+    ) -> Any:
+        """Run a write script; with ``wait_replicas``, durable as :meth:`_write` says."""
+        if not self.wait_replicas:
+            return await script(keys=keys, args=args)
+        return await self._write(slot_key, "EVAL", script.script, len(keys), *keys, *args, wrote=wrote)
+
+    async def _write(self, slot_key: str, *command: Any, wrote: Wrote = _always) -> Any:
+        """One write command, then (when asked) ``WAIT`` on the same connection for its replicas.
+
+        Redis replicates asynchronously: a primary that dies right after acknowledging a write may take it
+        along. ``WAIT n timeout`` blocks until ``n`` replicas have the connection's writes; when fewer did in
+        time the write still stands on the primary but the caller gets UNAVAILABLE (and may retry: creates
+        with an idempotency key return the same session, updates are versioned). ``wrote(result)`` says
+        whether the command changed anything: a refused write (a version conflict, a lost race) needs no ack.
+        """
+        if not self.wait_replicas:
+            return await self.r.execute_command(*command)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.execute_command(*command)
+        pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
+        result, acked = await pipe.execute()
+        if wrote(result):
+            self._check_acked(int(acked))
+        return result
+
+    def _check_acked(self, acked: int) -> None:
+        if acked < self.wait_replicas:
+            log.warning("a write was not replicated in time", extra={"acked": acked, "wanted": self.wait_replicas})
+            raise ReplicationTimeout(
+                f"Redis: {acked} of {self.wait_replicas} replicas acknowledged a write within {self.wait_timeout_ms} ms"
+            )
+
     # --- keys -----------------------------------------------------------------------------------
 
     def _session_key(self, session_id: str) -> str:
@@ -331,6 +408,21 @@ class RedisStore(SessionStore):
     def _list_keys(self, tenant: str) -> tuple[str, str]:
         digest = hashlib.sha256(tenant.encode()).hexdigest()
         return f"{self.prefix}x:{digest}", f"{self.prefix}xr:{digest}"
+
+    def _lease_key(self, name: str) -> str:
+        return f"{self.prefix}l:{name}"
+
+    def _marker_key(self, name: str) -> str:
+        return f"{self.prefix}m:{name}"
+
+    def _claim_key(self, key: str) -> str:
+        return f"{self.prefix}c:{key}"
+
+    def _rate_key(self, tenant: str, window: int) -> str:
+        return f"{self.prefix}rl:{tenant}:{window}"
+
+    def _secret_key(self, name: str) -> str:
+        return f"{self.prefix}secret:{name}"
 
     def _ttl_ms(self, session: AuthSession) -> int:
         return max(1, math.ceil((self.retain_until(session) - self.clock.now()) * 1000))
@@ -356,8 +448,13 @@ class RedisStore(SessionStore):
     async def insert(self, session: AuthSession) -> AuthSession:
         keys, args = self._write_args(session)
         extra = [repr(session.create_time), repr(self.retain_until(session)), repr(self.clock.now())]
-        got = await self._insert(
-            keys=[*keys, *self._list_keys(session.tenant)], args=[session.session_id, *args, self.prefix + "s:", *extra]
+        sid_bytes = session.session_id.encode()
+        got = await self._eval(
+            self._insert,
+            keys[0],
+            [*keys, *self._list_keys(session.tenant)],
+            [session.session_id, *args, self.prefix + "s:", *extra],
+            wrote=lambda r: r is not None and _bytes(r) == sid_bytes,
         )
         if got is None:
             raise StoreConflict(session.session_id)
@@ -422,8 +519,9 @@ class RedisStore(SessionStore):
                 return
 
     async def shared_secret(self, name: str) -> bytes:
-        key = f"{self.prefix}secret:{name}"
-        await self.r.set(key, secrets.token_bytes(32), nx=True)
+        key = self._secret_key(name)
+        # Durable (WAIT) when asked: every landing link handed out depends on this value.
+        await self._write(key, "SET", key, secrets.token_bytes(32), "NX", wrote=bool)
         value = await self.r.get(key)
         if not value:
             raise StoreUnavailable(f"shared secret {name!r} vanished from Redis")
@@ -434,13 +532,15 @@ class RedisStore(SessionStore):
         keys, args = self._write_args(new)
         records = self.outbox_for(new)
         if not records:
-            ok = await self._update(keys=keys, args=[session.version, *args, new.session_id])
+            ok = await self._eval(self._update, keys[0], keys, [session.version, *args, new.session_id], wrote=bool)
             if not ok:
                 raise StoreConflict(session.session_id)
             return new
-        got = await self._update_outbox(
-            keys=[*keys, self._due_key],
-            args=[
+        got = await self._eval(
+            self._update_outbox,
+            keys[0],
+            [*keys, self._due_key],
+            [
                 session.version,
                 *args,
                 new.session_id,
@@ -450,6 +550,7 @@ class RedisStore(SessionStore):
                 WEBHOOK_RETENTION,
                 *(json.dumps(r.to_strings()) for r in records),
             ],
+            wrote=bool,
         )
         if not got:
             raise StoreConflict(session.session_id)
@@ -549,7 +650,7 @@ class RedisStore(SessionStore):
         return int(await self.r.zcard(self._due_key))
 
     async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
-        key = f"{self.prefix}l:{name}"
+        key = self._lease_key(name)
         ms = max(1, math.ceil(seconds * 1000))
         if await self.r.set(key, owner, nx=True, px=ms):
             return True
@@ -561,22 +662,25 @@ class RedisStore(SessionStore):
         return False
 
     async def release_lease(self, name: str, owner: str) -> None:
-        await self._release(keys=[f"{self.prefix}l:{name}"], args=[owner])
+        await self._release(keys=[self._lease_key(name)], args=[owner])
 
     async def claim_vendor_token(self, key: str, session_id: str, until: float) -> str:
         ms = max(1, math.ceil((until - self.clock.now()) * 1000))
-        owner = await self._claim(keys=[f"{self.prefix}c:{key}"], args=[session_id, ms])
+        claim = self._claim_key(key)
+        # Durable when asked: a claim lost in a failover would let the token complete a second session.
+        mine = session_id.encode()
+        owner = await self._eval(self._claim, claim, [claim], [session_id, ms], wrote=lambda r: _bytes(r) == mine)
         return _bytes(owner).decode()
 
     async def vendor_token_owner(self, key: str) -> str | None:
-        owner = await self.r.get(f"{self.prefix}c:{key}")
+        owner = await self.r.get(self._claim_key(key))
         return _bytes(owner).decode() if owner else None
 
     async def put_marker(self, name: str, seconds: float) -> None:
-        await self.r.set(f"{self.prefix}m:{name}", b"1", px=max(1, math.ceil(seconds * 1000)))
+        await self.r.set(self._marker_key(name), b"1", px=max(1, math.ceil(seconds * 1000)))
 
     async def has_marker(self, name: str) -> bool:
-        return bool(await self.r.exists(f"{self.prefix}m:{name}"))
+        return bool(await self.r.exists(self._marker_key(name)))
 
     async def ping(self) -> None:
         await self.r.ping()
@@ -586,5 +690,5 @@ class RedisStore(SessionStore):
         now = time.time()
         index = int(now // window_seconds)
         ttl_ms = max(1, math.ceil(window_seconds * 2000))
-        hits = await self._hit(keys=[f"{self.prefix}rl:{key}:{index}"], args=[ttl_ms])
+        hits = await self._hit(keys=[self._rate_key(key, index)], args=[ttl_ms])
         return int(hits), (index + 1) * window_seconds - now

@@ -1,0 +1,421 @@
+"""Redis Cluster store (``redis+cluster://host:port,host:port,...``): many replicas, data sharded by slot.
+
+Redis Cluster runs a Lua script or a MULTI only when every key it touches hashes to one slot, and a key's
+slot is that of its *hash tag*, the part between the first ``{`` and the next ``}``. The tagging rule:
+
+    A key is tagged by the identity its readers look it up by. Keys that must change together in one
+    script share that identity; anything looked up by something else is a separate single-key write.
+
+So (prefix ``realauth:``; same values and TTLs as the standalone layout in redis.py):
+
+- per session, tag ``{<session_id>}``: the record ``s:{sid}``, the exchange lease ``l:exchange:{sid}``, and
+  its change notification (below). New per-session keys (webhook state, outbox entries) follow:
+  ``<kind>:{sid}...``; a per-tenant key (a listing) is ``<kind>:{<tenant>}``;
+- per ``(tenant, idempotency key)``, tag ``{sha256(tenant, key)}``: the index ``i:{h}``, the reservation lease
+  ``l:idem:{h}`` and the unknown-outcome marker ``m:unknown:{h}`` (all already named by that digest);
+- the token index ``t:{<token>}`` (read by token), the vendor-token claim ``c:{<sha256(kind, token)>}``;
+- rate limits ``rl:{<tenant>}:<window>``; shared secrets ``secret:{secrets}:<name>`` (one fixed tag).
+
+Only the session write needs more than one key at once in the standalone store (record + token index +
+idempotency index + notification in one script). Here it is three single-slot steps, ordered so that the
+record is the commit point: (1) the idempotency index (a script on its slot: take the key unless it names
+another session that exists), (2) the token index, (3) the record, whose script checks the version, writes,
+and ``SPUBLISH``-es the change. An index naming a session whose record does not exist is treated as absent
+everywhere, so a replica dying between the steps leaves only an unreachable index that expires with its TTL.
+The one difference from standalone: two creates with one idempotency key racing *without* the reservation
+lease (it expired) may both store a session; the lease is what makes creates single-flight in both modes.
+
+Every RedisStore method that runs a multi-key script must be overridden here with single-slot steps (or
+keep all its keys under one tag); inherited as is, it fails on a cluster with CROSSSLOT.
+
+Changes are published with sharded pub/sub (Redis >= 7.0). A script may only ``SPUBLISH`` to a channel of
+its own slot, so there is one channel per slot, ``ev:{<tag of slot n>}``, and every realauth replica
+``SSUBSCRIBE``-s, on each primary, to the channels of the slots it serves (16384 in all). When a primary
+fails or slots move, the subscription is rebuilt from ``CLUSTER SLOTS``; changes missed meanwhile reach
+watchers through their periodic re-read (every 5 s), as in standalone mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import json
+from collections.abc import Coroutine
+from functools import cache
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.connection import Connection, SSLConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.crc import key_slot
+from redis.exceptions import AskError, ClusterDownError, MovedError, RedisError, ResponseError, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..domain import AuthSession
+from .base import StoreConflict
+from .redis import CONNECT_TIMEOUT, DEFAULT_WAIT_TIMEOUT, PREFIX, RedisStore, Wrote, _always, _bytes, log
+from .retention import Retention
+
+SLOTS = 16384
+#: How often a replica compares the slot map it subscribed by with the cluster's (seconds).
+TOPOLOGY_RECHECK = 5.0
+#: How long one node may take to answer ``CLUSTER SLOTS`` before the next is asked.
+TOPOLOGY_TIMEOUT = 1.0
+
+# KEYS: the session record. ARGV: version, json, ttl ms, channel (of the record's slot).
+RECORD_INSERT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return false
+end
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'd', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('SPUBLISH', ARGV[4], ARGV[2])
+return 1
+"""
+
+# KEYS: the session record. ARGV: expected version, new version, json, ttl ms, channel.
+RECORD_UPDATE = """
+if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('SPUBLISH', ARGV[5], ARGV[3])
+return 1
+"""
+
+# KEYS: an idempotency index. ARGV: session id, ttl ms, a stale owner to take over ('' for none).
+# Returns the owner: ARGV[1] when taken, else the session that holds the key.
+INDEX_CLAIM = """
+local owner = redis.call('GET', KEYS[1])
+if owner and owner ~= ARGV[1] and owner ~= ARGV[3] then
+  return owner
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]
+"""
+
+
+async def _until_one_fails(coros: list[Coroutine[Any, Any, None]]) -> None:
+    """Run them all until one ends or raises; then cancel the rest and re-raise its error (if any)."""
+    tasks = [asyncio.create_task(c) for c in coros]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@cache
+def slot_tags() -> tuple[str, ...]:
+    """A short string hashing to each slot (the hash tag of that slot's change channel); ~0.2 s, once."""
+    tags: list[str | None] = [None] * SLOTS
+    left = SLOTS
+    for i in itertools.count():
+        tag = format(i, "x")
+        slot = key_slot(tag.encode())
+        if tags[slot] is None:
+            tags[slot] = tag
+            left -= 1
+            if not left:
+                break
+    return tuple(t for t in tags if t is not None)
+
+
+class RedisClusterStore(RedisStore):
+    def __init__(
+        self,
+        nodes: list[tuple[str, int]],
+        retention: Retention | None = None,
+        prefix: str = PREFIX,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        ssl: bool = False,
+        wait_replicas: int = 0,
+        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+    ) -> None:
+        super().__init__("", retention, prefix, wait_replicas=wait_replicas, wait_timeout=wait_timeout)
+        self.nodes = list(nodes)
+        self._auth: dict[str, Any] = {"username": username, "password": password}
+        self._ssl = ssl
+        self.channel = prefix + "ev:{<slot>}"
+
+    def _where(self) -> str:
+        return ",".join(f"{h}:{p}" for h, p in self.nodes)
+
+    def _client(self) -> Any:
+        return aioredis.RedisCluster(
+            startup_nodes=[ClusterNode(h, p) for h, p in self.nodes],
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_timeout=CONNECT_TIMEOUT,
+            decode_responses=False,
+            ssl=self._ssl,
+            **self._auth,
+        )
+
+    def _register_scripts(self) -> None:
+        super()._register_scripts()
+        self._record_insert = self.r.register_script(RECORD_INSERT)
+        self._record_update = self.r.register_script(RECORD_UPDATE)
+        self._index_claim = self.r.register_script(INDEX_CLAIM)
+
+    async def _write(self, slot_key: str, *command: Any, wrote: Wrote = _always) -> Any:
+        """As in standalone, but the WAIT must run on the connection that took the write, on the slot's primary.
+
+        So both go out together on one connection of that node (not through the cluster client's retries:
+        a write it re-sent elsewhere after a redirect would be "confirmed" by a WAIT on another connection).
+        A redirect means the write did not happen: refresh the slot map and try once more.
+        """
+        if not self.wait_replicas:
+            return await self.r.execute_command(*command)
+        for _ in range(2):
+            node = self.r.get_node_from_key(slot_key)
+            conn = node.acquire_connection()
+            try:
+                await conn.send_packed_command(
+                    conn.pack_commands([command, ("WAIT", self.wait_replicas, self.wait_timeout_ms)])
+                )
+                error: ResponseError | None = None
+                try:
+                    result = await node.parse_response(conn, str(command[0]))
+                except ResponseError as exc:
+                    error = exc
+                acked = await node.parse_response(conn, "WAIT")  # read even after an error: keep the connection in step
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                await conn.disconnect()
+                with contextlib.suppress(RedisError, OSError):
+                    await self.r.nodes_manager.initialize()
+                raise
+            finally:
+                node.release(conn)
+            if error is None:
+                if wrote(result):
+                    self._check_acked(int(acked))
+                return result
+            if not isinstance(error, MovedError | AskError | TryAgainError | ClusterDownError):
+                raise error
+            await self.r.nodes_manager.initialize()
+        raise ClusterDownError("the slot kept moving while writing")
+
+    # --- keys: see the module docstring for the tagging rule -------------------------------------
+
+    def _session_key(self, session_id: str) -> str:
+        return f"{self.prefix}s:{{{session_id}}}"
+
+    def _token_key(self, token: str) -> str:
+        return f"{self.prefix}t:{{{token}}}"
+
+    def _idem_key(self, tenant: str, key: str) -> str:
+        digest = hashlib.sha256(f"{tenant}\0{key}".encode()).hexdigest()
+        return f"{self.prefix}i:{{{digest}}}"
+
+    def _named_key(self, kind: str, name: str) -> str:
+        """``purpose:identity`` names (``exchange:<sid>``, ``idem:<h>``, ``unknown:<h>``) are tagged by identity."""
+        purpose, _, identity = name.partition(":")
+        return f"{self.prefix}{kind}:{purpose}:{{{identity}}}" if identity else f"{self.prefix}{kind}:{{{name}}}"
+
+    def _lease_key(self, name: str) -> str:
+        return self._named_key("l", name)
+
+    def _marker_key(self, name: str) -> str:
+        return self._named_key("m", name)
+
+    def _claim_key(self, key: str) -> str:
+        return f"{self.prefix}c:{{{key}}}"
+
+    def _rate_key(self, tenant: str, window: int) -> str:
+        return f"{self.prefix}rl:{{{tenant}}}:{window}"
+
+    def _secret_key(self, name: str) -> str:
+        return f"{self.prefix}secret:{{secrets}}:{name}"
+
+    def slot_channel(self, slot: int) -> str:
+        return f"{self.prefix}ev:{{{slot_tags()[slot]}}}"
+
+    def _channel_of(self, key: str) -> str:
+        return self.slot_channel(key_slot(key.encode()))
+
+    # --- session writes: three single-slot steps, the record last ---------------------------------
+
+    async def _write_indexes(self, session: AuthSession, ttl_ms: int) -> None:
+        writes = []
+        if session.token:
+            key = self._token_key(session.token)
+            writes.append(self._write(key, "SET", key, session.session_id, "PX", ttl_ms))
+        if session.idempotency_key:
+            key = self._idem_key(session.tenant, session.idempotency_key)
+            writes.append(self._write(key, "SET", key, session.session_id, "PX", ttl_ms))
+        await asyncio.gather(*writes)
+
+    async def insert(self, session: AuthSession) -> AuthSession:
+        sid = session.session_id
+        ttl_ms = self._ttl_ms(session)
+        if session.idempotency_key:
+            idem = self._idem_key(session.tenant, session.idempotency_key)
+            stale = ""
+            for _ in range(3):
+                got = await self._eval(
+                    self._index_claim, idem, [idem], [sid, ttl_ms, stale], wrote=lambda r: _bytes(r) == sid.encode()
+                )
+                owner = _bytes(got).decode()
+                if owner == sid:
+                    break
+                existing = await self.get(owner)
+                if existing is not None:
+                    return existing
+                stale = owner  # its record was never written (or expired): take the key over
+            else:
+                raise StoreConflict(sid)
+        if session.token:
+            token = self._token_key(session.token)
+            await self._write(token, "SET", token, sid, "PX", ttl_ms)
+        record = self._session_key(sid)
+        data = json.dumps(session.to_dict())
+        args = [session.version, data, ttl_ms, self._channel_of(record)]
+        if not await self._eval(self._record_insert, record, [record], args, wrote=bool):
+            raise StoreConflict(sid)
+        return session
+
+    async def update(self, session: AuthSession) -> AuthSession:
+        new = session.evolve(version=session.version + 1)
+        ttl_ms = self._ttl_ms(new)
+        await self._write_indexes(new, ttl_ms)  # the same values with a fresh TTL: harmless if the update loses
+        record = self._session_key(new.session_id)
+        args = [session.version, new.version, json.dumps(new.to_dict()), ttl_ms, self._channel_of(record)]
+        if not await self._eval(self._record_update, record, [record], args, wrote=bool):
+            raise StoreConflict(session.session_id)
+        return new
+
+    # --- change notifications: sharded pub/sub on every primary --------------------------------------
+
+    async def _topology(self) -> list[tuple[str, int, list[int]]]:
+        """Each primary and the slots it serves, from the first node that answers ``CLUSTER SLOTS``."""
+        known = list(dict.fromkeys([*self._known_nodes(), *self.nodes]))
+        last: Exception | None = None
+        for host, port in known:
+            client = aioredis.Redis(
+                host=host,
+                port=port,
+                socket_connect_timeout=TOPOLOGY_TIMEOUT,
+                socket_timeout=TOPOLOGY_TIMEOUT,
+                retry=Retry(NoBackoff(), 0),  # a dead node: ask the next one now, not after backoff
+                ssl=self._ssl,
+                **self._auth,
+            )
+            try:
+                reply = await client.execute_command("CLUSTER SLOTS")  # type: ignore[no-untyped-call]
+            except (RedisError, OSError) as exc:
+                last = exc
+                continue
+            finally:
+                await client.aclose()
+            primaries: dict[tuple[str, int], list[int]] = {}
+            for start, end, primary, *_ in reply:
+                addr = (_bytes(primary[0]).decode() or host, int(primary[1]))
+                primaries.setdefault(addr, []).extend(range(int(start), int(end) + 1))
+            return [(h, p, slots) for (h, p), slots in primaries.items()]
+        raise last or RedisError("no cluster node answered")
+
+    def _known_nodes(self) -> list[tuple[str, int]]:
+        try:
+            return [(n.host, int(n.port)) for n in self.r.get_nodes()]
+        except Exception:  # not initialised yet
+            return []
+
+    async def _listen(self) -> None:
+        """Relay every replica's changes to this process's watchers; rebuild on any failure or slot move."""
+        backoff = 0.1
+        while True:
+            connections: list[Connection] = []
+            try:
+                topology = await self._topology()
+                for host, port, slots in topology:
+                    conn = (SSLConnection if self._ssl else Connection)(
+                        host=host,
+                        port=port,
+                        socket_connect_timeout=CONNECT_TIMEOUT,
+                        protocol=2,  # RESP2: shard messages are plain replies here, not push frames
+                        retry=Retry(NoBackoff(), 0),
+                        **self._auth,
+                    )
+                    connections.append(conn)
+                    await conn.connect()  # type: ignore[no-untyped-call]
+                    await conn.send_packed_command(
+                        conn.pack_commands(("SSUBSCRIBE", self.slot_channel(s)) for s in slots)
+                    )
+                confirmed = await asyncio.gather(
+                    *(self._confirm(c, len(slots)) for c, (_, _, slots) in zip(connections, topology, strict=True)),
+                    return_exceptions=True,
+                )
+                for outcome in confirmed:
+                    if isinstance(outcome, BaseException):
+                        raise outcome
+                if not all(confirmed):
+                    raise RedisError("a shard subscription was refused")
+                self._subscribed.set()
+                backoff = 0.1
+                await _until_one_fails([*(self._relay(c) for c in connections), self._recheck(topology)])
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                log.warning("change subscription lost; reconnecting", extra={"error": type(exc).__name__})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)  # a failover takes about node-timeout: retry often
+            finally:
+                for conn in connections:
+                    with contextlib.suppress(Exception):
+                        await conn.disconnect()
+
+    async def _recheck(self, topology: list[tuple[str, int, list[int]]]) -> None:
+        """Rebuild when the slot map changed without our connections noticing (a promotion elsewhere)."""
+        subscribed = sorted((h, p, s[0], len(s)) for h, p, s in topology)
+        while True:
+            await asyncio.sleep(TOPOLOGY_RECHECK)
+            now = sorted((h, p, s[0], len(s)) for h, p, s in await self._topology())
+            if now != subscribed:
+                raise RedisError("the cluster's slot map changed")
+
+    async def _confirm(self, conn: Connection, n: int) -> bool:
+        """Read the ``n`` ``ssubscribe`` confirmations (anything else is refused: e.g. a slot just moved)."""
+        async with asyncio.timeout(CONNECT_TIMEOUT):  # one deadline for all: a timer per reply costs 20 %
+            for _ in range(n):
+                reply = await conn.read_response()
+                if not isinstance(reply, list) or _bytes(reply[0]) != b"ssubscribe":
+                    return False
+        return True
+
+    async def _relay(self, conn: Connection) -> None:
+        """Messages from one primary until it fails or takes a slot away (``sunsubscribe``: rebuild)."""
+        quiet = 0
+        while True:
+            try:
+                reply = await conn.read_response(timeout=30.0)
+            except (RedisTimeoutError, TimeoutError):
+                quiet += 1
+                if quiet > 1:  # a PING went unanswered for 30 s: the node is gone without a reset
+                    raise RedisError("shard subscription went silent") from None
+                await conn.send_command("PING")
+                continue
+            quiet = 0
+            if not isinstance(reply, list) or not reply:
+                continue
+            kind = _bytes(reply[0])
+            if kind == b"sunsubscribe":
+                raise RedisError("the cluster moved a slot")
+            if kind != b"smessage":
+                continue  # a pong
+            try:
+                session = AuthSession.from_dict(json.loads(reply[2]))
+            except (ValueError, TypeError, KeyError, IndexError):
+                log.warning("ignoring a malformed change notification")
+                continue
+            self.feed.publish(session)

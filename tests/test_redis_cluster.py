@@ -1,0 +1,325 @@
+"""realauth on a real Redis Cluster (3 primaries + 3 replicas on loopback): the store contract, two replicas,
+sharded pub/sub across a failover, and what a primary failover loses with and without ``?wait=1``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+import redis.asyncio as aioredis
+from redis.crc import key_slot
+
+from realauth_server.clock import Clock
+from realauth_server.domain import SessionState
+from realauth_server.store.base import SessionStore, StoreConflict, vendor_token_key
+from realauth_server.store.factory import open_store
+from realauth_server.store.redis_cluster import RedisClusterStore, slot_tags
+from realauth_server.store.retention import Retention
+
+from .redis_cluster_util import RedisCluster, redis_cluster, redis_cluster_url  # noqa: F401  (fixtures)
+from .test_replicas import (  # noqa: F401  (run again here, on the cluster)
+    test_exchange_is_single_flight_across_replicas,
+    test_two_serve_processes_share_one_redis,
+    vendor,
+)
+from .test_store_contract import (  # noqa: F401  (the contract, run again here, on the cluster)
+    make_session,
+    opened,
+    test_changes_are_published_in_version_order,
+    test_concurrent_updates_exactly_one_wins,
+    test_idempotency_claim_reserves_before_the_vendor_call,
+    test_insert_read_update_with_version_check,
+    test_leases_are_exclusive_reentrant_released_and_expire,
+    test_shared_secret_is_the_same_for_every_replica,
+    test_vendor_token_claim_first_writer_wins_across_replicas,
+)
+
+pytestmark = pytest.mark.slow
+
+StoreFactory = Callable[..., SessionStore]
+
+
+#: Contract tests run with ``?wait=1`` too: the ones whose writes wait (leases and markers never do).
+WAIT_TOO = {
+    "test_insert_read_update_with_version_check",
+    "test_concurrent_updates_exactly_one_wins",
+    "test_idempotency_claim_reserves_before_the_vendor_call",
+    "test_vendor_token_claim_first_writer_wins_across_replicas",
+    "test_watchers_hear_changes_from_every_shard",
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "make_store" in metafunc.fixturenames:
+        wait = metafunc.function.__name__ in WAIT_TOO
+        params, ids = (["", "?wait=1"], ["async-replication", "wait-1"]) if wait else ([""], ["async-replication"])
+        metafunc.parametrize("make_store", params, ids=ids, indirect=True)
+
+
+@pytest.fixture
+async def make_store(request: pytest.FixtureRequest, redis_cluster_url: str) -> AsyncIterator[StoreFactory]:  # noqa: F811
+    """Cluster stores (each one a replica's view), with and without the durability option."""
+    pending: list[SessionStore] = []
+
+    def factory(clock: Clock | None = None, retention: Retention | None = None) -> SessionStore:
+        store = open_store(redis_cluster_url + request.param, retention)
+        if clock is not None:
+            store.use_clock(clock)
+        pending.append(store)
+        return store
+
+    yield factory
+    for store in pending:
+        await store.close()
+
+
+@pytest.fixture
+def redis_url(redis_cluster_url: str) -> str:  # noqa: F811
+    """The replica tests above take ``redis_url``: here it is the cluster's."""
+    return redis_cluster_url
+
+
+def test_cluster_urls_are_parsed_and_bad_ones_refused() -> None:
+    store = open_store("redis+cluster://u:p%40ss@10.0.0.1:7000, 10.0.0.2:7001?wait=1&wait_timeout=0.25")
+    assert isinstance(store, RedisClusterStore)
+    assert store.nodes == [("10.0.0.1", 7000), ("10.0.0.2", 7001)]
+    assert store.wait_replicas == 1 and store.wait_timeout_ms == 250
+    assert "p@ss" not in store._where()
+    for bad, field in [
+        ("redis+cluster://10.0.0.1", "host and a port"),
+        ("redis+cluster://10.0.0.1:7000,:7001", "host and a port"),
+        ("redis+cluster://10.0.0.1:7000/0", "database"),
+        ("redis+cluster://10.0.0.1:7000?wait=-1", "wait=N"),
+        ("redis+cluster://10.0.0.1:7000?wait=x", "wait=N"),
+        ("redis://10.0.0.1:7000/0?wait_timeout=nan", "wait_timeout=S"),
+        ("redis://10.0.0.1:7000/0?wait_timeout=60", "wait_timeout=S"),
+        ("redis+cluster://10.0.0.1:7000?db=1", "parameters"),
+    ]:
+        with pytest.raises(ValueError, match=field):
+            open_store(bad)
+    standalone = open_store("redis://10.0.0.1:6379/0?wait=1")
+    assert standalone.wait_replicas == 1 and standalone.url == "redis://10.0.0.1:6379/0"  # type: ignore[attr-defined]
+
+
+def test_every_slot_has_a_change_channel() -> None:
+    tags = slot_tags()
+    assert len(tags) == 16384
+    assert all(key_slot(f"realauth:ev:{{{tag}}}".encode()) == slot for slot, tag in enumerate(tags))
+
+
+async def test_keys_follow_the_tagging_rule(redis_cluster_url: str) -> None:  # noqa: F811
+    """Each multi-key unit lives in one slot: a session with its lease; a (tenant, key) with its reservation."""
+    clock = Clock()
+    store = open_store(redis_cluster_url)
+    store.use_clock(clock)
+    await store.open()
+    r = aioredis.RedisCluster.from_url("redis://" + redis_cluster_url.split("//")[1].split(",")[0])
+    try:
+        s = await store.insert(make_session(clock, idempotency_key="k1"))
+        await store.acquire_lease("exchange:" + s.session_id, "me", 5)
+        assert (await store.claim_idempotency("t1", "k2", "me", 5)).claimed
+        await store.put_marker("unknown:" + "ab" * 32, 5)
+        await store.claim_vendor_token(vendor_token_key("megvii", "biz"), s.session_id, clock.now() + 60)
+        await store.count_hit("t1", 1.0)
+        await store.shared_secret("landing")
+        keys = sorted(k.decode() for k in await r.keys("realauth:*", target_nodes=aioredis.RedisCluster.PRIMARIES))
+        sid = s.session_id
+        assert f"realauth:s:{{{sid}}}" in keys and f"realauth:l:exchange:{{{sid}}}" in keys
+        assert f"realauth:t:{{{s.token}}}" in keys and "realauth:secret:{secrets}:landing" in keys
+        assert any(k.startswith("realauth:rl:{t1}:") for k in keys)
+        assert key_slot(f"realauth:s:{{{sid}}}".encode()) == key_slot(f"realauth:l:exchange:{{{sid}}}".encode())
+        idem = next(k for k in keys if k.startswith("realauth:i:"))
+        lease = next(k for k in keys if k.startswith("realauth:l:idem:"))
+        assert idem[len("realauth:i:") :] != lease[len("realauth:l:idem:") :]  # k1 and k2: two digests
+        assert len(keys) == 9, keys
+        for key in keys:
+            ttl = await r.pttl(key)
+            assert (ttl == -1) if "secret" in key else (ttl > 0), (key, ttl)
+    finally:
+        await r.aclose()
+        await store.close()
+
+
+async def test_an_index_left_by_a_crash_between_steps_is_harmless(redis_cluster_url: str) -> None:  # noqa: F811
+    """The record is written last: an index naming a session that was never stored is treated as absent."""
+    clock = Clock()
+    store = open_store(redis_cluster_url)
+    store.use_clock(clock)
+    await store.open()
+    try:
+        assert isinstance(store, RedisClusterStore)
+        ghost = make_session(clock, idempotency_key="k-crash")
+        idem = store._idem_key("t1", "k-crash")
+        token = store._token_key(ghost.token)
+        await store.r.set(idem, ghost.session_id, px=60_000)  # steps 1 and 2 done, then the replica died
+        await store.r.set(token, ghost.session_id, px=60_000)
+        assert await store.find_idempotent("t1", "k-crash") is None
+        assert await store.get_by_token(ghost.token) is None
+        claim = await store.claim_idempotency("t1", "k-crash", "retry", 5)
+        assert claim.claimed  # the retry may call the vendor: nothing was stored for the key
+        s = await store.insert(make_session(clock, idempotency_key="k-crash"))
+        assert s.session_id != ghost.session_id
+        assert await store.find_idempotent("t1", "k-crash") == s
+        dup = make_session(clock, idempotency_key="k-crash")
+        assert await store.insert(dup) == s  # the live session keeps the key
+        with pytest.raises(StoreConflict):
+            await store.insert(s)
+    finally:
+        await store.close()
+
+
+async def _sessions_on_every_primary(store: SessionStore, clock: Clock, n: int = 24) -> list[str]:
+    ids = []
+    for _ in range(n):
+        ids.append((await store.insert(make_session(clock))).session_id)
+    return ids
+
+
+async def test_watchers_hear_changes_from_every_shard(make_store: StoreFactory) -> None:
+    """Sessions spread over all three primaries: each change reaches the other replica over its slot's channel."""
+    clock = Clock()
+    writer = await opened(make_store(clock))
+    reader = await opened(make_store(clock))
+    ids = await _sessions_on_every_primary(writer, clock)
+    assert len({key_slot(f"realauth:s:{{{i}}}".encode()) * 3 // 16384 for i in ids}) == 3  # all three shards
+    await _each_change_is_heard(writer, reader, ids)
+
+
+async def _each_change_is_heard(writer: SessionStore, reader: SessionStore, ids: list[str], within: float = 5) -> None:
+    for sid in ids:
+        with reader.feed.listen(sid) as changes:
+            s = await writer.get(sid)
+            assert s is not None
+            await writer.update(s.evolve(state=SessionState.COMPLETED))
+            got = await asyncio.wait_for(changes.get(), within)
+            assert got.session_id == sid and got.state == SessionState.COMPLETED
+
+
+async def _feed_comes_back(writer: SessionStore, reader: SessionStore, ids: list[str], started: float) -> None:
+    """After a failover: until the reader has rebuilt its subscriptions, changes are missed (watchers re-read every
+    5 s); then every change on every shard is heard again."""
+    heard = False
+    while not heard and time.monotonic() - started < 30:
+        with reader.feed.listen(ids[0]) as changes:
+            s = await writer.get(ids[0])
+            assert s is not None
+            await writer.update(s)
+            with contextlib.suppress(TimeoutError):
+                heard = (await asyncio.wait_for(changes.get(), 1.0)).session_id == ids[0]
+    assert heard, "the change feed did not come back after the failover"
+    await _each_change_is_heard(writer, reader, ids)
+
+
+def _wait_replicas(cluster: RedisCluster, n: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        linked = 0
+        for node in cluster.nodes:
+            if node.alive():
+                with node.client() as c:
+                    try:
+                        role = c.execute_command("ROLE")
+                    except Exception:
+                        continue
+                if role[0] == b"slave" and role[3] == b"connected":
+                    linked += 1
+        if linked >= n:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"fewer than {n} replicas in sync after {timeout}s")
+
+
+@pytest.mark.parametrize("durability", ["", "?wait=1"], ids=["async-replication", "wait-1"])
+async def test_what_a_primary_failover_loses(
+    durability: str,
+    redis_cluster: RedisCluster,  # noqa: F811
+    redis_cluster_url: str,  # noqa: F811
+) -> None:
+    """Bounded create load (8 writers, 2.5 s). After 0.8 s one primary's replica falls behind: it is stopped and
+    its replication link cut (a slow host or a partition; on loopback an in-sync replica never misses a write).
+    0.5 s later the primary is SIGKILLed and the replica resumes, to be promoted. Then every acknowledged
+    session is read back.
+
+    Without ``wait`` the primary kept acknowledging what the replica never got, and the failover loses it.
+    With ``?wait=1`` nothing acknowledged may be lost: writes the replica did not confirm in time failed with
+    UNAVAILABLE instead. The figures are printed and quoted in docs/deployment.md."""
+    store = open_store(redis_cluster_url + durability)
+    reader = open_store(redis_cluster_url)  # another replica: the store's feed must hear it after the failover
+    clock = Clock()
+    for each in (store, reader):
+        each.use_clock(clock)
+        await each.open()
+    acked: list[str] = []
+    failed = 0
+    steady: list[float] = []  # create latencies before any fault: what the option costs
+    victim = redis_cluster.primaries()[0]
+    replica = redis_cluster.replica_of(victim)
+    with victim.client() as c:
+        assert len(c.execute_command("ROLE")[2]) == 1  # one replica: the one that falls behind
+    for _ in range(30):  # warm up (connections, scripts) before anything is timed
+        await store.insert(make_session(clock))
+    one_by_one = []  # what the option costs: one create at a time, nothing else running
+    for i in range(100):
+        t0 = time.perf_counter()
+        await store.insert(make_session(clock, idempotency_key=f"seq-{i}"))
+        one_by_one.append(time.perf_counter() - t0)
+    one_by_one.sort()
+    start = time.monotonic()
+
+    async def writer(stop: float) -> None:
+        nonlocal failed
+        while time.monotonic() < stop:
+            t0 = time.monotonic()
+            try:
+                s = await asyncio.wait_for(store.insert(make_session(clock, idempotency_key=f"k-{t0}")), 3)
+            except Exception:
+                failed += 1
+                await asyncio.sleep(0.05)
+                continue
+            if t0 - start < 0.7:
+                steady.append(time.monotonic() - t0)
+            acked.append(s.session_id)
+
+    try:
+        tasks = [asyncio.create_task(writer(start + 2.5)) for _ in range(8)]
+        await asyncio.sleep(0.8)
+        replica.pause(True)
+        with victim.client() as c:
+            c.execute_command("CLIENT", "KILL", "TYPE", "replica")
+        await asyncio.sleep(0.5)
+        victim.kill()
+        await asyncio.sleep(0.1)
+        replica.pause(False)
+        await asyncio.gather(*tasks)
+        await asyncio.to_thread(redis_cluster.wait_healthy, 20)
+        healed = time.monotonic()
+        lost = 0
+        for sid in acked:
+            for _ in range(50):
+                try:
+                    found = await store.get(sid)
+                    break
+                except Exception:
+                    await asyncio.sleep(0.1)
+            lost += found is None
+        steady.sort()
+        p50 = steady[len(steady) // 2] * 1000
+        print(
+            f"\nfailover {durability or 'no-wait'}: acknowledged={len(acked)} lost={lost} failed_calls={failed} "
+            f"creates_in_first_0.7s={len(steady)} p50_ms={p50:.1f} sequential_p50_ms={one_by_one[50] * 1000:.2f}"
+        )
+        assert acked and steady, "no create succeeded"
+        if durability:
+            assert lost == 0
+        # The shard that failed has no replica now, so ``wait`` writes there would fail: write without it.
+        on_every_shard = await _sessions_on_every_primary(reader, clock, 12)
+        await _feed_comes_back(reader, store, on_every_shard, healed)
+    finally:
+        await store.close()
+        await reader.close()
+        replica.pause(False)
+        victim.start()  # it rejoins as a replica of the shard's new primary
+        await asyncio.to_thread(_wait_replicas, redis_cluster, 3)
