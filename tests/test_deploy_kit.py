@@ -247,12 +247,13 @@ def test_probes_ports_and_services_match_the_server(overlay: str, tmp_path: Path
     assert s.host not in ("127.0.0.1", "::1", "localhost"), "the kubelet probes the pod IP"
     assert s.effective_http_host not in ("127.0.0.1", "::1", "localhost")
     ports = {p["name"]: p["containerPort"] for p in r.container["ports"]}
-    assert ports == {"grpc": s.port, "http": s.http_port}
+    assert s.health_port is not None, "probes have a port of their own (answered from its own threads)"
+    assert ports == {"grpc": s.port, "http": s.http_port, "health": s.health_port}
 
     live, ready, startup = (r.container[k]["grpc"] for k in ("livenessProbe", "readinessProbe", "startupProbe"))
-    assert live == {"port": s.port, "service": ""}  # the process is up
-    assert startup == {"port": s.port, "service": ""}
-    assert ready == {"port": s.port, "service": SERVICE_NAME}  # the store-aware API status
+    assert live == {"port": s.health_port, "service": ""}  # the process is up
+    assert startup == {"port": s.health_port, "service": ""}
+    assert ready == {"port": s.health_port, "service": SERVICE_NAME}  # the store-aware API status
     assert SERVICE_NAME == "realauth.v1.RealAuthService"
 
     service = find(r.docs, "Service", "realauth")
