@@ -6,6 +6,7 @@ it, and expired rows are deleted at most once a minute, on access.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -62,6 +63,9 @@ class SqliteStore(SessionStore):
         self.path = path
         self._db: aiosqlite.Connection | None = None
         self._next_purge = 0.0
+        # Group commit: the commit that writes made since the last one started will share (None: none asked yet).
+        self._next_commit: asyncio.Future[None] | None = None
+        self._committer: asyncio.Task[None] | None = None
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -91,6 +95,40 @@ class SqliteStore(SessionStore):
         await self._db.execute("CREATE INDEX IF NOT EXISTS sessions_list ON sessions(tenant, create_time, session_id)")
         await self._db.commit()
 
+    async def _commit(self) -> None:
+        """Commit this caller's writes, sharing one commit with every concurrent caller (group commit).
+
+        One connection means one transaction for all coroutines anyway: a write is durable once any commit that
+        started after it finishes. So a caller waits for the next commit to start, and all the callers that arrive
+        while one commit runs share the one after it: one round trip to the database thread for many writes instead
+        of one each (docs/performance.md). Returns only after a commit that began after the caller's write.
+        """
+        if self._next_commit is None:
+            self._next_commit = asyncio.get_running_loop().create_future()
+            # Retrieved even when every waiter was cancelled, so a failed commit never logs "never retrieved".
+            self._next_commit.add_done_callback(lambda f: f.cancelled() or f.exception())
+        waiter = self._next_commit
+        if self._committer is None:
+            self._committer = asyncio.get_running_loop().create_task(self._commit_loop())
+        await asyncio.shield(waiter)  # a caller cancelled meanwhile must not cancel the others' commit
+
+    async def _commit_loop(self) -> None:
+        """Run commits back to back while callers wait for one; each takes every write made before it starts."""
+        try:
+            while self._next_commit is not None:
+                waiter, self._next_commit = self._next_commit, None
+                try:
+                    await self.db.commit()
+                except Exception as exc:
+                    waiter.set_exception(exc)
+                except BaseException:
+                    waiter.cancel()
+                    raise
+                else:
+                    waiter.set_result(None)
+        finally:
+            self._committer = None
+
     async def ping(self) -> None:
         async with self.db.execute("SELECT 1") as cur:
             await cur.fetchone()
@@ -106,7 +144,7 @@ class SqliteStore(SessionStore):
         await self.db.execute("DELETE FROM leases WHERE until < ?", (time.time(),))
         await self.db.execute("DELETE FROM vendor_claims WHERE retain_until < ?", (self.clock.now(),))
         await self.db.execute("DELETE FROM markers WHERE until < ?", (time.time(),))
-        await self.db.commit()
+        await self._commit()
         self._next_purge = self.clock.now() + PURGE_EVERY
         return cur.rowcount
 
@@ -136,7 +174,7 @@ class SqliteStore(SessionStore):
                     session.provider,
                 ),
             )
-            await self.db.commit()
+            await self._commit()
             if cur.rowcount == 1:
                 self.feed.publish(session)
                 return session
@@ -201,7 +239,7 @@ class SqliteStore(SessionStore):
         await self.db.execute(
             "INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)", (name, secrets.token_bytes(32))
         )
-        await self.db.commit()
+        await self._commit()
         async with self.db.execute("SELECT value FROM secrets WHERE name = ?", (name,)) as cur:
             row = await cur.fetchone()
         assert row is not None
@@ -224,7 +262,7 @@ class SqliteStore(SessionStore):
                 self.clock.now(),
             ),
         )
-        await self.db.commit()
+        await self._commit()
         if cur.rowcount == 0:
             raise StoreConflict(session.session_id)
         self.feed.publish(new)
@@ -237,12 +275,12 @@ class SqliteStore(SessionStore):
             " SET owner = excluded.owner, until = excluded.until WHERE leases.until < ? OR leases.owner = ?",
             (name, owner, now + seconds, now, owner),
         )
-        await self.db.commit()
+        await self._commit()
         return bool(cur.rowcount)
 
     async def release_lease(self, name: str, owner: str) -> None:
         await self.db.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
-        await self.db.commit()
+        await self._commit()
 
     async def claim_vendor_token(self, key: str, session_id: str, until: float) -> str:
         # One statement: the primary key makes the first writer win; a claim past retention may be retaken.
@@ -252,7 +290,7 @@ class SqliteStore(SessionStore):
             " WHERE vendor_claims.retain_until < ? OR vendor_claims.session_id = excluded.session_id",
             (key, session_id, until, self.clock.now()),
         )
-        await self.db.commit()
+        await self._commit()
         owner = await self.vendor_token_owner(key)
         if owner is None:  # pragma: no cover - only if the claim expired between the two statements
             raise StoreConflict(session_id)
@@ -269,7 +307,7 @@ class SqliteStore(SessionStore):
             "INSERT INTO markers (name, until) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET until = excluded.until",
             (name, time.time() + seconds),
         )
-        await self.db.commit()
+        await self._commit()
 
     async def has_marker(self, name: str) -> bool:
         async with self.db.execute("SELECT 1 FROM markers WHERE name = ? AND until > ?", (name, time.time())) as cur:
