@@ -348,7 +348,7 @@ def main() -> None:
         "scenario",
         nargs="?",
         default="table",
-        choices=("table", "cpu", "overload", "burst", "probe", "vendor", "bare-grpc", "load"),
+        choices=("table", "cpu", "overload", "burst", "probe", "vendor", "bare-grpc", "load", "profile"),
     )
     parser.add_argument("-n", type=int, default=1000, help="calls per measurement (default 1000)")
     parser.add_argument("--calls", type=int, default=5000, help="overload/burst: concurrent creates (default 5000)")
@@ -365,9 +365,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200, help="load: warm-up calls before the window")
     parser.add_argument("--prepare", type=int, default=0, help="load: sessions to create before exchanging")
     parser.add_argument("--buckets", action="store_true", help="load: also report calls per second")
+    parser.add_argument("--store", default="memory", help="profile: memory, sqlite or a store URL")
     args = parser.parse_args()
     if args.scenario == "table":
         bench_split.table(args.seconds, args.rounds, Path(args.json), quick=args.quick)
+    elif args.scenario == "profile":
+        bench_split.profile(args.rpc, args.store, args.seconds)
     elif args.scenario == "vendor":
         bench_split.vendor_main(args.latency if "--latency" in sys.argv else 0.0)
     elif args.scenario == "bare-grpc":

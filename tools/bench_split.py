@@ -23,6 +23,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import statistics
@@ -771,3 +772,44 @@ def print_table(res: dict[str, Any]) -> None:
             f"standalone Seedance emulator: {e['first_second']} POST/s in the first second,"
             f" {e['last_second']} in the last ({e['posts']} in all)"
         )
+
+
+def profile(rpc: str, store: str, seconds: float, top: int = 40) -> None:
+    """py-spy on ``realauth serve`` under the closed-loop load: the functions by inclusive share of samples."""
+    spy = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
+    with tempfile.TemporaryDirectory(prefix="realauth-prof-") as tmp:
+        work = Path(tmp)
+        log = work / "children.log"
+        vendor = Child(_me("vendor"), log)
+        try:
+            url = json.loads(vendor.line(30))["url"]
+            db = {"memory": "memory://", "sqlite": f"sqlite:///{work}/p.db"}.get(store, store)
+            ra = Realauth(work, db, url)
+            ra.start()
+            try:
+                out = work / "raw.txt"
+                cmd = [spy, "record", "--pid", str(ra.pid), "--duration", str(int(seconds)), "--rate", "250"]
+                cmd += ["--format", "raw", "--output", str(out), "--nonblocking"]
+                sampler = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                prepare = int(700 * (seconds + 2)) if rpc == "exchange" else 0
+                got = measure(LoadSpec(rpc, ra.target, seconds + 2, warmup=300, prepare=prepare), ra.pid, log)
+                sampler.wait(timeout=60)
+            finally:
+                ra.stop()
+        finally:
+            vendor.stop()
+        keep = ROOT / "var" / f"profile-{rpc}-{store.split(':')[0]}.txt"
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(out, keep)
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in keep.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        total += n
+        # by function (the line numbers dropped), each counted once per sample
+        for frame in {re.sub(r":\d+\)$", ")", f) for f in stack.split(";")}:
+            inclusive[frame] = inclusive.get(frame, 0) + n
+    print(f"{rpc} {store}: {got['cpu_ms']:.3f} ms CPU/call, {got['throughput']:.0f}/s; {total} samples ({keep})")
+    for frame, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"{100 * n / total:6.1f}%  {frame}")
