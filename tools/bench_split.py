@@ -532,7 +532,7 @@ def med(rows: list[dict[str, Any]], key: str) -> float:
 
 
 def table(seconds: float, rounds: int, out_json: Path, quick: bool = False) -> dict[str, Any]:
-    """The issue's full table; ``quick`` (the smoke test) runs one store and skips the slow extras."""
+    """The issue's full table; ``quick`` (the smoke test) runs memory:// only: the floors, creates and exchanges."""
     stores = ["memory"] if quick else ["memory", "sqlite", "redis"]
     info = machine()
     print(
@@ -562,9 +562,10 @@ def table(seconds: float, rounds: int, out_json: Path, quick: bool = False) -> d
                 raw.setdefault("floor_post", []).append(
                     measure(LoadSpec("post", vendor_url, seconds, warmup=warm), None, log, self_cpu=True)
                 )
-                raw.setdefault("post_shipped", []).append(
-                    measure(LoadSpec("post-shipped", vendor_url, seconds, warmup=warm), None, log, self_cpu=True)
-                )
+                if not quick:
+                    raw.setdefault("post_shipped", []).append(
+                        measure(LoadSpec("post-shipped", vendor_url, seconds, warmup=warm), None, log, self_cpu=True)
+                    )
                 for store in stores:
                     ra = Realauth(work, urls[store], vendor_url)
                     ra.start()
@@ -590,8 +591,8 @@ def table(seconds: float, rounds: int, out_json: Path, quick: bool = False) -> d
                     rows[key]["per_core"] = round(1000 / rows[key]["cpu_ms"], 0) if rows[key]["cpu_ms"] else 0
             results["floor_ms"] = round(floor, 3)
             results["rows"] = rows
-            results["latency"] = latency_rows(work, log, rows, urls, stores, vendor_url, bare_target, quick, seconds)
             if not quick:
+                results["latency"] = latency_rows(work, log, rows, urls, stores, vendor_url, bare_target, seconds)
                 results["cold_start_s"] = cold_start(work)
                 results["overload"] = overload_row(work, log)
                 results["sandbox"] = sandbox_rows(work, log, seconds)
@@ -615,7 +616,6 @@ def latency_rows(
     stores: list[str],
     vendor_url: str,
     bare_target: str,
-    quick: bool,
     seconds: float,
 ) -> dict[str, Any]:
     """p50/p99 at half of saturation (open loop), and the floors at the same rate; "added" is realauth's p99 less
@@ -811,5 +811,40 @@ def profile(rpc: str, store: str, seconds: float, top: int = 40) -> None:
         for frame in {re.sub(r":\d+\)$", ")", f) for f in stack.split(";")}:
             inclusive[frame] = inclusive.get(frame, 0) + n
     print(f"{rpc} {store}: {got['cpu_ms']:.3f} ms CPU/call, {got['throughput']:.0f}/s; {total} samples ({keep})")
+    print("\nwhere the CPU goes (each sample to the innermost frame of a known part):")
+    for part, n in sorted(parts(keep).items(), key=lambda kv: -kv[1]):
+        print(f"{100 * n / total:6.1f}%  {n / total * got['cpu_ms']:6.3f} ms  {part}")
+    print("\nfunctions by inclusive share:")
     for frame, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
         print(f"{100 * n / total:6.1f}%  {frame}")
+
+
+#: Parts of a call, matched against a sample's frames from the innermost outwards (the first match wins).
+PARTS = (
+    (
+        "outbound HTTP client (httpx, httpx-aiohttp, aiohttp)",
+        ("/httpx/", "httpx_aiohttp/", "aiohttp/", "(httpx", "(aiohttp"),
+    ),
+    ("logging (records, redaction, JSON, write)", ("logging/__init__.py", "realauth_server/logs.py")),
+    ("metrics (prometheus_client)", ("prometheus_client/", "realauth_server/http/metrics.py")),
+    ("store (incl. the aiosqlite thread, redis client)", ("realauth_server/store/", "aiosqlite/", "redis/")),
+    ("protobuf <-> domain (api/convert.py)", ("realauth_server/api/convert.py",)),
+    ("interceptors", ("realauth_server/interceptors/",)),
+    ("service, providers, signing, domain (realauth's own logic)", ("realauth_server/",)),
+    ("event loop and gRPC core (native code, no Python frame)", ("Runner.run (", "Thread.run (")),
+)
+
+
+def parts(raw: Path) -> dict[str, int]:
+    """Samples per part of the call (PARTS) in a py-spy raw (collapsed) profile."""
+    out: dict[str, int] = {}
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        name = "other (Python runtime, asyncio, grpc.aio's Python layer)"
+        for frame in reversed(stack.split(";")):
+            hit = next((p for p, needles in PARTS if any(n in frame for n in needles)), None)
+            if hit is not None:
+                name = hit
+                break
+        out[name] = out.get(name, 0) + int(count)
+    return out
