@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 
 import grpc
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from grpc_health.v1 import health as threaded_health
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
@@ -28,7 +26,6 @@ from .api.servicer import RealAuthServicer
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Settings, TlsSettings, check_sandbox_admin
 from .emulators.base import Emulator
-from .emulators.registry import EMULATORS
 from .http.app import build_http_app
 from .http.limits import LimitedAppRunner, max_url_for
 from .http.listen import bind_tcp, bound_port
@@ -126,6 +123,10 @@ class TlsReloader:
     def _check(files: tuple[bytes, bytes, bytes | None]) -> None:
         """grpc takes any bytes and fails every later handshake; a pair that does not load (a rotation caught
         half-way) is refused here instead, naming the file, so the working certificate stays."""
+        # Imported here: only a TLS configuration needs them, and they cost ~20 ms of every cold start.
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
         key_pem, cert_pem, ca_pem = files
         try:
             key = serialization.load_pem_private_key(key_pem, password=None)
@@ -213,6 +214,8 @@ class RealAuthServer:
         sandbox_kinds = {p.kind for p in s.providers if p.sandbox}
         # Embedded emulators only ever send a browser or a push back to this realauth's own landing and push routes.
         own = (s.effective_public_url + LANDING_PATH, s.effective_public_url + PUSH_PATH)
+        if sandbox_kinds:  # imported only in sandbox mode: the emulators cost ~35 ms of every cold start
+            from .emulators.registry import EMULATORS
         for kind in sorted(sandbox_kinds):
             self.emulators[kind] = EMULATORS[kind](
                 clock=self.clock,
