@@ -1,5 +1,11 @@
 """Benchmarks that print ratios against baselines measured in the same run (`make bench`).
 
+`make bench` (scenario ``table``, the default) runs the process-separated benchmark of tools/bench_split.py:
+realauth, the vendor and the callers each in a process of their own, realauth's CPU from /proc/<pid>/stat, against
+floors measured in the same run (docs/performance.md explains the table). ``--quick`` is a small run (smoke test).
+
+The older in-process scenario is ``bench.py cpu``:
+
 1. Outbound transport, 50 concurrent small POSTs to a local aiohttp server: CPU per request of the client realauth
    ships (httpx over httpx-aiohttp) against plain aiohttp (the floor) and httpx's default transport (the slow path).
 2. The service: server CPU per CreateAuthSession (sandbox Seedance: gRPC in, signed HTTP out to the emulator, store
@@ -39,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "server"), str(ROOT / "clients" / "python")]
 
 import aiohttp  # noqa: E402
+import bench_split  # noqa: E402
 import grpc  # noqa: E402
 import httpx  # noqa: E402
 from aiohttp import web  # noqa: E402
@@ -436,18 +443,49 @@ def workers(n: int, counts: list[int], rounds: int, store: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scenario", nargs="?", default="cpu", choices=("cpu", "overload", "burst", "probe", "workers"))
+    parser.add_argument(
+        "scenario",
+        nargs="?",
+        default="table",
+        choices=("table", "cpu", "overload", "burst", "probe", "workers", "vendor", "bare-grpc", "load", "profile"),
+    )
     parser.add_argument("-n", type=int, default=1000, help="calls per measurement (default 1000)")
     parser.add_argument("--calls", type=int, default=5000, help="overload/burst: concurrent creates (default 5000)")
     parser.add_argument("--latency", type=float, default=2.0, help="overload: vendor latency in s (default 2)")
     parser.add_argument("--target", default="", help="burst: realauth's gRPC address")
     parser.add_argument("--timeout", type=float, default=30.0, help="burst: each call's deadline (default 30)")
     parser.add_argument("--workers", default="1,2", help="workers: the --workers values to compare (default 1,2)")
-    parser.add_argument("--rounds", type=int, default=3, help="workers: measurements of each value (default 3)")
-    parser.add_argument("--store", default="", help="workers: the store URL (default: a fresh SQLite file each run)")
+    parser.add_argument("--seconds", type=float, default=8.0, help="table/load: seconds per measured window (8)")
+    parser.add_argument("--rounds", type=int, default=3, help="table/workers: rounds, medians reported (3)")
+    parser.add_argument("--quick", action="store_true", help="table: memory store only, no cold start/overload")
+    parser.add_argument("--json", default=str(ROOT / "var" / "bench.json"), help="table: where the JSON goes")
+    parser.add_argument("--rpc", default="create", help="load: health, create, exchange, post, post-shipped")
+    parser.add_argument("--concurrency", type=int, default=50, help="load: closed-loop callers (50)")
+    parser.add_argument("--rate", type=float, default=0.0, help="load: open-loop calls/s (0: closed loop)")
+    parser.add_argument("--warmup", type=int, default=200, help="load: warm-up calls before the window")
+    parser.add_argument("--prepare", type=int, default=0, help="load: sessions to create before exchanging")
+    parser.add_argument("--buckets", action="store_true", help="load: also report calls per second")
+    parser.add_argument(
+        "--store",
+        default="",
+        help="profile: memory (default), sqlite or a store URL; workers: the store URL (default: a fresh SQLite file each run)",
+    )
     args = parser.parse_args()
     if args.scenario == "workers":
         workers(args.n, [int(c) for c in args.workers.split(",")], args.rounds, args.store)
+    elif args.scenario == "table":
+        bench_split.table(args.seconds, args.rounds, Path(args.json), quick=args.quick)
+    elif args.scenario == "profile":
+        bench_split.profile(args.rpc, args.store or "memory", args.seconds)
+    elif args.scenario == "vendor":
+        bench_split.vendor_main(args.latency if "--latency" in sys.argv else 0.0)
+    elif args.scenario == "bare-grpc":
+        bench_split.bare_grpc_main()
+    elif args.scenario == "load":
+        spec = bench_split.LoadSpec(
+            args.rpc, args.target, args.seconds, args.concurrency, args.rate, args.warmup, args.prepare, args.buckets
+        )
+        bench_split.load_main(spec)
     elif args.scenario == "overload":
         overload(args.calls, args.latency)
     elif args.scenario == "probe":

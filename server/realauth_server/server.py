@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 import grpc
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from grpc_health.v1 import health as threaded_health
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
@@ -31,13 +29,13 @@ from .api.servicer import RealAuthServicer
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Settings, TlsSettings, check_sandbox_admin
 from .emulators.base import Emulator
-from .emulators.registry import EMULATORS
 from .http.app import build_http_app
 from .http.limits import LimitedAppRunner, max_url_for
 from .http.listen import bind_tcp, bound_port
 from .http.metrics import register_providers
 from .interceptors.admission import AdmissionInterceptor, TenantRateInterceptor
 from .interceptors.auth import AuthInterceptor
+from .interceptors.base import ScopeChain
 from .interceptors.deadline import DeadlineInterceptor
 from .interceptors.errors import ErrorInterceptor
 from .interceptors.observe import ObserveInterceptor
@@ -132,6 +130,10 @@ class TlsReloader:
     def _check(files: tuple[bytes, bytes, bytes | None]) -> None:
         """grpc takes any bytes and fails every later handshake; a pair that does not load (a rotation caught
         half-way) is refused here instead, naming the file, so the working certificate stays."""
+        # Imported here: only a TLS configuration needs them, and they cost ~20 ms of every cold start.
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
         key_pem, cert_pem, ca_pem = files
         try:
             key = serialization.load_pem_private_key(key_pem, password=None)
@@ -254,6 +256,8 @@ class RealAuthServer:
         sandbox_kinds = {p.kind for p in s.providers if p.sandbox}
         # Embedded emulators only ever send a browser or a push back to this realauth's own landing and push routes.
         own = (s.effective_public_url + LANDING_PATH, s.effective_public_url + PUSH_PATH)
+        if sandbox_kinds:  # imported only in sandbox mode: the emulators cost ~35 ms of every cold start
+            from .emulators.registry import EMULATORS
         for kind in sorted(sandbox_kinds):
             self.emulators[kind] = EMULATORS[kind](
                 clock=self.clock,
@@ -291,13 +295,18 @@ class RealAuthServer:
 
         self.auth = AuthInterceptor(s.tenants)
         self.grpc = grpc.aio.server(
+            # One grpc.aio interceptor around all the scopes (outermost first): docs/performance.md has the cost.
             interceptors=[
-                ObserveInterceptor(s.region, self.tracing),
-                ErrorInterceptor(),
-                AdmissionInterceptor(s.max_in_flight),
-                self.auth,
-                TenantRateInterceptor(self.store, lambda tenant: rates.get(tenant, s.tenant_rate_limit)),
-                DeadlineInterceptor(s.rpc_cap_seconds),
+                ScopeChain(
+                    [
+                        ObserveInterceptor(s.region, self.tracing),
+                        ErrorInterceptor(),
+                        AdmissionInterceptor(s.max_in_flight),
+                        self.auth,
+                        TenantRateInterceptor(self.store, lambda tenant: rates.get(tenant, s.tenant_rate_limit)),
+                        DeadlineInterceptor(s.rpc_cap_seconds),
+                    ]
+                )
             ],
             options=grpc_options(s, self._reuseport),
         )

@@ -7,7 +7,7 @@ handler in the task that enters the scope (unary and server-streaming alike).
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -50,6 +50,80 @@ class ScopeInterceptor(grpc.aio.ServerInterceptor, abc.ABC):  # type: ignore[mis
                 async with self.scope(method, context):
                     async for item in inner_stream(request, context):
                         yield item
+
+            return grpc.unary_stream_rpc_method_handler(
+                stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+
+class ScopeChain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Several :class:`ScopeInterceptor` as one grpc.aio interceptor: the same nesting, a fraction of the cost.
+
+    grpc.aio runs each interceptor's ``intercept_service`` per call and each of ours built a new method handler every
+    time (six awaits and six handlers per call, ~0.1 ms of CPU). Here the wrapped handler is built once per method and
+    cached, and the scopes are entered in order in one coroutine: ``scopes[0]`` outermost, exactly as if each were
+    passed to ``grpc.aio.server(interceptors=...)`` on its own (an exception from an inner scope's entry, or from the
+    handler, passes through every outer scope's exit).
+    """
+
+    def __init__(self, scopes: Sequence[ScopeInterceptor]) -> None:
+        self.scopes = tuple(scopes)
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method = details.method
+        if handler is None or not method.startswith(SERVICE_PREFIX):
+            return handler
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(method, handler)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        scopes = self.scopes
+        last = len(scopes)
+        if handler.unary_unary is not None:
+            inner = handler.unary_unary
+
+            async def nest(i: int, request: Any, context: grpc.aio.ServicerContext) -> Any:
+                if i == last:
+                    return await inner(request, context)
+                async with scopes[i].scope(method, context):
+                    return await nest(i + 1, request, context)
+
+            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                return await nest(0, request, context)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            inner_stream = handler.unary_stream
+
+            async def nest_stream(i: int, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                if i == last:
+                    async for item in inner_stream(request, context):
+                        yield item
+                    return
+                async with scopes[i].scope(method, context):
+                    async for item in nest_stream(i + 1, request, context):
+                        yield item
+
+            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                async for item in nest_stream(0, request, context):
+                    yield item
 
             return grpc.unary_stream_rpc_method_handler(
                 stream,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import grpc
 
@@ -36,6 +38,18 @@ def _ended_by(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
     return grpc.StatusCode.CANCELLED
 
 
+@functools.cache
+def _in_flight(action: str) -> Any:
+    """The labelled gauge child, looked up once per method (``labels()`` takes a lock and builds a key each call)."""
+    return RPC_IN_FLIGHT.labels(action)
+
+
+@functools.cache
+def _by_code(action: str, code: str) -> tuple[Any, Any]:
+    """The call counter and latency children for a method and status code (a bounded set: methods × codes)."""
+    return RPC_TOTAL.labels(action, code), RPC_LATENCY.labels(action, code)
+
+
 class ObserveInterceptor(ScopeInterceptor):
     def __init__(self, region: str, tracing: Tracing | None = None) -> None:
         self.region = region
@@ -58,7 +72,8 @@ class ObserveInterceptor(ScopeInterceptor):
             ctx.trace_id = span.trace_id
         token = set_call_context(ctx)
         await context.send_initial_metadata((("x-request-id", ctx.request_id),))
-        RPC_IN_FLIGHT.labels(action).inc()
+        in_flight = _in_flight(action)
+        in_flight.inc()
         try:
             yield
         except grpc.aio.AbortError:
@@ -70,9 +85,10 @@ class ObserveInterceptor(ScopeInterceptor):
         finally:
             elapsed = time.monotonic() - ctx.started
             code = ctx.code.name
-            RPC_IN_FLIGHT.labels(action).dec()
-            RPC_TOTAL.labels(action, code).inc()
-            RPC_LATENCY.labels(action, code).observe(elapsed)
+            in_flight.dec()
+            total, latency = _by_code(action, code)
+            total.inc()
+            latency.observe(elapsed)
             log.info(
                 "rpc",
                 extra={

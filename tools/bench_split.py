@@ -1,0 +1,868 @@
+"""The process-separated benchmark (`make bench`): realauth, the vendor and the callers each in a process of their own.
+
+Why separate processes: in one process the caller's and the vendor's CPU count as realauth's, and nothing shows where
+realauth itself spends. Here realauth's CPU is read from ``/proc/<pid>/stat`` (utime + stime, all its threads) at the
+start and at the end of each measured window, so it is realauth's alone.
+
+Parts (all on 127.0.0.1, every loop bounded by time or count):
+
+- ``vendor``: a canned aiohttp answer to the Seedance relay's two calls (never the bottleneck: no parsing, no signing
+  check, a preformatted body), optionally answering after a fixed delay.
+- ``bare-grpc``: a bare grpc.aio server with only grpc.health.v1: the floor of a unary call on the server side.
+- ``load``: the callers (grpc.aio, 50 concurrent by default; or an open-loop rate for latency), and the bare aiohttp
+  client POSTing the Seedance create body to the vendor (the floor of an outbound call on the client side). With
+  ``--client shipped`` it POSTs through realauth's outbound client (httpx over httpx-aiohttp) instead.
+
+Every process uses uvloop as ``realauth serve`` does. The ratio reported is realauth's CPU per call over the sum of
+the two floors measured in the same run; rounds are interleaved and medians reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+REALAUTH = str(ROOT / ".venv" / "bin" / "realauth")
+TICK = os.sysconf("SC_CLK_TCK")
+CREATE_PATH = "/v1/real-avatar/auth/session"
+EXCHANGE_PATH = "/v1/real-avatar/groups/from-token"
+CREATE_BODY = {"model": "doubao-seedance-2-0-260128", "CallbackURL": "https://example.com/cb", "Lng": "zh"}
+BENCH_KEY = "bench-relay-key-not-a-secret"
+
+
+# --- helpers ------------------------------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and all its threads, from /proc/<pid>/stat (fields 14 and 15)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_loop(coro: Any) -> Any:
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.run(coro)
+
+
+def _stdin_closed() -> threading.Event:
+    """Set when the parent closes our stdin (the parent's way to stop a serving child)."""
+    done = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+    return done
+
+
+async def _until(done: threading.Event) -> None:
+    await asyncio.to_thread(done.wait)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+# --- child: the canned vendor ---------------------------------------------------------------------------------------
+
+
+def vendor_main(latency: float) -> None:
+    """Serve canned Seedance relay answers until stdin closes; print {"url": ...} once listening."""
+    from aiohttp import web
+
+    done = _stdin_closed()
+    counter = iter(range(1, 1 << 62))
+    create_tpl = (
+        '{"ResponseMetadata":{"RequestId":"bench-%d"},'
+        '"Result":{"BytedToken":"bt-%d","H5Link":"https://h5.example.com/auth?token=bt-%d"}}'
+    )
+    exchange_tpl = '{"ResponseMetadata":{"RequestId":"bench-x%d"},"Result":{"GroupId":"group-%d"}}'
+
+    async def create(request: web.Request) -> web.Response:
+        await request.read()
+        if latency:
+            await asyncio.sleep(latency)
+        n = next(counter)
+        return web.Response(body=(create_tpl % (n, n, n)).encode(), content_type="application/json")
+
+    async def exchange(request: web.Request) -> web.Response:
+        await request.read()
+        n = next(counter)
+        return web.Response(body=(exchange_tpl % (n, n)).encode(), content_type="application/json")
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_post(CREATE_PATH, create)
+        app.router.add_post(EXCHANGE_PATH, exchange)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=8192)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        print(json.dumps({"url": f"http://127.0.0.1:{port}"}), flush=True)
+        await _until(done)
+        await runner.cleanup()
+
+    run_loop(main())
+
+
+# --- child: the bare grpc.aio server --------------------------------------------------------------------------------
+
+
+def bare_grpc_main() -> None:
+    import grpc
+    from grpc_health.v1 import health_pb2_grpc
+    from grpc_health.v1._async import HealthServicer
+
+    done = _stdin_closed()
+
+    async def main() -> None:
+        server = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        print(json.dumps({"target": f"127.0.0.1:{port}"}), flush=True)
+        await _until(done)
+        await server.stop(0)
+
+    run_loop(main())
+
+
+# --- child: the load generator --------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadSpec:
+    rpc: str  # health | create | exchange | post | post-shipped | emulator-create
+    target: str
+    seconds: float
+    concurrency: int = 50
+    rate: float = 0.0  # > 0: open loop at this many calls/s (latency); else closed loop (throughput)
+    warmup: int = 200
+    prepare: int = 0  # exchange: sessions created before the window
+    buckets: bool = False  # report calls per second of the window (emulator degradation)
+
+
+def load_main(spec: LoadSpec) -> None:
+    """Warm up, print "ready", wait for "go" on stdin, run the window, print the result as JSON."""
+    run_loop(_load(spec))
+
+
+async def _load(spec: LoadSpec) -> None:
+    call, close = await _make_call(spec)
+    sem = asyncio.Semaphore(spec.concurrency)
+
+    async def guarded(i: int) -> None:
+        async with sem:
+            await call(i)
+
+    await asyncio.gather(*(guarded(i) for i in range(spec.warmup)), return_exceptions=True)
+    prepared = await _prepare(spec)
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    errors: dict[str, int] = {}
+    latencies: list[float] = []
+    stamps: list[float] = []
+    start = time.monotonic()
+    ends = start + spec.seconds
+
+    async def one(i: int, scheduled: float) -> None:
+        try:
+            await call(i)
+        except Exception as exc:
+            name = type(exc).__name__
+            code = getattr(exc, "code", None)
+            if callable(code):
+                name = str(code().name)
+            errors[name] = errors.get(name, 0) + 1
+        now = time.monotonic()
+        latencies.append(now - scheduled)
+        stamps.append(now - start)
+
+    calls = 0
+    if spec.rate > 0:  # open loop: call i is due at start + i / rate, whether or not earlier ones answered
+        tasks: list[asyncio.Task[None]] = []
+        limit = len(prepared) if prepared else 1 << 62
+        while calls < limit:
+            due = start + calls / spec.rate
+            if due >= ends:
+                break
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(prepared[calls] if prepared else calls, due)))
+            calls += 1
+        await asyncio.gather(*tasks)
+    else:
+        counter = iter(range(len(prepared) if prepared else 1 << 62))
+
+        async def worker() -> None:
+            nonlocal calls
+            for i in counter:
+                if time.monotonic() >= ends:
+                    return
+                calls += 1
+                await one(prepared[i] if prepared else i, time.monotonic())
+
+        await asyncio.gather(*(worker() for _ in range(spec.concurrency)))
+    elapsed = time.monotonic() - start
+    await close()
+    out: dict[str, Any] = {
+        "calls": calls,
+        "errors": errors,
+        "elapsed_s": round(elapsed, 3),
+        "throughput": round(calls / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 0.5) * 1000, 2),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+    }
+    if spec.buckets:
+        per: dict[int, int] = {}
+        for s in stamps:
+            per[int(s)] = per.get(int(s), 0) + 1
+        out["per_second"] = [per.get(i, 0) for i in range(int(spec.seconds))]
+    print(json.dumps(out), flush=True)
+
+
+async def _prepare(spec: LoadSpec) -> list[Any]:
+    """Exchange: create the sessions to exchange before the window (their ids, in order)."""
+    if spec.rpc != "exchange" or not spec.prepare:
+        return []
+    import grpc
+
+    from realauth.v1 import realauth_pb2 as pb
+    from realauth.v1 import realauth_pb2_grpc as pb_grpc
+
+    ids: list[Any] = []
+    async with grpc.aio.insecure_channel(spec.target) as ch:
+        stub = pb_grpc.RealAuthServiceStub(ch)
+        req = pb.CreateAuthSessionRequest(callback_url="https://example.com/done")
+        sem = asyncio.Semaphore(spec.concurrency)
+
+        async def make() -> None:
+            async with sem:
+                s = await stub.CreateAuthSession(req, timeout=30)
+                ids.append(pb.ExchangeTokenRequest(session_id=s.session.session_id))
+
+        await asyncio.gather(*(make() for _ in range(spec.prepare)))
+    return ids
+
+
+async def _make_call(spec: LoadSpec) -> tuple[Callable[[Any], Any], Callable[[], Any]]:
+    if spec.rpc in ("post", "post-shipped", "emulator-create"):
+        body = json.dumps(CREATE_BODY).encode()
+        url = spec.target.rstrip("/") + CREATE_PATH
+        headers = {"Authorization": f"Bearer {BENCH_KEY}", "Content-Type": "application/json"}
+        if spec.rpc == "emulator-create":
+            headers["Authorization"] = "Bearer sandbox-seedance-relay-key"
+        if spec.rpc == "post-shipped":
+            sys.path[:0] = [str(ROOT / "server")]
+            from realauth_server.providers.base import make_http_client
+
+            client = make_http_client()
+
+            async def shipped(_: Any) -> None:
+                (await client.post(url, content=body, headers=headers)).raise_for_status()
+
+            return shipped, client.aclose
+        import aiohttp
+
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
+
+        async def post(_: Any) -> None:
+            async with session.post(url, data=body, headers=headers) as r:
+                await r.read()
+                r.raise_for_status()
+
+        return post, session.close
+    import grpc
+
+    ch = grpc.aio.insecure_channel(spec.target)
+    if spec.rpc == "health":
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        hstub = health_pb2_grpc.HealthStub(ch)
+        hreq = health_pb2.HealthCheckRequest()
+
+        async def health(_: Any) -> None:
+            await hstub.Check(hreq, timeout=30)
+
+        return health, ch.close
+    from realauth.v1 import realauth_pb2 as pb
+    from realauth.v1 import realauth_pb2_grpc as pb_grpc
+
+    stub = pb_grpc.RealAuthServiceStub(ch)
+    creq = pb.CreateAuthSessionRequest(callback_url="https://example.com/done")
+    if spec.rpc == "create":
+
+        async def create(_: Any) -> None:
+            await stub.CreateAuthSession(creq, timeout=30)
+
+        return create, ch.close
+
+    async def exchange(req: Any) -> None:
+        if isinstance(req, int):  # warm-up: a create then its exchange
+            s = await stub.CreateAuthSession(creq, timeout=30)
+            req = pb.ExchangeTokenRequest(session_id=s.session.session_id)
+        await stub.ExchangeToken(req, timeout=30)
+
+    return exchange, ch.close
+
+
+# --- parent: processes -------------------------------------------------------------------------------------------
+
+
+class Child:
+    """A child process whose stdout is read line by line (JSON lines or "ready")."""
+
+    def __init__(self, cmd: list[str], log: Path | None = None, nice: int = 0) -> None:
+        err = log.open("ab") if log else subprocess.DEVNULL
+        prefix = ["nice", "-n", str(nice)] if nice else []
+        self.proc = subprocess.Popen(
+            prefix + cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, cwd=ROOT, bufsize=0
+        )
+        self.pid = self.proc.pid
+
+    def line(self, timeout: float = 120.0) -> str:
+        assert self.proc.stdout is not None
+        box: list[bytes] = []
+        t = threading.Thread(target=lambda: box.append(self.proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        t.start()
+        t.join(timeout)
+        if not box or not box[0]:
+            self.stop()
+            raise RuntimeError(f"{self.proc.args!r} gave no answer within {timeout:g} s")
+        return box[0].decode().strip()
+
+    def send(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text.encode())
+        self.proc.stdin.flush()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()
+                self.proc.wait(timeout=5)
+            except (subprocess.TimeoutExpired, BrokenPipeError, OSError):
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+
+
+def _me(*args: str) -> list[str]:
+    return [sys.executable, str(ROOT / "tools" / "bench.py"), *args]
+
+
+def measure(spec: LoadSpec, watched: int | None, log: Path, self_cpu: bool = False) -> dict[str, Any]:
+    """Run one load window; CPU per call of ``watched`` (or of the load generator itself when ``self_cpu``)."""
+    cmd = _me("load", "--rpc", spec.rpc, "--target", spec.target, "--seconds", str(spec.seconds))
+    cmd += ["--concurrency", str(spec.concurrency), "--rate", str(spec.rate), "--warmup", str(spec.warmup)]
+    cmd += ["--prepare", str(spec.prepare)] + (["--buckets"] if spec.buckets else [])
+    child = Child(cmd, log)
+    try:
+        ready = child.line(timeout=300)
+        if ready != "ready":
+            raise RuntimeError(f"load generator said {ready!r}")
+        pid = child.pid if self_cpu else watched
+        before = cpu_seconds(pid) if pid else 0.0
+        child.send("go\n")
+        result: dict[str, Any] = json.loads(child.line(timeout=spec.seconds + 120))
+        after = cpu_seconds(pid) if pid else 0.0
+    finally:
+        child.stop()
+    calls = max(int(result["calls"]), 1)
+    result["cpu_ms"] = round((after - before) / calls * 1000, 4)
+    result["cpu_s"] = round(after - before, 2)
+    return result
+
+
+@dataclass
+class Realauth:
+    """``realauth serve`` in a process of its own, against the canned vendor (or in sandbox mode)."""
+
+    work: Path
+    store: str
+    vendor_url: str = ""  # empty: sandbox mode (the built-in emulators inside realauth)
+    extra: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+    target: str = ""
+    started: float = 0.0
+
+    def start(self) -> None:
+        cfg = self.work / "realauth.toml"
+        cfg.write_text(
+            f'[providers.seedance]\nbase_url = "{self.vendor_url}"\napi_key = "{BENCH_KEY}"\n'
+            if self.vendor_url
+            else ""
+        )
+        self.log = self.work / f"serve-{time.monotonic_ns()}.log"
+        port = free_port()
+        cmd = [REALAUTH, "serve", "--config", str(cfg), "--store", self.store, "--host", "127.0.0.1"]
+        cmd += ["--port", str(port), "--http-port", "0", "--log-format", "json", *self.extra]
+        self.started = time.monotonic()
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=out, cwd=self.work)
+        self.target = f"127.0.0.1:{port}"
+        self.ready_s = wait_serving(self.target, self.proc, self.started)
+        # CPU spent until SERVING: on a busy machine the wall time mostly measures the others' load.
+        self.ready_cpu_s = cpu_seconds(self.proc.pid)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def wait_serving(target: str, proc: subprocess.Popen[bytes], started: float, limit: float = 30.0) -> float:
+    """Seconds from ``started`` (just before the process was spawned) until grpc.health.v1 answers SERVING."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    host, port = target.rsplit(":", 1)
+    # Not a gRPC connect per poll: gRPC's shared subchannel would sit in its reconnect backoff (1 s, then 1.6 s ...)
+    # after the first refused attempt, and that backoff, not realauth, would be measured. TCP first, then Check.
+    options = [("grpc.use_local_subchannel_pool", 1), ("grpc.initial_reconnect_backoff_ms", 5)]
+    while time.monotonic() - started < limit:
+        if proc.poll() is not None:
+            raise RuntimeError(f"realauth exited with {proc.returncode} before serving")
+        with socket.socket() as sock:
+            if sock.connect_ex((host, int(port))) != 0:
+                time.sleep(0.002)
+                continue
+        with grpc.insecure_channel(target, options=options) as ch:
+            try:
+                resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=0.25)
+                if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                    return time.monotonic() - started
+            except grpc.RpcError:
+                pass
+        time.sleep(0.002)
+    raise RuntimeError(f"realauth did not serve within {limit:g} s")
+
+
+@contextmanager
+def redis_server(work: Path) -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError(
+            "redis-server is needed for the Redis rows (apt-get install redis-server; `make redis-server`)"
+        )
+    port = free_port()
+    cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+# --- parent: the table ------------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    import importlib.metadata as md
+
+    cpu = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    versions = {}
+    for pkg in ("grpcio", "protobuf", "aiohttp", "httpx", "httpx-aiohttp", "uvloop", "aiosqlite", "redis"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = "-"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "loadavg_at_start": os.getloadavg()[0],
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "versions": versions,
+    }
+
+
+def med(rows: list[dict[str, Any]], key: str) -> float:
+    return float(statistics.median(r[key] for r in rows)) if rows else 0.0
+
+
+def table(seconds: float, rounds: int, out_json: Path, quick: bool = False) -> dict[str, Any]:
+    """The issue's full table; ``quick`` (the smoke test) runs memory:// only: the floors, creates and exchanges."""
+    stores = ["memory"] if quick else ["memory", "sqlite", "redis"]
+    info = machine()
+    print(
+        f"machine: {info['cpu']}, {info['cores']} cores, load {info['loadavg_at_start']:.2f}, python {info['python']}"
+    )
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+    print(f"{rounds} rounds x {seconds:g} s per measurement, 50 concurrent callers, medians reported\n", flush=True)
+    results: dict[str, Any] = {"machine": info, "seconds": seconds, "rounds": rounds, "rows": {}}
+    raw: dict[str, list[dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory(prefix="realauth-bench-") as tmp:
+        work = Path(tmp)
+        log = work / "children.log"
+        vendor = Child(_me("vendor"), log)
+        bare = Child(_me("bare-grpc"), log)
+        redis_cm = redis_server(work) if "redis" in stores else None
+        try:
+            vendor_url = json.loads(vendor.line(30))["url"]
+            bare_target = json.loads(bare.line(30))["target"]
+            redis_url = redis_cm.__enter__() if redis_cm else ""
+            urls = {"memory": "memory://", "sqlite": f"sqlite:///{work}/bench.db", "redis": redis_url}
+            warm = 100 if quick else 300
+            for r in range(rounds):
+                print(f"round {r + 1}/{rounds} ...", flush=True)
+                raw.setdefault("floor_grpc", []).append(
+                    measure(LoadSpec("health", bare_target, seconds, warmup=warm), bare.pid, log)
+                )
+                raw.setdefault("floor_post", []).append(
+                    measure(LoadSpec("post", vendor_url, seconds, warmup=warm), None, log, self_cpu=True)
+                )
+                if not quick:
+                    raw.setdefault("post_shipped", []).append(
+                        measure(LoadSpec("post-shipped", vendor_url, seconds, warmup=warm), None, log, self_cpu=True)
+                    )
+                for store in stores:
+                    ra = Realauth(work, urls[store], vendor_url)
+                    ra.start()
+                    try:
+                        c = measure(LoadSpec("create", ra.target, seconds, warmup=warm), ra.pid, log)
+                        raw.setdefault(f"create_{store}", []).append(c)
+                        prepare = int(c["throughput"] * seconds * 1.5) + 200
+                        x = measure(LoadSpec("exchange", ra.target, seconds, warmup=50, prepare=prepare), ra.pid, log)
+                        raw.setdefault(f"exchange_{store}", []).append(x)
+                    finally:
+                        ra.stop()
+            floor = med(raw["floor_grpc"], "cpu_ms") + med(raw["floor_post"], "cpu_ms")
+            rows: dict[str, Any] = {}
+            for key, runs in raw.items():
+                rows[key] = {
+                    "cpu_ms": round(med(runs, "cpu_ms"), 3),
+                    "throughput": round(med(runs, "throughput"), 1),
+                    "errors": sum(sum(run["errors"].values()) for run in runs),
+                    "calls": sum(run["calls"] for run in runs),
+                }
+                if key.startswith(("create_", "exchange_")):
+                    rows[key]["ratio"] = round(rows[key]["cpu_ms"] / floor, 2)
+                    rows[key]["per_core"] = round(1000 / rows[key]["cpu_ms"], 0) if rows[key]["cpu_ms"] else 0
+            results["floor_ms"] = round(floor, 3)
+            results["rows"] = rows
+            if not quick:
+                results["latency"] = latency_rows(work, log, rows, urls, stores, vendor_url, bare_target, seconds)
+                results["cold_start_s"] = cold_start(work)
+                results["overload"] = overload_row(work, log)
+                results["sandbox"] = sandbox_rows(work, log, seconds)
+        finally:
+            if redis_cm:
+                redis_cm.__exit__(None, None, None)
+            vendor.stop()
+            bare.stop()
+    print_table(results)
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nJSON: {out_json}")
+    return results
+
+
+def latency_rows(
+    work: Path,
+    log: Path,
+    rows: dict[str, Any],
+    urls: dict[str, str],
+    stores: list[str],
+    vendor_url: str,
+    bare_target: str,
+    seconds: float,
+) -> dict[str, Any]:
+    """p50/p99 at half of saturation (open loop), and the floors at the same rate; "added" is realauth's p99 less
+    the bare gRPC call's and the bare POST's p99 at that rate."""
+    out: dict[str, Any] = {}
+    secs = min(seconds, 4.0)
+    for store in stores:
+        ra = Realauth(work, urls[store], vendor_url)
+        ra.start()
+        try:
+            for rpc in ("create", "exchange"):
+                rate = max(rows[f"{rpc}_{store}"]["throughput"] / 2, 10.0)
+                prepare = int(rate * secs * 1.2) + 100 if rpc == "exchange" else 0
+                spec = LoadSpec(rpc, ra.target, secs, rate=rate, warmup=100, prepare=prepare)
+                got = measure(spec, ra.pid, log)
+                g = measure(LoadSpec("health", bare_target, secs, rate=rate, warmup=100), None, log)
+                p = measure(LoadSpec("post", vendor_url, secs, rate=rate, warmup=100), None, log)
+                out[f"{rpc}_{store}"] = {
+                    "rate": round(rate, 1),
+                    "p50_ms": got["p50_ms"],
+                    "p99_ms": got["p99_ms"],
+                    "floor_p99_ms": round(g["p99_ms"] + p["p99_ms"], 2),
+                    "added_p99_ms": round(got["p99_ms"] - g["p99_ms"] - p["p99_ms"], 2),
+                    "errors": sum(got["errors"].values()),
+                }
+        finally:
+            ra.stop()
+    return out
+
+
+def cold_start(work: Path, runs: int = 5) -> dict[str, float]:
+    """Process start (spawn) to grpc.health.v1 SERVING, memory:// and SQLite; medians of wall time and of the
+    process's CPU time until then."""
+    out: dict[str, float] = {}
+    for store, url in (("memory", "memory://"), ("sqlite", f"sqlite:///{work}/cold.db")):
+        wall, cpu = [], []
+        for _ in range(runs):
+            ra = Realauth(work, url, "http://127.0.0.1:9")
+            ra.start()
+            wall.append(ra.ready_s)
+            cpu.append(ra.ready_cpu_s)
+            ra.stop()
+        out[store] = round(statistics.median(wall), 3)
+        out[f"{store}_cpu"] = round(statistics.median(cpu), 3)
+    return out
+
+
+def overload_row(work: Path, log: Path, calls: int = 5000, latency: float = 2.0) -> dict[str, Any]:
+    """5,000 concurrent creates at once against a canned vendor answering in 2 s: status counts, peak RSS."""
+    vendor = Child(_me("vendor", "--latency", str(latency)), log)
+    try:
+        url = json.loads(vendor.line(30))["url"]
+        ra = Realauth(work, "memory://", url)
+        ra.start()
+        try:
+            cmd = _me("burst", "--target", ra.target, "--calls", str(calls), "--timeout", "30")
+            done = subprocess.run(cmd, capture_output=True, timeout=180, cwd=ROOT, check=True)
+            burst = json.loads(done.stdout.decode().strip().splitlines()[-1])
+            return {
+                "calls": calls,
+                "vendor_latency_s": latency,
+                "codes": burst["codes"],
+                "elapsed_s": burst["elapsed_s"],
+                "server_peak_rss_mb": round(peak_rss_mb(ra.pid), 1),
+            }
+        finally:
+            ra.stop()
+    finally:
+        vendor.stop()
+
+
+def sandbox_rows(work: Path, log: Path, seconds: float) -> dict[str, Any]:
+    """The built-in emulators: creates against sandbox mode (emulator inside realauth), and a standalone Seedance
+    emulator's POST/s second by second (its per-request cost must not grow with the sessions it has seen)."""
+    out: dict[str, Any] = {}
+    ra = Realauth(work, "memory://", "")
+    ra.start()
+    try:
+        got = measure(LoadSpec("create", ra.target, seconds, warmup=200), ra.pid, log)
+        out["create_sandbox_memory"] = {k: got[k] for k in ("cpu_ms", "throughput", "calls")}
+        out["create_sandbox_memory"]["errors"] = sum(got["errors"].values())
+    finally:
+        ra.stop()
+    port = free_port()
+    cmd = [REALAUTH, "emulate", "seedance", "--port", str(port), "--log-format", "json", "--log-level", "WARNING"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        spec = LoadSpec("emulator-create", f"http://127.0.0.1:{port}", 2 * seconds, warmup=50)
+        spec.buckets = True
+        got = measure(spec, proc.pid, log)
+        per = got.get("per_second", [])
+        out["emulator_seedance_standalone"] = {
+            "posts": got["calls"],
+            "first_second": per[0] if per else 0,
+            "last_second": per[-1] if per else 0,
+            "per_second": per,
+            "cpu_ms": got["cpu_ms"],
+            "errors": sum(got["errors"].values()),
+        }
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    return out
+
+
+def print_table(res: dict[str, Any]) -> None:
+    load = os.getloadavg()[0]
+    print(f"\nload average at the end: {load:.2f} (at the start {res['machine']['loadavg_at_start']:.2f}; 2 cores)")
+    rows = res["rows"]
+    floor = res["floor_ms"]
+    print(f"\n{'':<34} {'CPU/call':>10} {'x floors':>9} {'calls/s':>9} {'per core':>9} {'errors':>7}")
+    names = {
+        "floor_grpc": "floor: bare grpc.aio (server)",
+        "floor_post": "floor: bare aiohttp POST (client)",
+        "post_shipped": "httpx + httpx-aiohttp POST (client)",
+    }
+    for key, row in rows.items():
+        label = names.get(
+            key, key.replace("_", " ").replace("create", "CreateAuthSession").replace("exchange", "ExchangeToken")
+        )
+        ratio = f"x{row['ratio']:.2f}" if "ratio" in row else ""
+        per_core = f"{row['per_core']:.0f}" if "per_core" in row else ""
+        print(
+            f"{label:<34} {row['cpu_ms']:>7.3f} ms {ratio:>9} {row['throughput']:>9.0f}"
+            f" {per_core:>9} {row['errors']:>7}"
+        )
+    print(f"(floors added: {floor:.3f} ms)")
+    if res.get("latency"):
+        print(
+            f"\n{'open loop at half saturation':<34} {'rate/s':>8} {'p50 ms':>8} {'p99 ms':>8}"
+            f" {'floor p99':>10} {'added p99':>10}"
+        )
+        for key, row in res["latency"].items():
+            print(
+                f"{key:<34} {row['rate']:>8.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f}"
+                f" {row['floor_p99_ms']:>10.2f} {row['added_p99_ms']:>10.2f}"
+            )
+    if "cold_start_s" in res:
+        cs = res["cold_start_s"]
+        print(
+            f"\ncold start (spawn to health SERVING): memory {cs['memory']:.3f} s ({cs['memory_cpu']:.3f} s CPU),"
+            f" SQLite {cs['sqlite']:.3f} s ({cs['sqlite_cpu']:.3f} s CPU)"
+        )
+    if "overload" in res:
+        ov = res["overload"]
+        print(
+            f"overload: {ov['calls']} concurrent creates, vendor {ov['vendor_latency_s']:g} s: {ov['codes']},"
+            f" {ov['elapsed_s']} s, peak RSS {ov['server_peak_rss_mb']} MB"
+        )
+    if "sandbox" in res:
+        sb = res["sandbox"]
+        c = sb["create_sandbox_memory"]
+        print(f"sandbox create (emulator inside realauth): {c['cpu_ms']:.3f} ms CPU/call, {c['throughput']:.0f}/s")
+        e = sb["emulator_seedance_standalone"]
+        print(
+            f"standalone Seedance emulator: {e['first_second']} POST/s in the first second,"
+            f" {e['last_second']} in the last ({e['posts']} in all)"
+        )
+
+
+def profile(rpc: str, store: str, seconds: float, top: int = 40) -> None:
+    """py-spy on ``realauth serve`` under the closed-loop load: the functions by inclusive share of samples."""
+    spy = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
+    with tempfile.TemporaryDirectory(prefix="realauth-prof-") as tmp:
+        work = Path(tmp)
+        log = work / "children.log"
+        vendor = Child(_me("vendor"), log)
+        try:
+            url = json.loads(vendor.line(30))["url"]
+            db = {"memory": "memory://", "sqlite": f"sqlite:///{work}/p.db"}.get(store, store)
+            ra = Realauth(work, db, url)
+            ra.start()
+            try:
+                out = work / "raw.txt"
+                cmd = [spy, "record", "--pid", str(ra.pid), "--duration", str(int(seconds)), "--rate", "250"]
+                cmd += ["--format", "raw", "--output", str(out), "--nonblocking"]
+                sampler = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                prepare = int(700 * (seconds + 2)) if rpc == "exchange" else 0
+                got = measure(LoadSpec(rpc, ra.target, seconds + 2, warmup=300, prepare=prepare), ra.pid, log)
+                sampler.wait(timeout=60)
+            finally:
+                ra.stop()
+        finally:
+            vendor.stop()
+        keep = ROOT / "var" / f"profile-{rpc}-{store.split(':')[0]}.txt"
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(out, keep)
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in keep.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        total += n
+        # by function (the line numbers dropped), each counted once per sample
+        for frame in {re.sub(r":\d+\)$", ")", f) for f in stack.split(";")}:
+            inclusive[frame] = inclusive.get(frame, 0) + n
+    print(f"{rpc} {store}: {got['cpu_ms']:.3f} ms CPU/call, {got['throughput']:.0f}/s; {total} samples ({keep})")
+    print("\nwhere the CPU goes (each sample to the innermost frame of a known part):")
+    for part, n in sorted(parts(keep).items(), key=lambda kv: -kv[1]):
+        print(f"{100 * n / total:6.1f}%  {n / total * got['cpu_ms']:6.3f} ms  {part}")
+    print("\nfunctions by inclusive share:")
+    for frame, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"{100 * n / total:6.1f}%  {frame}")
+
+
+#: Parts of a call, matched against a sample's frames from the innermost outwards (the first match wins).
+PARTS = (
+    (
+        "outbound HTTP client (httpx, httpx-aiohttp, aiohttp)",
+        ("/httpx/", "httpx_aiohttp/", "aiohttp/", "(httpx", "(aiohttp"),
+    ),
+    ("logging (records, redaction, JSON, write)", ("logging/__init__.py", "realauth_server/logs.py")),
+    ("metrics (prometheus_client)", ("prometheus_client/", "realauth_server/http/metrics.py")),
+    ("store (incl. the aiosqlite thread, redis client)", ("realauth_server/store/", "aiosqlite/", "redis/")),
+    ("protobuf <-> domain (api/convert.py)", ("realauth_server/api/convert.py",)),
+    ("interceptors", ("realauth_server/interceptors/",)),
+    ("service, providers, signing, domain (realauth's own logic)", ("realauth_server/",)),
+    ("event loop and gRPC core (native code, no Python frame)", ("Runner.run (", "Thread.run (")),
+)
+
+
+def parts(raw: Path) -> dict[str, int]:
+    """Samples per part of the call (PARTS) in a py-spy raw (collapsed) profile."""
+    out: dict[str, int] = {}
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        name = "other (Python runtime, asyncio, grpc.aio's Python layer)"
+        for frame in reversed(stack.split(";")):
+            hit = next((p for p, needles in PARTS if any(n in frame for n in needles)), None)
+            if hit is not None:
+                name = hit
+                break
+        out[name] = out.get(name, 0) + int(count)
+    return out
