@@ -14,11 +14,11 @@ import pytest
 
 from realauth.v1 import realauth_pb2 as pb
 from realauth_server.emulators.base import FaultPlan
-from realauth_server.emulators.megvii import DOC_API_KEY, GET_TOKEN, MegviiEmulator
 from realauth_server.errors import RealAuthError
-from realauth_server.providers.megvii import SANDBOX_API_KEY, SANDBOX_API_SECRET, MegviiProvider
 from realauth_server.secret import Secret
 from realauth_server.signing.megvii import data_sign, multipart, sign_fields, sign_raw
+from realauth_server.vendors.megvii.adapter import SANDBOX_API_KEY, SANDBOX_API_SECRET, MegviiProvider
+from realauth_server.vendors.megvii.emulator import DOC_API_KEY, GET_TOKEN, MegviiEmulator
 
 from .conftest import Harness, ServerFactory
 from .errors_util import decode
@@ -357,7 +357,7 @@ async def test_sign_and_argument_rows_through_the_parser(realauth: Harness) -> N
 
 
 async def test_every_table_row_is_documented_and_mapped() -> None:
-    from realauth_server.providers.megvii import ERRORS, split_error
+    from realauth_server.vendors.megvii.adapter import ERRORS, split_error
 
     codes = {r.vendor_code for r in ERRORS.rows}
     reasons = ("API_KEY_BE_DISCONTINUED", "IP_NOT_ALLOWED", "LIMIT_REACHED", "DENIED", "EXPIRED_SIGN", "INVALID_SIGN")

@@ -28,7 +28,6 @@ from .api.servicer import RealAuthServicer
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Settings, TlsSettings, check_sandbox_admin
 from .emulators.base import Emulator
-from .emulators.registry import EMULATORS
 from .http.app import build_http_app
 from .http.limits import LimitedAppRunner, max_url_for
 from .http.listen import bind_tcp, bound_port
@@ -39,11 +38,11 @@ from .interceptors.errors import ErrorInterceptor
 from .interceptors.observe import ObserveInterceptor
 from .logs import redact_value
 from .providers.base import LANDING_PATH, PUSH_PATH, Provider, ProviderContext
-from .providers.registry import KINDS
 from .service import AuthService, WatchLimits
 from .store.base import SessionStore
 from .store.factory import open_store
 from .store.retention import Retention
+from .vendors.registry import KINDS, VENDOR_RETENTION, VENDORS
 
 log = logging.getLogger("realauth")
 
@@ -202,7 +201,9 @@ class RealAuthServer:
             await store.close()
 
     async def _start(self, s: Settings, http_sock: socket.socket) -> None:
-        self.store: SessionStore = open_store(s.store, Retention(result_seconds=s.retention_seconds))
+        self.store: SessionStore = open_store(
+            s.store, Retention(result_seconds=s.retention_seconds, vendor_seconds=VENDOR_RETENTION)
+        )
         await self.store.open()
         landing_key = s.landing_secret.reveal_bytes() if s.landing_secret else await self.store.shared_secret("landing")
         redact_value(landing_key)  # generated into the store, so no Secret of the configuration holds it
@@ -213,7 +214,7 @@ class RealAuthServer:
         # Embedded emulators only ever send a browser or a push back to this realauth's own landing and push routes.
         own = (s.effective_public_url + LANDING_PATH, s.effective_public_url + PUSH_PATH)
         for kind in sorted(sandbox_kinds):
-            self.emulators[kind] = EMULATORS[kind](
+            self.emulators[kind] = VENDORS[kind].emulator_class()(
                 clock=self.clock,
                 public_url=f"{s.emulator_url}/{kind}",
                 admin=s.sandbox_admin_enabled,

@@ -10,9 +10,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import errors as E
 from ..emulators.base import Emulator, error_page
+from ..metrics import REGISTRY, track_provider
 from ..service import MAX_PUSH_BYTES, AuthService, LandingRefused
 from ..urls import location
-from .metrics import REGISTRY, track_provider
 
 
 def build_http_app(service: AuthService, emulators: Mapping[str, Emulator]) -> web.Application:

@@ -22,11 +22,9 @@ from urllib.parse import parse_qs
 
 import httpx
 
-from .. import errors as E
-from ..domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
-from ..signing.megvii import multipart, verify_data_sign
-from ..urls import with_query
-from .base import (
+from ... import errors as E
+from ...domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
+from ...providers.base import (
     ErrorTable,
     Provider,
     ProviderContext,
@@ -37,6 +35,8 @@ from .base import (
     json_body,
     push_url_for,
 )
+from ...signing.megvii import multipart, verify_data_sign
+from ...urls import with_query
 
 GET_TOKEN_PATH = "/faceid/lite/get_token"
 DO_PATH = "/faceid/lite/do"

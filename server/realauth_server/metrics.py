@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from ..admission import add_rejection_observer
-from ..providers.base import Provider, add_breaker_observer, add_retry_observer, add_vendor_observer
-from ..providers.breaker import BreakerState
-from ..service import add_idempotency_observer, add_refusal_observer
+from .admission import add_rejection_observer
+from .providers.base import Provider, add_breaker_observer, add_retry_observer, add_vendor_observer
+from .providers.breaker import BreakerState
+from .service import add_idempotency_observer, add_refusal_observer
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 

@@ -34,7 +34,23 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from ..providers.tencent import (
+from ...emulators.base import (
+    ABANDON,
+    ADMIN_PREFIX,
+    EXPIRE,
+    FAIL,
+    PASS,
+    Emulator,
+    Outcome,
+    Outcomes,
+    error_page,
+    h5_page,
+    is_http_url,
+    left_page,
+    outcome_error_page,
+)
+from ...signing.tc3 import TC3Failure, verify_tc3
+from .adapter import (
     APPLY,
     LANGUAGES,
     MAX_EXTRA,
@@ -49,22 +65,6 @@ from ..providers.tencent import (
     VENDOR_RATE_LIMIT,
     VERSION,
     VERSIONS,
-)
-from ..signing.tc3 import TC3Failure, verify_tc3
-from .base import (
-    ABANDON,
-    ADMIN_PREFIX,
-    EXPIRE,
-    FAIL,
-    PASS,
-    Emulator,
-    Outcome,
-    Outcomes,
-    error_page,
-    h5_page,
-    is_http_url,
-    left_page,
-    outcome_error_page,
 )
 
 APPLY_KEYS = ("RedirectURL", "CompareImageBase64", "Extra", "RuleId", "Config")

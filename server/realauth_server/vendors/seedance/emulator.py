@@ -17,7 +17,20 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-from ..providers.seedance import (
+from ...emulators.base import (
+    ABANDON,
+    EXPIRE,
+    PASS,
+    Emulator,
+    error_page,
+    h5_page,
+    left_page,
+    new_id,
+    outcome_error_page,
+)
+from ...emulators.kych5 import KYC_H5, redirect_params
+from ...signing.volc_v4 import SignatureError, verify_v4
+from .adapter import (
     ARK_REGION,
     ARK_SERVICE,
     ARK_VERSION,
@@ -27,9 +40,6 @@ from ..providers.seedance import (
     SANDBOX_ARK_SECRET_ACCESS_KEY,
     TOKEN_WINDOW,
 )
-from ..signing.volc_v4 import SignatureError, verify_v4
-from .base import ABANDON, EXPIRE, PASS, Emulator, error_page, h5_page, left_page, new_id, outcome_error_page
-from .kych5 import KYC_H5, redirect_params
 
 LNG = ("zh", "en", "zh-Hant")
 CREATE_PATH = "/v1/real-avatar/auth/session"

@@ -15,11 +15,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from .. import errors as E
-from ..domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
-from ..signing.bearer import BearerAuth
-from ..signing.volc_v4 import VolcV4Auth
-from .base import ErrorTable, Provider, ProviderContext, ProviderSettings, VendorErrorRule, json_body
+from ... import errors as E
+from ...domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
+from ...providers.base import ErrorTable, Provider, ProviderContext, ProviderSettings, VendorErrorRule, json_body
+from ...signing.bearer import BearerAuth
+from ...signing.volc_v4 import VolcV4Auth
 
 MODELS = ("doubao-seedance-2-0-260128", "doubao-seedance-2-0-fast-260128")
 #: BytedToken and H5Link live 120 s (seed 001; BytePlus real-human asset guide).

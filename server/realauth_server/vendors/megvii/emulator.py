@@ -27,16 +27,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from ..providers.megvii import (
-    MAX_BIZ_EXTRA,
-    MAX_BIZ_NO,
-    MAX_WEB_TITLE,
-    PROCEDURE_TYPES,
-    SANDBOX_API_KEY,
-    SANDBOX_API_SECRET,
-)
-from ..signing.megvii import SIGN_VERSION, SignError, data_sign, verify_sign
-from .base import (
+from ...emulators.base import (
     ABANDON,
     ADMIN_PREFIX,
     EXPIRE,
@@ -52,7 +43,16 @@ from .base import (
     outcome_error_page,
     text,
 )
-from .push import Pusher
+from ...emulators.push import Pusher
+from ...signing.megvii import SIGN_VERSION, SignError, data_sign, verify_sign
+from .adapter import (
+    MAX_BIZ_EXTRA,
+    MAX_BIZ_NO,
+    MAX_WEB_TITLE,
+    PROCEDURE_TYPES,
+    SANDBOX_API_KEY,
+    SANDBOX_API_SECRET,
+)
 
 #: The published example key pair of §4.3 (public documentation), so the vector verifies here too.
 DOC_API_KEY = "ICVvC_xUs6177WEtyUNwIH8J6NfGu50t"

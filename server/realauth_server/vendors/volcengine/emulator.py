@@ -25,7 +25,24 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from ..providers.volcengine import (
+from ...emulators.base import (
+    ABANDON,
+    ADMIN_PREFIX,
+    EXPIRE,
+    PASS,
+    Emulator,
+    Outcome,
+    error_page,
+    h5_page,
+    is_http_url,
+    left_page,
+    new_id,
+    outcome_error_page,
+)
+from ...emulators.kych5 import KYC_H5, redirect_params
+from ...emulators.push import Pusher
+from ...signing.volc_v4 import SignatureError, verify_v4
+from .adapter import (
     BYTED_TOKEN_WINDOW,
     DEFAULT_EXPIRE,
     EXPIRE_RANGE,
@@ -42,23 +59,6 @@ from ..providers.volcengine import (
     callback_key_bytes,
     encrypt_field,
 )
-from ..signing.volc_v4 import SignatureError, verify_v4
-from .base import (
-    ABANDON,
-    ADMIN_PREFIX,
-    EXPIRE,
-    PASS,
-    Emulator,
-    Outcome,
-    error_page,
-    h5_page,
-    is_http_url,
-    left_page,
-    new_id,
-    outcome_error_page,
-)
-from .kych5 import KYC_H5, redirect_params
-from .push import Pusher
 
 #: A key pair that signs correctly but has no CV permission (answers code 50400).
 SANDBOX_DENIED_ACCESS_KEY_ID = "AKLTsandboxrealauthnopermission"

@@ -19,11 +19,11 @@ from typing import Any, ClassVar
 
 import httpx
 
-from .. import deadlines
-from .. import errors as E
-from ..domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
-from ..signing.tc3 import TC3Auth
-from .base import ErrorTable, Provider, ProviderContext, ProviderSettings, VendorErrorRule
+from ... import deadlines
+from ... import errors as E
+from ...domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
+from ...providers.base import ErrorTable, Provider, ProviderContext, ProviderSettings, VendorErrorRule
+from ...signing.tc3 import TC3Auth
 
 SERVICE = "faceid"
 VERSION = "2018-03-01"

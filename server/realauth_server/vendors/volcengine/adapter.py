@@ -25,11 +25,9 @@ from urllib.parse import urlencode
 import httpx
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from .. import errors as E
-from ..domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
-from ..secret import Secret
-from ..signing.volc_v4 import VolcV4Auth
-from .base import (
+from ... import errors as E
+from ...domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
+from ...providers.base import (
     BOUND_TOKEN,
     ErrorTable,
     Provider,
@@ -41,6 +39,8 @@ from .base import (
     json_body,
     push_url_for,
 )
+from ...secret import Secret
+from ...signing.volc_v4 import VolcV4Auth
 
 VERSION = "2022-08-31"
 SERVICE = "cv"
