@@ -12,9 +12,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..providers.base import Provider
+from .megvii import spec as megvii
 from .megvii.adapter import MegviiProvider
+from .seedance import spec as seedance
 from .seedance.adapter import SeedanceProvider
+from .tencent import spec as tencent
 from .tencent.adapter import TencentProvider
+from .volcengine import spec as volcengine
 from .volcengine.adapter import VolcengineProvider
 
 if TYPE_CHECKING:
@@ -42,10 +46,14 @@ class Vendor:
 
 
 VENDORS: Mapping[str, Vendor] = {
-    SeedanceProvider.kind: Vendor(SeedanceProvider, ".seedance.emulator:SeedanceEmulator", 120.0),
-    VolcengineProvider.kind: Vendor(VolcengineProvider, ".volcengine.emulator:VolcengineEmulator", 3_600.0),
-    MegviiProvider.kind: Vendor(MegviiProvider, ".megvii.emulator:MegviiEmulator", 86_400.0),
-    TencentProvider.kind: Vendor(TencentProvider, ".tencent.emulator:TencentEmulator", 3 * 86_400.0),
+    # BytedToken exchangeable for 120 s; the GroupId is only ever ours afterwards.
+    "seedance": Vendor(SeedanceProvider, ".seedance.emulator:SeedanceEmulator", seedance.TOKEN_WINDOW),
+    # CertVerifyQuery data kept 1 h.
+    "volcengine": Vendor(VolcengineProvider, ".volcengine.emulator:VolcengineEmulator", volcengine.QUERY_KEEP),
+    # get_result kept 1 day (at most 3 calls).
+    "megvii": Vendor(MegviiProvider, ".megvii.emulator:MegviiEmulator", megvii.RESULT_WINDOW),
+    # GetWebVerificationResultIntl answers for 3 days.
+    "tencent": Vendor(TencentProvider, ".tencent.emulator:TencentEmulator", tencent.RESULT_WINDOW),
 }
 
 #: Adapter class per kind (what config validation and the server build instances from).

@@ -37,32 +37,26 @@ from ...providers.base import (
 )
 from ...signing.megvii import multipart, verify_data_sign
 from ...urls import with_query
+from .spec import (
+    DEFAULT_LINK_TTL,
+    DO_PATH,
+    FINAL_STATUSES,
+    GET_RESULT_PATH,
+    GET_TOKEN_PATH,
+    LANGUAGE,
+    MAX_BIZ_EXTRA,
+    MAX_BIZ_NO,
+    MAX_IMAGE,
+    MAX_WEB_TITLE,
+    PENDING_STATUSES,
+    PROCEDURE_TYPES,
+    RESULT_PASSED,
+    RESULT_WINDOW,
+    SANDBOX_API_KEY,
+    SANDBOX_API_SECRET,
+)
 
-GET_TOKEN_PATH = "/faceid/lite/get_token"
-DO_PATH = "/faceid/lite/do"
-GET_RESULT_PATH = "/faceid/lite/get_result"
-
-#: get_result keeps a result one day (and answers three calls) — the exchange window.
-RESULT_WINDOW = 86_400.0
-#: Link lifetime when get_token gives no ``expired_time`` (not documented in our sources; see docs).
-DEFAULT_LINK_TTL = 3_600.0
-#: result_code of a passed verification (same person, live).
-RESULT_PASSED = 1000
-
-#: procedure_type values in Megvii's H5 docs: video (default), still, flash, meglive_flash, selfie
-#: (basic H5 get_token / get_result ``return_image``) and will (advanced H5, ``will_result``).
-PROCEDURE_TYPES = ("video", "still", "flash", "meglive_flash", "selfie", "will")
-#: get_token ``language`` per realauth locale (https://faceid.com/document/faceid-guide-docs/oversea_h5_get_token).
-LANGUAGE = {"en": "0", "zh": "1", "zh-Hant": "1"}
-#: Lite ``status`` values that end the flow (NOT_STARTED / PROCESSING do not).
-FINAL_STATUSES = ("OK", "FAILED", "CANCELLED", "TIMEOUT", "WEBRTC_UNSUPPORTED")
-PENDING_STATUSES = ("NOT_STARTED", "PROCESSING")
-
-MAX_BIZ_NO = 128  # bytes
-MAX_BIZ_EXTRA = 4096  # bytes
-MAX_WEB_TITLE = 32  # bytes
 MAX_IDCARD_FIELD = 64  # bytes (our bound: names and numbers are far shorter)
-MAX_IMAGE = 2 * 1024 * 1024  # bytes: Megvii's usual per-image limit
 #: In a GET return every string of ``data`` is JSON-escaped, then percent-encoded: a control character (allowed
 #: in biz_extra_data) becomes ``\u00XX`` and then ``%5Cu00XX``, 8 URL characters for one byte — the worst case.
 URL_CHARS_PER_BYTE = 8
@@ -76,10 +70,6 @@ MAX_GET_RETURN_QUERY = (MAX_BIZ_EXTRA + MAX_BIZ_NO + 2 * MAX_IDCARD_FIELD) * URL
 #: Query marker of the notify_url earlier versions derived from the landing URL: a notification arriving
 #: at the landing (a session created before the push route existed) is still ignored there.
 NOTIFY_MARK = "realauth_notify"
-
-#: Sandbox credentials accepted by the built-in emulator (public: they grant nothing real).
-SANDBOX_API_KEY = "sandbox-megvii-api-key"
-SANDBOX_API_SECRET = "sandbox-megvii-api-secret"
 
 
 class _RedactQuerySecrets(logging.Filter):

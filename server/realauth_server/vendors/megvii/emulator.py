@@ -45,14 +45,7 @@ from ...emulators.base import (
 )
 from ...emulators.push import Pusher
 from ...signing.megvii import SIGN_VERSION, SignError, data_sign, verify_sign
-from .adapter import (
-    MAX_BIZ_EXTRA,
-    MAX_BIZ_NO,
-    MAX_WEB_TITLE,
-    PROCEDURE_TYPES,
-    SANDBOX_API_KEY,
-    SANDBOX_API_SECRET,
-)
+from .spec import MAX_BIZ_EXTRA, MAX_BIZ_NO, MAX_WEB_TITLE, PROCEDURE_TYPES, SANDBOX_API_KEY, SANDBOX_API_SECRET
 
 #: The published example key pair of §4.3 (public documentation), so the vector verifies here too.
 DOC_API_KEY = "ICVvC_xUs6177WEtyUNwIH8J6NfGu50t"

@@ -20,23 +20,20 @@ from ...domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession
 from ...providers.base import ErrorTable, Provider, ProviderContext, ProviderSettings, VendorErrorRule, json_body
 from ...signing.bearer import BearerAuth
 from ...signing.volc_v4 import VolcV4Auth
+from .spec import (
+    ARK_ACTIONS,
+    ARK_REGION,
+    ARK_SERVICE,
+    ARK_VERSION,
+    MODELS,
+    RESULT_OK,
+    SANDBOX_API_KEY,
+    SANDBOX_ARK_ACCESS_KEY_ID,
+    SANDBOX_ARK_SECRET_ACCESS_KEY,
+    TOKEN_WINDOW,
+)
 
-MODELS = ("doubao-seedance-2-0-260128", "doubao-seedance-2-0-fast-260128")
-#: BytedToken and H5Link live 120 s (seed 001; BytePlus real-human asset guide).
-TOKEN_WINDOW = 120.0
-#: The browser redirect's resultCode for a passed verification.
-RESULT_OK = "10000"
-
-#: Sandbox relay key accepted by the built-in emulator (public: it grants nothing real).
-SANDBOX_API_KEY = "sandbox-seedance-relay-key"
-#: Sandbox Ark access key pair accepted by the built-in emulator (public: it grants nothing real).
-SANDBOX_ARK_ACCESS_KEY_ID = "AKLTsandboxrealauthark"
-SANDBOX_ARK_SECRET_ACCESS_KEY = "c2FuZGJveC1yZWFsYXV0aC1hcms="
 TRANSPORTS = ("relay", "ark")
-ARK_VERSION = "2024-01-01"
-ARK_SERVICE = "ark"
-ARK_REGION = "cn-beijing"
-ARK_ACTIONS = {"CreateAuthSession": "CreateVisualValidateSession", "ExchangeToken": "GetVisualValidateResult"}
 
 R = VendorErrorRule
 ERRORS = ErrorTable(

@@ -30,7 +30,7 @@ from ...emulators.base import (
 )
 from ...emulators.kych5 import KYC_H5, redirect_params
 from ...signing.volc_v4 import SignatureError, verify_v4
-from .adapter import (
+from .spec import (
     ARK_REGION,
     ARK_SERVICE,
     ARK_VERSION,

@@ -24,27 +24,27 @@ from ... import errors as E
 from ...domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
 from ...providers.base import ErrorTable, Provider, ProviderContext, ProviderSettings, VendorErrorRule
 from ...signing.tc3 import TC3Auth
+from .spec import (
+    APPLY,
+    LANGUAGES,
+    MAX_EXTRA,
+    MAX_IMAGE_BASE64,
+    MAX_RULE_ID,
+    REGIONS,
+    RESULT,
+    RESULT_TOKEN_EXPIRED,
+    RESULT_WINDOW,
+    SANDBOX_REGION,
+    SANDBOX_SECRET_ID,
+    SANDBOX_SECRET_KEY,
+    SERVICE,
+    START_WINDOW,
+    VENDOR_RATE_LIMIT,
+    VERSION,
+    VERSIONS,
+)
 
-SERVICE = "faceid"
-VERSION = "2018-03-01"
-APPLY = "ApplyWebVerificationBizTokenIntl"
-RESULT = "GetWebVerificationResultIntl"
-#: Seed 004 lists the first three; the newest API page adds ap-hongkong and sa-saopaulo.
-REGIONS = ("ap-bangkok", "ap-jakarta", "ap-singapore", "ap-hongkong", "sa-saopaulo")
-DEFAULT_BASE_URL = "https://faceid.intl.tencentcloudapi.com/"
-#: BizToken: 10 minutes to start the verification (doc 56227; SDK docstring).
-START_WINDOW = 600.0
-#: The result can be fetched repeatedly for 3 days (doc 56226).
-RESULT_WINDOW = 259_200.0
-#: Documented per-action ceiling (seed 004, doc 56226).
-VENDOR_RATE_LIMIT = 20
-MAX_IMAGE_BASE64 = 8 * 1024 * 1024
-MAX_EXTRA = 1000
-MAX_RULE_ID = 128
-
-LANGUAGES = ("th", "en", "zh-cn", "zh-tc", "id")
 LOCALE_LANGUAGE = {"zh": "zh-cn", "en": "en", "zh-Hant": "zh-tc"}
-VERSIONS = ("BASIC", "PLUS")
 INT_RANGES = {
     "check_mode": ("CheckMode", 1, 4),
     "security_level": ("SecurityLevel", 1, 4),
@@ -66,10 +66,6 @@ ACTIONS_RE = re.compile(r"^[a-z]+(,[a-z]+){0,9}$")
 WARNINGS_RE = re.compile(r"^-?\d{1,6}(,-?\d{1,6}){0,31}$")
 BASE64_RE = re.compile(rb"^[A-Za-z0-9+/\r\n]+={0,2}\s*$")
 
-#: Sandbox credentials the built-in emulator accepts (public: they grant nothing real).
-SANDBOX_SECRET_ID = "AKIDrealauthSandbox0000000000000000"
-SANDBOX_SECRET_KEY = "realauthSandboxTencentKey000000000"
-SANDBOX_REGION = "ap-singapore"
 
 R = VendorErrorRule
 ERRORS = ErrorTable(
@@ -120,9 +116,6 @@ ERRORS = ErrorTable(
         R("UnauthorizedOperation.NonAuthorize", E.ProviderAuthFailed, False, 200, "account identity not verified"),
     ]
 )
-
-#: GetWebVerificationResultIntl ErrorCode values that are not a verdict on the person.
-RESULT_TOKEN_EXPIRED = 15
 
 
 class RateWindow:

@@ -50,7 +50,7 @@ from ...emulators.base import (
     outcome_error_page,
 )
 from ...signing.tc3 import TC3Failure, verify_tc3
-from .adapter import (
+from .spec import (
     APPLY,
     LANGUAGES,
     MAX_EXTRA,

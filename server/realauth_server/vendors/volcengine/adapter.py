@@ -41,33 +41,30 @@ from ...providers.base import (
 )
 from ...secret import Secret
 from ...signing.volc_v4 import VolcV4Auth
+from .callback import callback_key_bytes
+from .spec import (
+    BYTED_TOKEN_WINDOW,
+    DEFAULT_EXPIRE,
+    EXPIRE_RANGE,
+    MOTIONS,
+    PUSH_FIELDS,
+    QUERY_KEEP,
+    REGION,
+    RESULT_OK,
+    SANDBOX_ACCESS_KEY_ID,
+    SANDBOX_CALLBACK_CLIENT,
+    SANDBOX_CALLBACK_KEY,
+    SANDBOX_ROLE_TRN,
+    SANDBOX_SECRET_ACCESS_KEY,
+    SERVICE,
+    STS_VERSION,
+    VERSION,
+)
 
-VERSION = "2022-08-31"
-SERVICE = "cv"
-REGION = "cn-north-1"
-STS_VERSION = "2018-01-01"
-RESULT_OK = 10000
-#: config_id lifetime when expire_duration is not given, and its range (seed 002).
-DEFAULT_EXPIRE = 900
-EXPIRE_RANGE = (60, 7200)
-#: byted_token from CertH5Token: 60 min, one verification.
-BYTED_TOKEN_WINDOW = 3600.0
-#: CertVerifyQuery keeps a result 1 h after the verification.
-QUERY_KEEP = 3600.0
 #: STS session length asked for (AssumeRole allows 900–43200 s); must outlive any config.
 STS_DURATION = 3 * 3600
-MOTIONS = ("0", "1", "2", "3")
 
-#: Sandbox credentials the built-in emulator accepts (public: they grant nothing real).
-SANDBOX_ACCESS_KEY_ID = "AKLTsandboxrealauthvolcengine"
-SANDBOX_SECRET_ACCESS_KEY = "c2FuZGJveC1yZWFsYXV0aC12b2xjZW5naW5lLXNr"
-SANDBOX_ROLE_TRN = "trn:iam::2100000000:role/realauth-sandbox-h5"
-#: A callback client registered with the built-in emulator, and its 128-bit key (public, sandbox only).
-SANDBOX_CALLBACK_CLIENT = "realauth-sandbox"
-SANDBOX_CALLBACK_KEY = "hex:7362782d63616c6c6261636b2d6b6579"
 
-#: Encrypted fields of the callback body (seed 002 CallBackInfo); ``result`` alone is plain.
-PUSH_FIELDS = ("source_comp_details", "verify_req_measure_info", "verify_algorithm_base_resp", "byted_token")
 BYTED_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 R = VendorErrorRule
@@ -190,35 +187,6 @@ def build_config_body(options: Any, redirect_url: str) -> dict[str, Any]:
             body["expire_duration"] = v
     h5["redirect_url"] = redirect_url
     return body
-
-
-def callback_key_bytes(text: str) -> bytes:
-    """The 128-bit callback key from its configured form: ``hex:<32 hex>``, ``base64:<…>`` or 16 raw characters.
-
-    The error names the form, never the value.
-    """
-    if text.startswith("hex:"):
-        try:
-            key = bytes.fromhex(text[4:])
-        except ValueError:
-            raise ValueError("callback_key: hex: must be followed by 32 hexadecimal digits") from None
-    elif text.startswith("base64:"):
-        try:
-            key = base64.b64decode(text[7:], validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("callback_key: base64: must be followed by standard base64") from None
-    else:
-        key = text.encode("utf-8")
-    if len(key) != 16:
-        raise ValueError("callback_key must be 128 bits: 16 raw characters, hex:<32 digits> or base64:<16 bytes>")
-    return key
-
-
-def encrypt_field(key: bytes, plain: bytes) -> str:
-    """The vendor's field encryption: AES-128-CBC, IV = key, PKCS#7-style padding, standard base64."""
-    pad = 16 - len(plain) % 16
-    enc = Cipher(algorithms.AES(key), modes.CBC(key)).encryptor()
-    return base64.b64encode(enc.update(plain + bytes([pad]) * pad) + enc.finalize()).decode()
 
 
 def decrypt_field(key: bytes, value: object, name: str) -> bytes:

@@ -42,7 +42,8 @@ from ...emulators.base import (
 from ...emulators.kych5 import KYC_H5, redirect_params
 from ...emulators.push import Pusher
 from ...signing.volc_v4 import SignatureError, verify_v4
-from .adapter import (
+from .callback import callback_key_bytes, encrypt_field
+from .spec import (
     BYTED_TOKEN_WINDOW,
     DEFAULT_EXPIRE,
     EXPIRE_RANGE,
@@ -56,8 +57,6 @@ from .adapter import (
     SANDBOX_SECRET_ACCESS_KEY,
     STS_VERSION,
     VERSION,
-    callback_key_bytes,
-    encrypt_field,
 )
 
 #: A key pair that signs correctly but has no CV permission (answers code 50400).
