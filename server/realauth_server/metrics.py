@@ -1,13 +1,14 @@
-"""Prometheus metrics, served on the HTTP side at /metrics. Labels never carry ids or secrets."""
+"""Prometheus metrics, served on the HTTP side at /metrics. Labels never carry ids or secrets.
+
+Neutral: it imports nothing of realauth, so every layer that counts something (providers, service, admission,
+interceptors, http) calls the functions below directly.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from collections.abc import Iterable
 
-from .admission import add_rejection_observer
-from .providers.base import Provider, add_breaker_observer, add_retry_observer, add_vendor_observer
-from .providers.breaker import BreakerState
-from .service import add_idempotency_observer, add_refusal_observer
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -56,19 +57,18 @@ REJECTED_TOTAL = Counter(
 )
 
 
-def _observe_vendor(provider: Provider, action: str, outcome: str, seconds: float) -> None:
-    VENDOR_TOTAL.labels(provider.name, provider.kind, action, outcome).inc()
-    VENDOR_LATENCY.labels(provider.name, action, outcome).observe(seconds)
+def vendor_call(provider: str, kind: str, action: str, outcome: str, seconds: float) -> None:
+    VENDOR_TOTAL.labels(provider, kind, action, outcome).inc()
+    VENDOR_LATENCY.labels(provider, action, outcome).observe(seconds)
 
 
-add_vendor_observer(_observe_vendor)
-
-
-def _observe_refusal(route: str, provider: str, reason: str) -> None:
+def refusal(route: str, provider: str, reason: str) -> None:
     REFUSED_TOTAL.labels(route, provider, reason).inc()
 
 
-add_refusal_observer(_observe_refusal)
+def rejection(reason: str, scope: str) -> None:
+    REJECTED_TOTAL.labels(reason, scope).inc()
+
 
 BREAKER_STATE = Gauge(
     "realauth_provider_circuit_state",
@@ -97,27 +97,20 @@ IDEMPOTENCY_EVENTS = Counter(
 )
 
 
-def _observe_breaker(provider: Provider, old: BreakerState, new: BreakerState) -> None:
-    for state in BreakerState:
-        BREAKER_STATE.labels(provider.name, state.value).set(1 if state is new else 0)
-    BREAKER_TRANSITIONS.labels(provider.name, new.value).inc()
+def breaker_state(provider: str, states: Iterable[str], current: str) -> None:
+    """Publish a provider's breaker state (1 for ``current``, 0 for the other ``states``)."""
+    for state in states:
+        BREAKER_STATE.labels(provider, state).set(1 if state == current else 0)
 
 
-def _observe_retry(provider: Provider, action: str, allowed: bool) -> None:
-    VENDOR_RETRIES.labels(provider.name, "allowed" if allowed else "refused").inc()
+def breaker_transition(provider: str, states: Iterable[str], new: str) -> None:
+    breaker_state(provider, states, new)
+    BREAKER_TRANSITIONS.labels(provider, new).inc()
 
 
-def _observe_idempotency(event: str) -> None:
+def retry(provider: str, *, allowed: bool) -> None:
+    VENDOR_RETRIES.labels(provider, "allowed" if allowed else "refused").inc()
+
+
+def idempotency_event(event: str) -> None:
     IDEMPOTENCY_EVENTS.labels(event).inc()
-
-
-def track_provider(provider: Provider) -> None:
-    """Publish a provider's breaker state from the start (closed), not only after its first transition."""
-    for state in BreakerState:
-        BREAKER_STATE.labels(provider.name, state.value).set(1 if state is provider.breaker.state else 0)
-
-
-add_breaker_observer(_observe_breaker)
-add_retry_observer(_observe_retry)
-add_idempotency_observer(_observe_idempotency)
-add_rejection_observer(lambda reason, scope: REJECTED_TOTAL.labels(reason, scope).inc())

@@ -37,11 +37,12 @@ from .interceptors.deadline import DeadlineInterceptor
 from .interceptors.errors import ErrorInterceptor
 from .interceptors.observe import ObserveInterceptor
 from .logs import redact_value
-from .providers.base import LANDING_PATH, PUSH_PATH, Provider, ProviderContext
+from .providers.base import Provider, ProviderContext
 from .service import AuthService, WatchLimits
 from .store.base import SessionStore
 from .store.factory import open_store
 from .store.retention import Retention
+from .urls import LANDING_PATH, PUSH_PATH
 from .vendors.registry import KINDS, VENDOR_RETENTION, VENDORS
 
 log = logging.getLogger("realauth")
@@ -239,7 +240,7 @@ class RealAuthServer:
         rates = {t.name: t.rate_limit for t in s.tenants if t.rate_limit is not None}
 
         self.http_runner = LimitedAppRunner(
-            build_http_app(self.service, self.emulators),
+            build_http_app(self.service, {kind: e.app() for kind, e in self.emulators.items()}),
             header_timeout=s.http_header_timeout_seconds,
             max_url=max_url_for(p.max_landing_query for p in self.providers.values()),
             access_log=None,

@@ -11,20 +11,20 @@ import random
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import credentials, deadlines, paging
+from . import credentials, deadlines, metrics, paging
 from . import errors as E
 from .admission import InFlight, KeyedInFlight
 from .clock import Clock
 from .domain import AuthSession, CreateParams, SessionState, VerificationResult, new_session_id
-from .providers.base import BOUND_TOKEN, LANDING_PATH, PUSH_PATH, Provider, PushRejected
+from .providers.base import BOUND_TOKEN, Provider, PushRejected
 from .store.base import SessionFilter, SessionStore, StoreConflict, unknown_outcome_marker, vendor_token_key
 from .text import unsafe_char
-from .urls import URLRejected, normalize_callback_url, with_query
+from .urls import LANDING_PATH, PUSH_PATH, URLRejected, normalize_callback_url, with_query
 
 log = logging.getLogger("realauth.service")
 
@@ -52,17 +52,10 @@ DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000
 #: The create parameters an idempotency key is bound to (CreateAuthSessionRequest field names).
 FINGERPRINT_FIELDS = ("provider", "model", "callback_url", "subject_id", "locale", "options")
 
-#: Hook set by the metrics module (the service never imports http/): idempotency events by name.
-_idempotency_observers: list[Callable[[str], None]] = []
-
-
-def add_idempotency_observer(fn: Callable[[str], None]) -> None:
-    _idempotency_observers.append(fn)
-
 
 def observe_idempotency(event: str) -> None:
-    for fn in _idempotency_observers:
-        fn(event)
+    """Count an idempotency outcome: replayed, key_reused, outcome_unknown, retry_after_unknown."""
+    metrics.idempotency_event(event)
 
 
 @dataclass(frozen=True)
@@ -149,18 +142,9 @@ class TokenClaimed(E.AccessDenied):
     """The vendor token this result was fetched or pushed with already completed another session."""
 
 
-#: Called with (route, provider, reason) for every refused landing, push or claim (the metrics hook, so
-#: this layer needs no metrics import). Routes: landing, push, exchange.
-_refusal_observers: list[Callable[[str, str, str], None]] = []
-
-
-def add_refusal_observer(fn: Callable[[str, str, str], None]) -> None:
-    _refusal_observers.append(fn)
-
-
 def note_refusal(route: str, provider: str, reason: str) -> None:
-    for fn in _refusal_observers:
-        fn(route, provider, reason)
+    """Count a refused landing, push or claim. Routes: landing, push, exchange."""
+    metrics.refusal(route, provider, reason)
 
 
 class PushRefused(LandingRefused):

@@ -9,16 +9,18 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import errors as E
-from ..emulators.base import Emulator, error_page
-from ..metrics import REGISTRY, track_provider
+from ..metrics import REGISTRY
+from ..providers.base import track_breaker
 from ..service import MAX_PUSH_BYTES, AuthService, LandingRefused
 from ..urls import location
+from .pages import error_page
 
 
-def build_http_app(service: AuthService, emulators: Mapping[str, Emulator]) -> web.Application:
+def build_http_app(service: AuthService, sandboxes: Mapping[str, web.Application]) -> web.Application:
+    """The HTTP side; ``sandboxes`` are the embedded emulators' apps by kind (wired by server.py)."""
     app = web.Application(client_max_size=16 * 1024 * 1024)
     for provider in service.providers.values():
-        track_provider(provider)
+        track_breaker(provider)
 
     async def landing(request: web.Request) -> web.StreamResponse:
         query: dict[str, str] = dict(request.query)
@@ -81,6 +83,6 @@ def build_http_app(service: AuthService, emulators: Mapping[str, Emulator]) -> w
     app.router.add_route("GET", "/v1/callback/{session_id}/{sig}", landing)
     app.router.add_route("POST", "/v1/callback/{session_id}/{sig}", landing)
     app.router.add_post("/v1/push/{session_id}/{sig}", push)
-    for vendor, emulator in emulators.items():
-        app.add_subapp(f"/sandbox/{vendor}/", emulator.app())
+    for vendor, sandbox in sandboxes.items():
+        app.add_subapp(f"/sandbox/{vendor}/", sandbox)
     return app

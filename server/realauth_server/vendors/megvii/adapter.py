@@ -33,10 +33,9 @@ from ...providers.base import (
     PushResult,
     VendorErrorRule,
     json_body,
-    push_url_for,
 )
 from ...signing.megvii import multipart, verify_data_sign
-from ...urls import with_query
+from ...urls import push_url_for, with_query
 from .spec import (
     DEFAULT_LINK_TTL,
     DO_PATH,

@@ -36,15 +36,14 @@ from ...emulators.base import (
     Emulator,
     Outcome,
     Outcomes,
-    error_page,
     h5_page,
-    is_http_url,
     left_page,
     outcome_error_page,
-    text,
 )
 from ...emulators.push import Pusher
+from ...http.pages import error_page, text
 from ...signing.megvii import SIGN_VERSION, SignError, data_sign, verify_sign
+from ...urls import is_http_url
 from .spec import MAX_BIZ_EXTRA, MAX_BIZ_NO, MAX_WEB_TITLE, PROCEDURE_TYPES, SANDBOX_API_KEY, SANDBOX_API_SECRET
 
 #: The published example key pair of §4.3 (public documentation), so the vector verifies here too.

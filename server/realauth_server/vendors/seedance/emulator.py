@@ -17,18 +17,9 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-from ...emulators.base import (
-    ABANDON,
-    EXPIRE,
-    PASS,
-    Emulator,
-    error_page,
-    h5_page,
-    left_page,
-    new_id,
-    outcome_error_page,
-)
+from ...emulators.base import ABANDON, EXPIRE, PASS, Emulator, h5_page, left_page, new_id, outcome_error_page
 from ...emulators.kych5 import KYC_H5, redirect_params
+from ...http.pages import error_page
 from ...signing.volc_v4 import SignatureError, verify_v4
 from .spec import (
     ARK_REGION,

@@ -43,13 +43,13 @@ from ...emulators.base import (
     Emulator,
     Outcome,
     Outcomes,
-    error_page,
     h5_page,
-    is_http_url,
     left_page,
     outcome_error_page,
 )
+from ...http.pages import error_page
 from ...signing.tc3 import TC3Failure, verify_tc3
+from ...urls import is_http_url
 from .spec import (
     APPLY,
     LANGUAGES,

@@ -37,10 +37,10 @@ from ...providers.base import (
     PushResult,
     VendorErrorRule,
     json_body,
-    push_url_for,
 )
 from ...secret import Secret
 from ...signing.volc_v4 import VolcV4Auth
+from ...urls import push_url_for
 from .callback import callback_key_bytes
 from .spec import (
     BYTED_TOKEN_WINDOW,

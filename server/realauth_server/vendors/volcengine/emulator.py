@@ -32,16 +32,16 @@ from ...emulators.base import (
     PASS,
     Emulator,
     Outcome,
-    error_page,
     h5_page,
-    is_http_url,
     left_page,
     new_id,
     outcome_error_page,
 )
 from ...emulators.kych5 import KYC_H5, redirect_params
 from ...emulators.push import Pusher
+from ...http.pages import error_page
 from ...signing.volc_v4 import SignatureError, verify_v4
+from ...urls import is_http_url
 from .callback import callback_key_bytes, encrypt_field
 from .spec import (
     BYTED_TOKEN_WINDOW,
