@@ -1,8 +1,9 @@
 """Bounds that refuse work at once instead of queueing it (docs/reliability.md).
 
 Past a bound a call gets ``Overloaded`` (RESOURCE_EXHAUSTED with RetryInfo) immediately: it never waits for its
-deadline holding memory and a vendor connection. Every refusal is counted (:mod:`.metrics`) and is logged at most
-once per :data:`LOG_INTERVAL` per bound, so a flood of refusals cannot flood the logs too.
+deadline holding memory and a vendor connection. Every refusal goes to the observers (the metrics module registers
+one, keeping this module free of a metrics dependency) and is logged at most once per :data:`LOG_INTERVAL` per bound,
+so a flood of refusals cannot flood the logs too.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from . import metrics
 from .errors import Overloaded
 
 log = logging.getLogger("realauth.admission")
@@ -21,6 +21,13 @@ log = logging.getLogger("realauth.admission")
 LOG_INTERVAL = 10.0
 #: RetryInfo delay suggested with an in-flight refusal: in-flight calls usually end within a vendor round trip.
 RETRY_AFTER = 1.0
+
+_observers: list[Callable[[str, str], None]] = []
+
+
+def add_rejection_observer(fn: Callable[[str, str], None]) -> None:
+    """``fn(reason, scope)`` is called for every refusal (reason: the error code; scope: which bound)."""
+    _observers.append(fn)
 
 
 class _LogThrottle:
@@ -49,7 +56,8 @@ _THROTTLE = _LogThrottle()
 
 def record_rejection(reason: str, scope: str, name: str, limit: int | float) -> None:
     """Count a refusal and log it (throttled). ``name`` is a provider or tenant name, never an id or secret."""
-    metrics.rejection(reason, scope)
+    for fn in _observers:
+        fn(reason, scope)
     count = _THROTTLE.take((reason, scope, name))
     if count:
         log.warning(

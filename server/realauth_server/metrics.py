@@ -1,7 +1,7 @@
 """Prometheus metrics, served on the HTTP side at /metrics. Labels never carry ids or secrets.
 
-Neutral: it imports nothing of realauth, so every layer that counts something (providers, service, admission,
-interceptors, http) calls the functions below directly.
+Neutral: it imports nothing of realauth, so any layer may count here (interceptors do directly; http/metrics.py
+registers the providers', service's and admission's observer hooks onto the functions below).
 """
 
 from __future__ import annotations

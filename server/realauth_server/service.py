@@ -11,12 +11,12 @@ import random
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import credentials, deadlines, metrics, paging
+from . import credentials, deadlines, paging
 from . import errors as E
 from .admission import InFlight, KeyedInFlight
 from .clock import Clock
@@ -52,10 +52,17 @@ DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 1000
 #: The create parameters an idempotency key is bound to (CreateAuthSessionRequest field names).
 FINGERPRINT_FIELDS = ("provider", "model", "callback_url", "subject_id", "locale", "options")
 
+#: Hook set by the metrics module (the service never imports http/): idempotency events by name.
+_idempotency_observers: list[Callable[[str], None]] = []
+
+
+def add_idempotency_observer(fn: Callable[[str], None]) -> None:
+    _idempotency_observers.append(fn)
+
 
 def observe_idempotency(event: str) -> None:
-    """Count an idempotency outcome: replayed, key_reused, outcome_unknown, retry_after_unknown."""
-    metrics.idempotency_event(event)
+    for fn in _idempotency_observers:
+        fn(event)
 
 
 @dataclass(frozen=True)
@@ -142,9 +149,18 @@ class TokenClaimed(E.AccessDenied):
     """The vendor token this result was fetched or pushed with already completed another session."""
 
 
+#: Called with (route, provider, reason) for every refused landing, push or claim (the metrics hook, so
+#: this layer needs no metrics import). Routes: landing, push, exchange.
+_refusal_observers: list[Callable[[str, str, str], None]] = []
+
+
+def add_refusal_observer(fn: Callable[[str, str, str], None]) -> None:
+    _refusal_observers.append(fn)
+
+
 def note_refusal(route: str, provider: str, reason: str) -> None:
-    """Count a refused landing, push or claim. Routes: landing, push, exchange."""
-    metrics.refusal(route, provider, reason)
+    for fn in _refusal_observers:
+        fn(route, provider, reason)
 
 
 class PushRefused(LandingRefused):

@@ -10,9 +10,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import errors as E
 from ..metrics import REGISTRY
-from ..providers.base import track_breaker
 from ..service import MAX_PUSH_BYTES, AuthService, LandingRefused
 from ..urls import location
+from .metrics import track_provider
 from .pages import error_page
 
 
@@ -20,7 +20,7 @@ def build_http_app(service: AuthService, sandboxes: Mapping[str, web.Application
     """The HTTP side; ``sandboxes`` are the embedded emulators' apps by kind (wired by server.py)."""
     app = web.Application(client_max_size=16 * 1024 * 1024)
     for provider in service.providers.values():
-        track_breaker(provider)
+        track_provider(provider)
 
     async def landing(request: web.Request) -> web.StreamResponse:
         query: dict[str, str] = dict(request.query)

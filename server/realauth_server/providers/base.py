@@ -21,7 +21,7 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from .. import credentials, deadlines, metrics
+from .. import credentials, deadlines
 from ..admission import InFlight
 from ..clock import Clock
 from ..domain import AuthSession, CreateParams, Landing, VendorSession, VerificationResult
@@ -425,13 +425,13 @@ def is_sickness(exc: RealAuthError) -> bool:
     return isinstance(exc, ProviderUnavailable | ProviderTimeout | ProviderError) and not isinstance(exc, CircuitOpen)
 
 
-def track_breaker(provider: Provider) -> None:
-    """Publish a provider's breaker state from the start (closed), not only after its first transition."""
-    metrics.breaker_state(provider.name, [s.value for s in BreakerState], provider.breaker.state.value)
+#: Hook set by the metrics module (keeps providers free of a metrics dependency).
+_vendor_observers: list[Callable[[Provider, str, str, float], None]] = []
 
 
 def observe_vendor_call(provider: Provider, action: str, outcome: str, seconds: float) -> None:
-    metrics.vendor_call(provider.name, provider.kind, action, outcome, seconds)
+    for fn in _vendor_observers:
+        fn(provider, action, outcome, seconds)
     log.info(
         "vendor call",
         extra={
@@ -444,8 +444,18 @@ def observe_vendor_call(provider: Provider, action: str, outcome: str, seconds: 
     )
 
 
+def add_vendor_observer(fn: Callable[[Provider, str, str, float], None]) -> None:
+    _vendor_observers.append(fn)
+
+
+#: Breaker transitions (provider, from, to) and retry-budget decisions (provider, action, allowed).
+_breaker_observers: list[Callable[[Provider, BreakerState, BreakerState], None]] = []
+_retry_observers: list[Callable[[Provider, str, bool], None]] = []
+
+
 def observe_breaker(provider: Provider, old: BreakerState, new: BreakerState, why: str) -> None:
-    metrics.breaker_transition(provider.name, [s.value for s in BreakerState], new.value)
+    for fn in _breaker_observers:
+        fn(provider, old, new)
     level = logging.WARNING if new is BreakerState.OPEN else logging.INFO
     log.log(
         level,
@@ -454,10 +464,19 @@ def observe_breaker(provider: Provider, old: BreakerState, new: BreakerState, wh
     )
 
 
+def add_breaker_observer(fn: Callable[[Provider, BreakerState, BreakerState], None]) -> None:
+    _breaker_observers.append(fn)
+
+
 def observe_retry(provider: Provider, action: str, *, allowed: bool) -> None:
-    metrics.retry(provider.name, allowed=allowed)
+    for fn in _retry_observers:
+        fn(provider, action, allowed)
     if not allowed:
         log.info("vendor retry refused by the retry budget", extra={"provider": provider.name, "action": action})
+
+
+def add_retry_observer(fn: Callable[[Provider, str, bool], None]) -> None:
+    _retry_observers.append(fn)
 
 
 def json_body(response: httpx.Response, *, provider: str, action: str) -> dict[str, Any]:
