@@ -183,3 +183,9 @@ def test_retention_is_each_vendors_documented_result_window() -> None:
     from realauth_server.vendors.registry import VENDOR_RETENTION
 
     assert VENDOR_RETENTION == {"seedance": 120, "volcengine": 3600, "megvii": DAY, "tencent": 3 * DAY}
+
+
+def test_every_vendor_package_has_pinned_facts() -> None:
+    """A new vendors/<kind>/ package must add its rows here (else its facts would go unchecked)."""
+    packages = sorted(p.name for p in VENDORS.iterdir() if (p / "spec.py").exists())
+    assert packages == KINDS == sorted(EMULATOR)

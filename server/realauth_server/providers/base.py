@@ -1,8 +1,8 @@
 """The small interface every vendor adapter implements, and what they share.
 
 An adapter is one module: settings parsing, request building and signing (through
-``realauth_server.signing``), response parsing and its vendor error table. Adding a vendor is that
-module plus one line in ``providers.registry``.
+``realauth_server.signing``), response parsing and its vendor error table. Adding a vendor is one
+package under ``vendors/`` plus one line in ``vendors.registry`` (docs/providers.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Megvii FaceID, through its H5 "lite" flow (vendors.md §4.2), with the v5 error table (seed 003, §4.4).
+"""Megvii FaceID, through its H5 "lite" flow, with the v5 error table
+(https://faceid.com/document/faceid-guide-docs/adv_h5_get_token, app_api_authentication; facts in spec.py).
 
 Create: ``POST /faceid/lite/get_token`` (form-data, ``api_key``/``api_secret`` fields) → ``token``,
 ``biz_id``; the person opens ``/faceid/lite/do?token=…``. The browser comes back to realauth's landing
@@ -359,7 +360,10 @@ class MegviiProvider(Provider):
         )
 
     def parse_push(self, session: AuthSession, body: bytes, content_type: str) -> PushResult | None:
-        """The lite ``notify_url`` POST: form ``data=<json>&sign=sha1(api_secret + data)`` (vendors.md §4.2)."""
+        """The lite ``notify_url`` POST: form ``data=<json>&sign=sha1(api_secret + data)``.
+
+        (https://v2.faceid.com/document/faceid-guide-docs/adv_h5_return_notify_url)
+        """
         # The body decides, not the Content-Type header (a form is documented; the header is not).
         try:
             form = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True, max_num_fields=20)

@@ -1,9 +1,10 @@
-"""Seedance 2.0 real-avatar auth (ByteDance), through the relay (seeds 000 and 001) or Ark directly.
+"""Seedance 2.0 real-avatar auth (ByteDance), through the relay
+(https://doc.aimanyi.top/api-467133497.html) or Ark directly; the documented facts are in spec.py.
 
 Relay: ``POST /v1/real-avatar/auth/session`` → ``BytedToken`` + ``H5Link``;
 ``POST /v1/real-avatar/groups/from-token`` → ``GroupId``, within 120 s of creation.
-Ark (``transport = "ark"``, vendors.md §1.2): the same two steps as the Volcengine OpenAPI actions
-``CreateVisualValidateSession`` / ``GetVisualValidateResult`` (Version 2024-01-01) on
+Ark (``transport = "ark"``, https://docs.byteplus.com/en/docs/ModelArk/2333589): the same two steps as the
+Volcengine OpenAPI actions ``CreateVisualValidateSession`` / ``GetVisualValidateResult`` (Version 2024-01-01) on
 open.volcengineapi.com, V4-signed with service ``ark``, region ``cn-beijing``.
 """
 

@@ -1,9 +1,10 @@
-"""Emulator of the Seedance real-avatar relay (seeds 000 and 001), over real HTTP.
+"""Emulator of the Seedance real-avatar relay (https://doc.aimanyi.top/api-467133497.html),
+over real HTTP.
 
-Checks what the relay documents: the bearer key, ``model`` against the seed's enum,
+Checks what the relay documents: the bearer key, ``model`` against the documented enum,
 ``CallbackURL`` as an absolute URI, ``Lng`` against its enum, and the BytedToken's 120 s window
 (the H5 link must be completed, and the token exchanged, within 120 s of creation). Answers in the
-seed's envelope: ``{ResponseMetadata:{RequestId, Action, Version, Service, Region, Error}, Result}``.
+documented envelope: ``{ResponseMetadata:{RequestId, Action, Version, Service, Region, Error}, Result}``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Tencent Cloud FaceID (eKYC) Intl, mobile HTML5 flow (seed 004; vendors.md §5).
+"""Tencent Cloud FaceID (eKYC) Intl, mobile HTML5 flow
+(https://www.tencentcloud.com/document/api/1061/56227 and /56226; facts in spec.py).
 
 Create: ``ApplyWebVerificationBizTokenIntl`` → ``BizToken`` + ``VerificationURL`` (10 min to start).
 Landing: Tencent redirects to ``RedirectURL?token=<BizToken>``; the verdict is not in the redirect.
@@ -104,7 +105,7 @@ ERRORS = ErrorTable(
         R("RequestLimitExceeded.GlobalRegionUinLimitExceeded", E.RateLimited, True, 200, "cross-region rate limit"),
         # Our judgement: transient, but not in the SDK's retry set, so retried once only.
         R("InternalError", E.ProviderUnavailable, True, 200, "vendor internal error (retried once)"),
-        # Action-level (seed 004; eKYC error page 1061/55390).
+        # Action-level (56227; eKYC error page https://www.tencentcloud.com/document/product/1061/55390).
         R("InvalidParameterValue.BizTokenIllegal", E.TokenNotFound, False, 200, "unknown BizToken"),
         R("InvalidParameterValue.BizTokenExpired", E.TokenExpired, False, 200, "BizToken past its 3-day result window"),
         R("FailedOperation.ImageSizeTooLarge", E.InvalidParameter, False, 200, "CompareImageBase64 too large"),

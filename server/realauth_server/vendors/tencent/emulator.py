@@ -83,7 +83,7 @@ CONFIG_INTS = {
     "LivenessRetryLimit": (1, 99),
     "LivenessTimeout": (0, 600),
 }
-#: The SDK model spells it IDCardType; seed 004's example writes IdCardType. Both are accepted.
+#: The SDK model spells it IDCardType; the API page's example (56227) writes IdCardType. Both are accepted.
 CONFIG_STRINGS = ("IDCardType", "IdCardType", "ThemeColor", "Language", "ActionList", "SelectedWarningCodes", "Version")
 #: Config.Language → page language; th and id pages are shown in English (the sandbox has no Thai or Indonesian).
 PAGE_LANG = {"zh-cn": "zh", "zh-tc": "zh-Hant", "en": "en"}
@@ -404,7 +404,7 @@ class TencentEmulator(Emulator):
     def _apply(self, body: dict[str, Any]) -> web.Response:
         _known(body, APPLY_KEYS, "")
         redirect = _string(body, "RedirectURL", required=True)
-        if not is_http_url(redirect):  # seed 004: "including the protocol, hostname, and path"
+        if not is_http_url(redirect):  # 56227: "including the protocol, hostname, and path"
             raise _Refused("InvalidParameterValue", "RedirectURL must include the protocol, hostname and path.")
         if not self.may_send_to(redirect):  # embedded: realauth's own landing only
             raise _Refused("InvalidParameterValue", "RedirectURL is not an allowed redirect target.")

@@ -1,4 +1,4 @@
-"""Volcengine visual identity verification, H5 edition (seed 002; vendors.md §2).
+"""Volcengine visual identity verification, H5 edition (https://www.volcengine.com/docs/6973/1209428; facts in spec.py).
 
 Create: STS ``AssumeRole`` (temporary keys the H5 page needs) → ``CertH5ConfigInit`` → ``config_id``;
 for h5 type "3" also ``CertH5Token`` → ``byted_token``. The person opens the H5 URL, which redirects
@@ -70,7 +70,7 @@ BYTED_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 R = VendorErrorRule
 ERRORS = ErrorTable(
     [
-        # Service layer (`code`), vendors.md §2.3.
+        # Service layer (`code`): https://www.volcengine.com/docs/6444/69728 and https://volcengine.com/docs/6973/152544.
         R("50200", E.InvalidParameter, False, 400, "request parameter error"),
         R("50201", E.InvalidParameter, False, 400, "a required parameter is missing"),
         R("50204", E.InvalidParameter, False, 400, "a parameter has the wrong type"),
@@ -96,7 +96,7 @@ ERRORS = ErrorTable(
         R("50500", E.ProviderUnavailable, True, 500, "internal error"),
         R("50501", E.ProviderUnavailable, True, 500, "internal RPC error"),
         R("60102", E.VerificationFailed, False, 200, "no face detected"),
-        # Gateway (`ResponseMetadata.Error.Code`), vendors.md §1.2.
+        # Gateway (`ResponseMetadata.Error.Code`): https://docs.byteplus.com/byteplus-platform/reference/common-error-codes.
         R("MissingParameter", E.InvalidParameter, False, 400, "a required parameter is missing"),
         R("InvalidParameter", E.InvalidParameter, False, 400, "a parameter has a bad value"),
         R("MissingAuthenticationToken", E.ProviderAuthFailed, False, 401, "no Authorization"),
@@ -228,7 +228,7 @@ def _decrypt_token(key: bytes, value: object) -> str:
 
 
 def validate_options(options: Any) -> None:
-    """Every documented range and enum of seed 002, named by its path under ``volcengine``."""
+    """Every documented range and enum of CertH5ConfigInit, named by its path under ``volcengine``."""
     if options is None:
         return
     hc, lc = options.h5_config, options.liveness_config
@@ -626,7 +626,8 @@ class VolcengineProvider(Provider):
         )
 
     def parse_push(self, session: AuthSession, body: bytes, content_type: str) -> PushResult | None:
-        """The encrypted CallBackInfo push (seed 002): JSON, every field but ``result`` AES-128-CBC + base64.
+        """The encrypted CallBackInfo push (CertH5ConfigInit ``callback_info``): JSON, every field but ``result``
+        AES-128-CBC + base64.
 
         The scheme has no MAC, so the plain ``result`` is not trusted alone: a pass needs the encrypted
         ``verify_algorithm_base_resp`` with status 0, and the push's ``byted_token`` must be this session's
