@@ -314,7 +314,7 @@ def _mapped(h: Harness, response: httpx.Response) -> RealAuthError:
     provider = h.server.service.providers["megvii"]
     assert isinstance(provider, MegviiProvider)
     with pytest.raises(RealAuthError) as err:
-        provider._raise_for(response, "test")
+        provider.read_envelope(response, "test")
     return err.value
 
 
@@ -473,3 +473,18 @@ def test_bad_configuration_is_refused_with_the_key(extra: dict[str, str], messag
     )
     with pytest.raises(ValueError, match=f"providers.m.{message}"):
         MegviiProvider(settings, ProviderContext(clock=Clock(), emulator_url=""))
+
+
+async def test_megvii_errors_go_through_the_shared_error_table(realauth: Harness) -> None:
+    """Megvii reads its envelope through the base pipeline like every vendor: an unknown code is a ProviderError that
+    is not retried (the table's rule), and get_result's biz_id row is found by its own key, not the bare code."""
+    request = httpx.Request("GET", "http://vendor.invalid/faceid/lite/get_result")
+    unknown = _mapped(realauth, httpx.Response(400, json={"error": "NEW_CODE: x", "request_id": "r1"}, request=request))
+    assert type(unknown).__name__ == "ProviderError" and not unknown.is_retriable
+    assert unknown.vendor_code == "NEW_CODE" and unknown.vendor_request_id == "r1"
+    provider = realauth.server.service.providers["megvii"]
+    with pytest.raises(RealAuthError) as err:
+        provider.read_envelope(
+            httpx.Response(400, json={"error": "BAD_ARGUMENTS: biz_id"}, request=request), "GetResult"
+        )
+    assert err.value.code == "TokenExpired" and err.value.vendor_code == "BAD_ARGUMENTS"

@@ -33,7 +33,7 @@ from ...providers.base import (
     PushRejected,
     PushResult,
     VendorErrorRule,
-    json_body,
+    VendorFault,
 )
 from ...signing.megvii import multipart, verify_data_sign
 from ...urls import push_url_for, with_query
@@ -208,34 +208,14 @@ class MegviiProvider(Provider):
 
     # --- vendor calls ---------------------------------------------------------------------------
 
-    def _raise_for(self, response: httpx.Response, action: str, *, prefix: str = "") -> dict[str, Any]:
-        """Parse a reply; ``{"error": "CODE: detail"}`` (any status) becomes the neutral error."""
-        data = json_body(response, provider=self.name, action=action)
-        request_id = str(data.get("request_id", ""))
+    def vendor_error(self, data: dict[str, Any], action: str) -> VendorFault | None:
+        """``{"error": "CODE: detail"}`` (any status); get_result's "BAD_ARGUMENTS: biz_id" has its own row."""
         error = data.get("error")
-        if isinstance(error, str) and error:
-            code, detail = split_error(error)
-            rule = None
-            if prefix and detail:
-                rule = self.error_table.lookup(f"{prefix}.{code}.{detail}")
-            rule = rule or self.error_table.lookup(code)
-            message = f"{self.name}: {action} failed: {error}"
-            if rule is None:
-                raise E.ProviderError(message, provider=self.name, vendor_code=code, vendor_request_id=request_id)
-            if rule.error is E.InvalidParameter:
-                raise E.InvalidParameter(
-                    "provider_request", message, provider=self.name, vendor_code=code, vendor_request_id=request_id
-                )
-            raise rule.error(
-                message, provider=self.name, vendor_code=code, vendor_request_id=request_id, retriable=rule.retriable
-            )
-        if response.status_code != 200:
-            raise E.ProviderError(
-                f"{self.name}: {action} answered HTTP {response.status_code} without an error",
-                provider=self.name,
-                vendor_request_id=request_id,
-            )
-        return data
+        if not isinstance(error, str) or not error:
+            return None
+        code, detail = split_error(error)
+        key = f"GET_RESULT.{code}.{detail}" if action == "GetResult" and detail else ""
+        return VendorFault(code, f"{action} failed: {error}", key=key)
 
     async def create_session(self, params: CreateParams) -> VendorSession:
         o = params.options
@@ -265,7 +245,7 @@ class MegviiProvider(Provider):
             # vendor page (idcard_mode "2": type or photograph it).
             fields.update(comparison_type="1", idcard_mode="2")
 
-        async def attempt() -> dict[str, Any]:
+        def build() -> tuple[httpx.Request, httpx.Auth | None]:
             auth = {
                 "api_key": self.credential("api_key").reveal(),
                 "api_secret": self.credential("api_secret").reveal(),
@@ -273,9 +253,9 @@ class MegviiProvider(Provider):
             request = self.http.build_request(
                 "POST", self._url(GET_TOKEN_PATH), files=multipart({**auth, **fields}, files)
             )
-            return self._raise_for(await self.send(request, action="GetToken"), "GetToken")
+            return request, None
 
-        data = await self.with_retries("GetToken", attempt)
+        data = await self.call("GetToken", build, self.read_envelope)
         token, biz_id = data.get("token"), data.get("biz_id")
         if not isinstance(token, str) or not token or not isinstance(biz_id, str) or not biz_id:
             raise E.ProviderError(f"{self.name}: get_token answered without token or biz_id", provider=self.name)
@@ -323,16 +303,15 @@ class MegviiProvider(Provider):
         )
 
     async def exchange(self, session: AuthSession) -> VerificationResult:
-        async def attempt() -> dict[str, Any]:
+        def build() -> tuple[httpx.Request, httpx.Auth | None]:
             query = {
                 "api_key": self.credential("api_key").reveal(),
                 "api_secret": self.credential("api_secret").reveal(),
                 "biz_id": session.token,
             }
-            request = self.http.build_request("GET", self._url(GET_RESULT_PATH), params=query)
-            return self._raise_for(await self.send(request, action="GetResult"), "GetResult", prefix="GET_RESULT")
+            return self.http.build_request("GET", self._url(GET_RESULT_PATH), params=query), None
 
-        data = await self.with_retries("GetResult", attempt)
+        data = await self.call("GetResult", build, self.read_envelope)
         request_id = str(data.get("request_id", ""))
         status = str(data.get("status", ""))
         if status in PENDING_STATUSES:

@@ -229,7 +229,7 @@ class TencentProvider(Provider):
 
     # --- transport ------------------------------------------------------------------------------
 
-    def _request(self, action: str, body: dict[str, Any]) -> httpx.Request:
+    def _request(self, action: str, body: dict[str, Any]) -> tuple[httpx.Request, httpx.Auth]:
         content = json.dumps(body).encode("utf-8")
         headers = {
             "Content-Type": "application/json",
@@ -243,7 +243,7 @@ class TencentProvider(Provider):
         auth = TC3Auth(
             self.credential("secret_id"), self.credential("secret_key"), service=SERVICE, clock=self.ctx.clock
         )
-        return next(auth.auth_flow(request))
+        return request, auth
 
     async def _call(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
         internal_errors = 0
@@ -251,7 +251,8 @@ class TencentProvider(Provider):
         async def attempt() -> dict[str, Any]:
             nonlocal internal_errors
             async with self.limiters[action].slot(provider=self.name, action=action):
-                response = await self.send(self._request(action, body), action=action)
+                request, auth = self._request(action, body)
+                response = await self.send(request, action=action, auth=auth)
             try:
                 return self._parse(response, action)
             except E.RealAuthError as exc:

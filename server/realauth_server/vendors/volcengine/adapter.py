@@ -396,16 +396,13 @@ class VolcengineProvider(Provider):
             session_token=token,
         )
 
-    async def _signed(self, request: httpx.Request, auth: VolcV4Auth, action: str) -> httpx.Response:
-        return await self.send(next(auth.auth_flow(request)), action=action)
-
     async def _cv(self, action: str, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
         """One visual call → (data, request_id); errors mapped through the table."""
         url = f"{self.settings.base_url.rstrip('/')}/?" + urlencode({"Action": action, "Version": VERSION})
 
         async def attempt() -> tuple[dict[str, Any], str]:
             request = self.http.build_request("POST", url, json=body)
-            response = await self._signed(request, self._auth(SERVICE), action)
+            response = await self.send(request, action=action, auth=self._auth(SERVICE))
             return self._parse_cv(response, action)
 
         return await self.with_retries(action, attempt)
@@ -490,7 +487,7 @@ class VolcengineProvider(Provider):
         # A GET, as the official SDK's StsService sends it: no body, so no Content-Type for the transport to add
         # after signing (a POST with no body got "application/octet-stream" from aiohttp, unsigned).
         request = self.http.build_request("GET", f"{self.sts_base_url}/?{urlencode(query)}")
-        response = await self._signed(request, self._auth("sts"), "AssumeRole")
+        response = await self.send(request, action="AssumeRole", auth=self._auth("sts"))
         data = json_body(response, provider=self.name, action="AssumeRole")
         if (gw := self._gateway_error(data)) is not None:
             raise gw
