@@ -24,10 +24,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from realauth.v1 import realauth_pb2 as pb
 from realauth_server.clock import Clock
 from realauth_server.emulators.base import Emulator, FaultPlan
-from realauth_server.emulators.registry import EMULATORS
-from realauth_server.http.metrics import REGISTRY
-from realauth_server.providers.seedance import SANDBOX_API_KEY
+from realauth_server.metrics import REGISTRY
 from realauth_server.server import SERVICE_NAME
+from realauth_server.vendors.registry import VENDORS
+from realauth_server.vendors.seedance.adapter import SANDBOX_API_KEY
 
 from .conftest import ROOT, ServerFactory, on_loopback
 from .errors_util import Decoded, decode
@@ -73,7 +73,7 @@ async def vendor() -> AsyncIterator[SlowVendor]:
             v.active -= 1
 
     def make(url: str) -> web.Application:
-        emulator = EMULATORS["seedance"](clock=Clock(), public_url=url)
+        emulator = VENDORS["seedance"].emulator_class()(clock=Clock(), public_url=url)
         holder.append(SlowVendor(url, emulator))
         app = emulator.app()
         app.middlewares.insert(0, count)

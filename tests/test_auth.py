@@ -18,8 +18,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from realauth.v1 import realauth_pb2 as pb
 from realauth.v1 import realauth_pb2_grpc as pb_grpc
 from realauth_server.config import ConfigError, load_settings
-from realauth_server.providers.seedance import SANDBOX_API_KEY
 from realauth_server.secret import Secret, resolve_secret
+from realauth_server.vendors.seedance.adapter import SANDBOX_API_KEY
 
 from .conftest import Harness, ServerFactory
 from .errors_util import decode

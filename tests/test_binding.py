@@ -16,8 +16,8 @@ import grpc
 import pytest
 
 from realauth.v1 import realauth_pb2 as pb
-from realauth_server.http.metrics import REGISTRY
-from realauth_server.providers.volcengine import SANDBOX_CALLBACK_CLIENT, SANDBOX_CALLBACK_KEY, UNBOUND_MESSAGE
+from realauth_server.metrics import REGISTRY
+from realauth_server.vendors.volcengine.adapter import SANDBOX_CALLBACK_CLIENT, SANDBOX_CALLBACK_KEY, UNBOUND_MESSAGE
 
 from .conftest import Harness, ServerFactory
 from .errors_util import decode
@@ -383,8 +383,8 @@ async def test_a_token_completes_one_session_across_replicas(
 ) -> None:
     """Two replicas, one Redis, one vendor: the claim made on one replica refuses the token on the other."""
     from realauth_server.clock import Clock
-    from realauth_server.emulators.registry import EMULATORS
-    from realauth_server.providers.volcengine import (
+    from realauth_server.vendors.registry import VENDORS
+    from realauth_server.vendors.volcengine.adapter import (
         SANDBOX_ACCESS_KEY_ID,
         SANDBOX_ROLE_TRN,
         SANDBOX_SECRET_ACCESS_KEY,
@@ -393,7 +393,10 @@ async def test_a_token_completes_one_session_across_replicas(
     from .conftest import on_loopback
     from .test_push_volcengine import push_body
 
-    async with on_loopback(lambda url: EMULATORS["volcengine"](clock=Clock(), public_url=url)) as (emu, url):
+    async with on_loopback(lambda url: VENDORS["volcengine"].emulator_class()(clock=Clock(), public_url=url)) as (
+        emu,
+        url,
+    ):
         emu.pusher.enabled = False  # the test delivers the vendor's pushes itself, to the replica it chooses
         base = f"{url}/"
         cfg = (

@@ -18,8 +18,8 @@ from realauth.v1 import realauth_pb2 as pb
 from realauth_server.clock import Clock
 from realauth_server.config import ConfigError, load_settings
 from realauth_server.emulators.base import Emulator, FaultPlan
-from realauth_server.emulators.registry import EMULATORS
-from realauth_server.providers.seedance import SANDBOX_API_KEY
+from realauth_server.vendors.registry import VENDORS
+from realauth_server.vendors.seedance.adapter import SANDBOX_API_KEY
 
 from .conftest import LOG_LINES, Harness, ServerFactory, on_loopback
 from .errors_util import Decoded, decode
@@ -114,7 +114,7 @@ async def test_only_sickness_opens_the_breaker(make_realauth: ServerFactory, pla
 
 @pytest.fixture
 async def second_seedance() -> AsyncIterator[tuple[Emulator, str]]:
-    async with on_loopback(lambda url: EMULATORS["seedance"](clock=Clock(), public_url=url)) as served:
+    async with on_loopback(lambda url: VENDORS["seedance"].emulator_class()(clock=Clock(), public_url=url)) as served:
         yield served
 
 

@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from realauth.v1 import realauth_pb2 as pb
 from realauth_server.config import ConfigError, load_settings
-from realauth_server.http.metrics import REGISTRY
+from realauth_server.metrics import REGISTRY
 from realauth_server.server import SERVICE_NAME
 
 from .conftest import Harness, ServerFactory, read_all

@@ -15,10 +15,14 @@ from realauth.v1 import realauth_pb2_grpc as pb_grpc
 from realauth_server.config import ConfigError, load_settings
 from realauth_server.config_env import parse_value
 from realauth_server.config_print import render_toml
-from realauth_server.providers.seedance import SANDBOX_API_KEY
-from realauth_server.providers.volcengine import SANDBOX_CALLBACK_KEY, SANDBOX_SECRET_ACCESS_KEY, callback_key_bytes
 from realauth_server.secret import resolve_secret
 from realauth_server.server import grpc_options
+from realauth_server.vendors.seedance.adapter import SANDBOX_API_KEY
+from realauth_server.vendors.volcengine.adapter import (
+    SANDBOX_CALLBACK_KEY,
+    SANDBOX_SECRET_ACCESS_KEY,
+    callback_key_bytes,
+)
 
 from .conftest import ServerFactory
 from .errors_util import decode

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from realauth_server.errors import ERROR_CODES
-from realauth_server.providers.registry import KINDS
+from realauth_server.vendors.registry import KINDS
 
 from .conftest import ROOT, VENV_BIN
 

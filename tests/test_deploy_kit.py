@@ -22,10 +22,9 @@ import yaml
 from realauth_server.cli import build_parser
 from realauth_server.clock import Clock
 from realauth_server.config import Settings, load_settings
-from realauth_server.emulators.registry import EMULATORS
 from realauth_server.providers.base import ProviderContext
-from realauth_server.providers.registry import KINDS
 from realauth_server.server import SERVICE_NAME, serve
+from realauth_server.vendors.registry import KINDS, VENDORS
 
 from .conftest import ROOT
 
@@ -518,7 +517,7 @@ def test_compose_emulators_serve_where_the_config_points() -> None:
         assert emu.public_url == f"http://{alias}:{emu.port}"
         assert str(emu.port) in " ".join(service["healthcheck"]["test"])
         # A kind that pushes results must be allowed to push to realauth's public host (a name, not loopback).
-        pushes = hasattr(EMULATORS[provider.kind](public_url=emu.public_url), "pusher")
+        pushes = hasattr(VENDORS[provider.kind].emulator_class()(public_url=emu.public_url), "pusher")
         assert emu.push_host == ([url_host_port(settings.effective_public_url)[0]] if pushes else []), name
         urls = [provider.base_url] + [v for v in provider.extra.values() if isinstance(v, str) and "://" in v]
         for url in urls:

@@ -11,7 +11,7 @@ import pytest
 
 from realauth.v1 import realauth_pb2 as pb
 from realauth_server.emulators.base import FaultPlan
-from realauth_server.providers.seedance import SANDBOX_API_KEY
+from realauth_server.vendors.seedance.adapter import SANDBOX_API_KEY
 
 from .conftest import Harness, ServerFactory
 from .errors_util import Decoded, decode

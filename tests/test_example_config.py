@@ -18,10 +18,10 @@ from aiohttp import web
 from realauth.v1 import realauth_pb2 as pb
 from realauth.v1 import realauth_pb2_grpc as pb_grpc
 from realauth_server.config import load_settings
-from realauth_server.providers.megvii import SANDBOX_API_KEY as MEGVII_KEY
-from realauth_server.providers.megvii import SANDBOX_API_SECRET as MEGVII_SECRET
-from realauth_server.providers.registry import KINDS
 from realauth_server.signing.megvii import multipart
+from realauth_server.vendors.megvii.adapter import SANDBOX_API_KEY as MEGVII_KEY
+from realauth_server.vendors.megvii.adapter import SANDBOX_API_SECRET as MEGVII_SECRET
+from realauth_server.vendors.registry import KINDS
 
 from .conftest import ROOT, ServerFactory
 from .errors_util import decode

@@ -14,7 +14,7 @@ from yarl import URL
 from realauth.v1 import realauth_pb2 as pb
 from realauth_server.http.limits import DEFAULT_MAX_URL, LANDING_PATH_ROOM, HeadTimeoutServer
 from realauth_server.http.listen import bind_tcp, bound_port
-from realauth_server.providers.megvii import MAX_BIZ_EXTRA, MAX_GET_RETURN_QUERY
+from realauth_server.vendors.megvii.adapter import MAX_BIZ_EXTRA, MAX_GET_RETURN_QUERY
 
 from .conftest import Harness, ServerFactory
 

@@ -21,7 +21,7 @@ from realauth.v1 import realauth_pb2 as pb
 from realauth_server.clock import Clock
 from realauth_server.domain import AuthSession, SessionState, new_session_id
 from realauth_server.emulators.base import FaultPlan
-from realauth_server.http.metrics import REGISTRY
+from realauth_server.metrics import REGISTRY
 from realauth_server.store.base import SessionFilter, SessionStore
 from realauth_server.store.memory import MemoryStore
 from realauth_server.store.redis import RedisStore

@@ -14,11 +14,11 @@ import pytest
 
 from realauth.v1 import realauth_pb2 as pb
 from realauth_server.emulators.base import FaultPlan
-from realauth_server.emulators.megvii import DOC_API_KEY, GET_TOKEN, MegviiEmulator
 from realauth_server.errors import RealAuthError
-from realauth_server.providers.megvii import SANDBOX_API_KEY, SANDBOX_API_SECRET, MegviiProvider
 from realauth_server.secret import Secret
 from realauth_server.signing.megvii import data_sign, multipart, sign_fields, sign_raw
+from realauth_server.vendors.megvii.adapter import SANDBOX_API_KEY, SANDBOX_API_SECRET, MegviiProvider
+from realauth_server.vendors.megvii.emulator import DOC_API_KEY, GET_TOKEN, MegviiEmulator
 
 from .conftest import Harness, ServerFactory
 from .errors_util import decode
@@ -314,7 +314,7 @@ def _mapped(h: Harness, response: httpx.Response) -> RealAuthError:
     provider = h.server.service.providers["megvii"]
     assert isinstance(provider, MegviiProvider)
     with pytest.raises(RealAuthError) as err:
-        provider._raise_for(response, "test")
+        provider.read_envelope(response, "test")
     return err.value
 
 
@@ -357,7 +357,7 @@ async def test_sign_and_argument_rows_through_the_parser(realauth: Harness) -> N
 
 
 async def test_every_table_row_is_documented_and_mapped() -> None:
-    from realauth_server.providers.megvii import ERRORS, split_error
+    from realauth_server.vendors.megvii.adapter import ERRORS, split_error
 
     codes = {r.vendor_code for r in ERRORS.rows}
     reasons = ("API_KEY_BE_DISCONTINUED", "IP_NOT_ALLOWED", "LIMIT_REACHED", "DENIED", "EXPIRED_SIGN", "INVALID_SIGN")
@@ -473,3 +473,18 @@ def test_bad_configuration_is_refused_with_the_key(extra: dict[str, str], messag
     )
     with pytest.raises(ValueError, match=f"providers.m.{message}"):
         MegviiProvider(settings, ProviderContext(clock=Clock(), emulator_url=""))
+
+
+async def test_megvii_errors_go_through_the_shared_error_table(realauth: Harness) -> None:
+    """Megvii reads its envelope through the base pipeline like every vendor: an unknown code is a ProviderError that
+    is not retried (the table's rule), and get_result's biz_id row is found by its own key, not the bare code."""
+    request = httpx.Request("GET", "http://vendor.invalid/faceid/lite/get_result")
+    unknown = _mapped(realauth, httpx.Response(400, json={"error": "NEW_CODE: x", "request_id": "r1"}, request=request))
+    assert type(unknown).__name__ == "ProviderError" and not unknown.is_retriable
+    assert unknown.vendor_code == "NEW_CODE" and unknown.vendor_request_id == "r1"
+    provider = realauth.server.service.providers["megvii"]
+    with pytest.raises(RealAuthError) as err:
+        provider.read_envelope(
+            httpx.Response(400, json={"error": "BAD_ARGUMENTS: biz_id"}, request=request), "GetResult"
+        )
+    assert err.value.code == "TokenExpired" and err.value.vendor_code == "BAD_ARGUMENTS"

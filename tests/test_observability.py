@@ -13,8 +13,8 @@ import grpc
 import pytest
 
 from realauth.v1 import realauth_pb2 as pb
-from realauth_server.http.metrics import REGISTRY
 from realauth_server.logs import CALL_FIELDS, JsonFormatter, LogContext, TextFormatter, bind_call, unbind_call
+from realauth_server.metrics import REGISTRY
 from realauth_server.tracecontext import parse_traceparent
 
 from .conftest import PROCESS_LOGS, Harness

@@ -18,10 +18,11 @@ import grpc
 import pytest
 
 from realauth.v1 import realauth_pb2 as pb
-from realauth_server.emulators.base import CHROME, FONTS
+from realauth_server.emulators.base import CHROME
 from realauth_server.emulators.kych5 import KYC_H5
-from realauth_server.emulators.megvii import LITE_OUTCOMES
-from realauth_server.emulators.tencent import OUTCOMES as TENCENT_OUTCOMES
+from realauth_server.http.pages import FONTS
+from realauth_server.vendors.megvii.emulator import LITE_OUTCOMES
+from realauth_server.vendors.tencent.emulator import OUTCOMES as TENCENT_OUTCOMES
 
 from .conftest import ROOT, Harness, ServerFactory
 from .errors_util import decode

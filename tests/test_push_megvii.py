@@ -17,8 +17,8 @@ import pytest
 from aiohttp import web
 
 from realauth.v1 import realauth_pb2 as pb
-from realauth_server.emulators.megvii import MegviiEmulator
-from realauth_server.providers.megvii import SANDBOX_API_KEY, SANDBOX_API_SECRET
+from realauth_server.vendors.megvii.adapter import SANDBOX_API_KEY, SANDBOX_API_SECRET
+from realauth_server.vendors.megvii.emulator import MegviiEmulator
 
 from .conftest import Harness, ServerFactory, on_loopback
 

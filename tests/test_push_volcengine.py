@@ -19,13 +19,13 @@ from Crypto.Cipher import AES
 
 from realauth.v1 import realauth_pb2 as pb
 from realauth_server.emulators.base import FaultPlan
-from realauth_server.providers.volcengine import (
+from realauth_server.secret import Secret
+from realauth_server.signing.volc_v4 import VolcV4Auth
+from realauth_server.vendors.volcengine.adapter import (
     SANDBOX_ACCESS_KEY_ID,
     SANDBOX_CALLBACK_CLIENT,
     SANDBOX_SECRET_ACCESS_KEY,
 )
-from realauth_server.secret import Secret
-from realauth_server.signing.volc_v4 import VolcV4Auth
 
 from .conftest import Harness, ServerFactory
 

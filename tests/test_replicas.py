@@ -17,8 +17,8 @@ from realauth.v1 import realauth_pb2 as pb
 from realauth.v1 import realauth_pb2_grpc as pb_grpc
 from realauth_server.clock import Clock
 from realauth_server.emulators.base import Emulator, FaultPlan
-from realauth_server.emulators.registry import EMULATORS
-from realauth_server.providers.seedance import SANDBOX_API_KEY
+from realauth_server.vendors.registry import VENDORS
+from realauth_server.vendors.seedance.adapter import SANDBOX_API_KEY
 
 from .conftest import ServerFactory, on_loopback, read_all
 from .proc_util import ServeProcess, start_serve
@@ -45,7 +45,10 @@ class SharedEmulator:
 
 @pytest.fixture
 async def vendor() -> AsyncIterator[SharedEmulator]:
-    async with on_loopback(lambda url: EMULATORS["seedance"](clock=Clock(), public_url=url)) as (emulator, url):
+    async with on_loopback(lambda url: VENDORS["seedance"].emulator_class()(clock=Clock(), public_url=url)) as (
+        emulator,
+        url,
+    ):
         yield SharedEmulator(url, emulator)
 
 

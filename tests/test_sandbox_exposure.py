@@ -20,16 +20,16 @@ from realauth.v1 import realauth_pb2 as pb
 from realauth_server.clock import Clock
 from realauth_server.config import ConfigError, load_settings
 from realauth_server.emulators.base import is_under
-from realauth_server.emulators.megvii import GET_TOKEN, MegviiEmulator
-from realauth_server.providers.megvii import SANDBOX_API_KEY as MEGVII_KEY
-from realauth_server.providers.megvii import SANDBOX_API_SECRET as MEGVII_SECRET
-from realauth_server.providers.seedance import SANDBOX_API_KEY as SEEDANCE_KEY
-from realauth_server.providers.tencent import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY
-from realauth_server.providers.volcengine import SANDBOX_ACCESS_KEY_ID, SANDBOX_SECRET_ACCESS_KEY
 from realauth_server.secret import Secret
 from realauth_server.signing import tc3
 from realauth_server.signing.megvii import multipart
 from realauth_server.signing.volc_v4 import VolcV4Auth
+from realauth_server.vendors.megvii.adapter import SANDBOX_API_KEY as MEGVII_KEY
+from realauth_server.vendors.megvii.adapter import SANDBOX_API_SECRET as MEGVII_SECRET
+from realauth_server.vendors.megvii.emulator import GET_TOKEN, MegviiEmulator
+from realauth_server.vendors.seedance.adapter import SANDBOX_API_KEY as SEEDANCE_KEY
+from realauth_server.vendors.tencent.adapter import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY
+from realauth_server.vendors.volcengine.adapter import SANDBOX_ACCESS_KEY_ID, SANDBOX_SECRET_ACCESS_KEY
 
 from .conftest import VENV_BIN, Harness, ServerFactory, free_port, on_loopback
 from .proc_util import _log_record, run_emulator, start_serve

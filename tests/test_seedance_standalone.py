@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from realauth_server.providers.seedance import SANDBOX_API_KEY
+from realauth_server.vendors.seedance.adapter import SANDBOX_API_KEY
 
 from .proc_util import run_emulator
 

@@ -19,6 +19,7 @@ from realauth_server.store.memory import MemoryStore
 from realauth_server.store.redis import RedisStore
 from realauth_server.store.retention import DAY, Retention
 from realauth_server.store.sqlite import SqliteStore
+from realauth_server.vendors.registry import VENDOR_RETENTION
 
 from .conftest import free_port
 from .redis_util import redis_server, redis_url  # noqa: F401  (fixtures)
@@ -211,7 +212,7 @@ async def test_vendor_token_claim_first_writer_wins_across_replicas(make_store: 
 
 async def test_retention_follows_the_vendor_kind() -> None:
     clock = Clock()
-    r = Retention()
+    r = Retention(vendor_seconds=VENDOR_RETENTION)
     s = make_session(clock)
     assert r.until(s) == pytest.approx(s.create_time + 120 + DAY)  # seedance: window + realauth's day
     tencent = s.evolve(provider_kind="tencent", expire_time=s.create_time + 600, exchange_deadline=s.create_time + 600)
@@ -220,7 +221,9 @@ async def test_retention_follows_the_vendor_kind() -> None:
     assert r.until(volc) == pytest.approx(s.create_time + 900 + DAY)
     megvii = s.evolve(provider_kind="megvii", expire_time=s.create_time + 3600, exchange_deadline=s.create_time + 3600)
     assert r.until(megvii) == pytest.approx(s.create_time + 3600 + DAY)
-    assert Retention(result_seconds=0).until(megvii) == pytest.approx(s.create_time + DAY)
+    assert Retention(result_seconds=0, vendor_seconds=VENDOR_RETENTION).until(megvii) == pytest.approx(
+        s.create_time + DAY
+    )
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
@@ -310,7 +313,7 @@ async def test_redis_keys_carry_ttls_and_nothing_remains(redis_url: str) -> None
 
 async def test_redis_ttl_is_the_retention_per_kind(redis_url: str) -> None:  # noqa: F811
     clock = Clock()
-    store = RedisStore(redis_url)
+    store = RedisStore(redis_url, Retention(vendor_seconds=VENDOR_RETENTION))
     store.use_clock(clock)
     await store.open()
     r = aioredis.Redis.from_url(redis_url)

@@ -14,14 +14,14 @@ import pytest
 from realauth.v1 import realauth_pb2 as pb
 from realauth_server.clock import Clock
 from realauth_server.emulators.base import FaultPlan
-from realauth_server.emulators.tencent import TencentEmulator
-from realauth_server.providers.tencent import (
+from realauth_server.signing import tc3
+from realauth_server.vendors.tencent.adapter import (
     ERRORS,
     SANDBOX_SECRET_ID,
     SANDBOX_SECRET_KEY,
     TencentProvider,
 )
-from realauth_server.signing import tc3
+from realauth_server.vendors.tencent.emulator import TencentEmulator
 
 from .conftest import Harness, ServerFactory, on_loopback
 from .errors_util import decode
@@ -322,7 +322,7 @@ def test_region_is_validated_at_start_up() -> None:
 async def test_pacing_wait_is_charged_to_the_deadline_budget() -> None:
     from realauth_server import deadlines
     from realauth_server.errors import RateLimited
-    from realauth_server.providers.tencent import RateWindow
+    from realauth_server.vendors.tencent.adapter import RateWindow
 
     limiter = RateWindow(2, 1.0)
     loop = asyncio.get_running_loop()

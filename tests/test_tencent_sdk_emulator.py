@@ -20,7 +20,7 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
-from realauth_server.providers.tencent import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY
+from realauth_server.vendors.tencent.adapter import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY
 
 from .proc_util import run_emulator
 

@@ -17,7 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from realauth_server.emulators.tencent import (
+from realauth_server.vendors.tencent.adapter import APPLY, RESULT, SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY
+from realauth_server.vendors.tencent.emulator import (
     TencentEmulator,
     _form_pairs,
     _Refused,
@@ -26,7 +27,6 @@ from realauth_server.emulators.tencent import (
     v1_string_to_sign,
     verify_v1,
 )
-from realauth_server.providers.tencent import APPLY, RESULT, SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY
 
 from .conftest import on_loopback
 

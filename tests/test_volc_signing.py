@@ -16,7 +16,6 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 
-from realauth_server.providers.volcengine import SANDBOX_ACCESS_KEY_ID, SANDBOX_SECRET_ACCESS_KEY
 from realauth_server.secret import Secret
 from realauth_server.signing.volc_v4 import (
     SignatureError,
@@ -26,6 +25,7 @@ from realauth_server.signing.volc_v4 import (
     signing_key,
     verify_v4,
 )
+from realauth_server.vendors.volcengine.adapter import SANDBOX_ACCESS_KEY_ID, SANDBOX_SECRET_ACCESS_KEY
 
 from .conftest import ServerFactory, on_loopback
 

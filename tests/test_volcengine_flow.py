@@ -252,7 +252,7 @@ SERVICE_ROWS: list[tuple[Any, int | None, grpc.StatusCode, str]] = [
 
 
 def test_every_table_row_is_covered_below() -> None:
-    from realauth_server.providers.volcengine import ERRORS
+    from realauth_server.vendors.volcengine.adapter import ERRORS
 
     covered = {str(c) if s is None else f"{c}.{s}" for c, s, _, _ in SERVICE_ROWS} | {"50215", "50215.41000",
                                                                                        "50215.210102"}  # fmt: skip
@@ -263,7 +263,7 @@ def test_every_table_row_is_covered_below() -> None:
 async def test_forced_vendor_codes_arrive_mapped(
     realauth: Harness, code: Any, sub: int | None, grpc_code: grpc.StatusCode, reason: str
 ) -> None:
-    from realauth_server.providers.volcengine import ERRORS
+    from realauth_server.vendors.volcengine.adapter import ERRORS
 
     await realauth.create(provider="volcengine")  # STS keys now cached: the next call is CertH5ConfigInit
     emu = realauth.emulator("volcengine")

@@ -12,8 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-from realauth_server.providers.volcengine import SANDBOX_ACCESS_KEY_ID, SANDBOX_ROLE_TRN, SANDBOX_SECRET_ACCESS_KEY
 from realauth_server.signing.volc_v4 import sign_v4
+from realauth_server.vendors.volcengine.adapter import (
+    SANDBOX_ACCESS_KEY_ID,
+    SANDBOX_ROLE_TRN,
+    SANDBOX_SECRET_ACCESS_KEY,
+)
 
 from .proc_util import run_emulator
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
-from realauth_server.http.metrics import REGISTRY
+from realauth_server.metrics import REGISTRY
 
 from .conftest import LOG_LINES, NEVER_LOGGED, PROCESS_LOGS, SECRET_VALUES
 

@@ -468,7 +468,7 @@ def main() -> None:
     parser.add_argument(
         "--store",
         default="",
-        help="profile: memory (default), sqlite or a store URL; workers: the store URL (default: a fresh SQLite file each run)",
+        help="profile: memory (default), sqlite or a store URL; workers: the store URL (default: a fresh SQLite file)",
     )
     args = parser.parse_args()
     if args.scenario == "workers":

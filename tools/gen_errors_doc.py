@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "server"), str(ROOT / "clients" / "python")]
 
 from realauth_server.errors import ERROR_CODES  # noqa: E402
-from realauth_server.providers.registry import KINDS  # noqa: E402
+from realauth_server.vendors.registry import KINDS  # noqa: E402
 
 DOC = ROOT / "docs" / "errors.md"
 

@@ -100,14 +100,14 @@ def _serve_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_emulate(args: argparse.Namespace) -> int:
-    from .emulators.registry import EMULATORS
+    from .vendors.registry import VENDORS
 
     setup_logging(args.log_level, args.log_format)
     sock = bind_tcp(args.host, args.port)
     port = bound_port(sock)
     public = (args.public_url or f"http://127.0.0.1:{port}").rstrip("/")
     # Standalone is as permissive as the vendor: control endpoints on, any valid redirect or push URL accepted.
-    emulator = EMULATORS[args.vendor](public_url=public, admin=True, targets=None)
+    emulator = VENDORS[args.vendor].emulator_class()(public_url=public, admin=True, targets=None)
     pusher = getattr(emulator, "pusher", None)  # the kinds that push results: volcengine, megvii
     if pusher is not None:
         # Pushes go to loopback and the emulator's own host only; a named host (realauth's, in compose) is opt-in.
@@ -140,7 +140,7 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .emulators.registry import EMULATORS
+    from .vendors.registry import VENDORS
 
     parser = argparse.ArgumentParser(prog="realauth", description=__doc__)
     parser.add_argument("--version", action="version", version=f"realauth {__version__}")
@@ -202,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     emulate = sub.add_parser("emulate", help="run one vendor emulator standalone, at the vendor's own paths")
-    emulate.add_argument("vendor", choices=sorted(EMULATORS))
+    emulate.add_argument("vendor", choices=sorted(VENDORS))
     emulate.add_argument("--host", default="127.0.0.1")
     emulate.add_argument("--port", type=int, required=True, help="listen port; 0 picks a free one (logged)")
     emulate.add_argument("--public-url", help="base URL of this emulator as browsers see it")

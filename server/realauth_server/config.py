@@ -19,9 +19,9 @@ from .credentials import TenantAccess
 from .logs import LEVELS as LOG_LEVELS
 from .providers.base import DEFAULT_MAX_CONNECTIONS, DEFAULT_PROVIDER_IN_FLIGHT, ProviderSettings
 from .providers.breaker import BreakerSettings
-from .providers.registry import KINDS
 from .secret import Secret, resolve_secret
 from .store.retention import DAY, RESULT_RETENTION
+from .vendors.registry import KINDS
 from .webhooks import EVENT_TYPES, WebhookEndpoint, check_webhook_url, endpoint_id
 
 MAX_RETENTION = 366 * DAY

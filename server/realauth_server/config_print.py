@@ -16,8 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .config import Settings
-from .providers.registry import KINDS
 from .secret import Secret
+from .vendors.registry import KINDS
 
 MASK = "****"
 #: Settings fields that are not ``[server]`` keys (their own tables, or derived at load time).

@@ -40,13 +40,14 @@ from .interceptors.deadline import DeadlineInterceptor
 from .interceptors.errors import ErrorInterceptor
 from .interceptors.observe import ObserveInterceptor
 from .logs import redact_value
-from .providers.base import LANDING_PATH, PUSH_PATH, Provider, ProviderContext
-from .providers.registry import KINDS
+from .providers.base import Provider, ProviderContext
 from .service import AuthService, WatchLimits
 from .store.base import SessionStore
 from .store.factory import open_store
 from .store.retention import Retention
 from .tracecontext import Tracing, otel_enabled
+from .urls import LANDING_PATH, PUSH_PATH
+from .vendors.registry import KINDS, VENDOR_RETENTION, VENDORS
 from .webhooks import ATTEMPT_TIMEOUT, WebhookDispatcher, WebhookOutbox
 
 log = logging.getLogger("realauth")
@@ -244,7 +245,9 @@ class RealAuthServer:
                 raise ValueError(str(exc)) from None
             self.tracing = OtelTracing()
         self.store: SessionStore = open_store(
-            s.store, Retention(result_seconds=s.retention_seconds), shared=self.worker is not None
+            s.store,
+            Retention(result_seconds=s.retention_seconds, vendor_seconds=VENDOR_RETENTION),
+            shared=self.worker is not None,
         )
         await self.store.open()
         landing_key = s.landing_secret.reveal_bytes() if s.landing_secret else await self.store.shared_secret("landing")
@@ -257,9 +260,9 @@ class RealAuthServer:
         # Embedded emulators only ever send a browser or a push back to this realauth's own landing and push routes.
         own = (s.effective_public_url + LANDING_PATH, s.effective_public_url + PUSH_PATH)
         if sandbox_kinds:  # imported only in sandbox mode: the emulators cost ~35 ms of every cold start
-            from .emulators.registry import EMULATORS
+            pass
         for kind in sorted(sandbox_kinds):
-            self.emulators[kind] = EMULATORS[kind](
+            self.emulators[kind] = VENDORS[kind].emulator_class()(
                 clock=self.clock,
                 public_url=f"{s.emulator_url}/{kind}",
                 admin=s.sandbox_admin_enabled,
@@ -284,7 +287,7 @@ class RealAuthServer:
         rates = {t.name: t.rate_limit for t in s.tenants if t.rate_limit is not None}
 
         self.http_runner = LimitedAppRunner(
-            build_http_app(self.service, self.emulators, self.tracing),
+            build_http_app(self.service, {kind: e.app() for kind, e in self.emulators.items()}, self.tracing),
             header_timeout=s.http_header_timeout_seconds,
             max_url=max_url_for(p.max_landing_query for p in self.providers.values()),
             access_log=None,

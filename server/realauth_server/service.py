@@ -11,8 +11,8 @@ import random
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,10 +23,10 @@ from .clock import Clock
 from .domain import AuthSession, CreateParams, SessionState, VerificationResult, new_session_id
 from .logs import annotate
 from .outbox import DeliveryStatus, WebhookDelivery
-from .providers.base import BOUND_TOKEN, LANDING_PATH, PUSH_PATH, Provider, PushRejected
+from .providers.base import BOUND_TOKEN, Provider, PushRejected
 from .store.base import SessionFilter, SessionStore, StoreConflict, unknown_outcome_marker, vendor_token_key
 from .text import unsafe_char
-from .urls import URLRejected, normalize_callback_url, with_query
+from .urls import LANDING_PATH, PUSH_PATH, URLRejected, normalize_callback_url, with_query
 from .webhooks import MAX_AGE as WEBHOOK_MAX_AGE
 
 log = logging.getLogger("realauth.service")
@@ -193,6 +193,20 @@ def due_time(session: AuthSession) -> float:
     return session.due_time
 
 
+async def single_flight_tries(busy: str) -> AsyncGenerator[None, None]:
+    """One turn per try of a cross-replica single flight (a store lease or reservation another replica may hold):
+    between tries it waits POLL_FIRST, doubling up to POLL_MAX, within the call's budget, and past the budget it
+    raises ProviderTimeout(``busy``)."""
+    delay = POLL_FIRST
+    while True:
+        yield
+        left = deadlines.remaining()
+        if left <= 0:
+            raise E.ProviderTimeout(busy)
+        await asyncio.sleep(min(delay, left))
+        delay = min(delay * 2, POLL_MAX)
+
+
 def exchange_lease(session_id: str) -> str:
     return f"exchange:{session_id}"
 
@@ -254,17 +268,29 @@ class AuthService:
     async def _lease(self, name: str, seconds: float, busy: str) -> AsyncIterator[None]:
         """Hold a store lease (single flight across replicas), waiting within the call's budget."""
         owner = uuid.uuid4().hex
-        delay = POLL_FIRST
-        while not await self.store.acquire_lease(name, owner, seconds + LEASE_MARGIN):
-            left = deadlines.remaining()
-            if left <= 0:
-                raise E.ProviderTimeout(busy)
-            await asyncio.sleep(min(delay, left))
-            delay = min(delay * 2, POLL_MAX)
+        async with aclosing(single_flight_tries(busy)) as tries:
+            async for _ in tries:
+                if await self.store.acquire_lease(name, owner, seconds + LEASE_MARGIN):
+                    break
         try:
             yield
         finally:
             await self._release(name, owner)
+
+    async def _move(
+        self, session: AuthSession, state: SessionState, now: float, *, reread_on_conflict: bool = False
+    ) -> AuthSession:
+        """The one place a session's state is written outside recording a result (EXPIRED, CANCELLED).
+
+        A landing or push may have written the session first (StoreConflict): with ``reread_on_conflict`` the stored
+        copy is returned (it decided), else the conflict is raised for the caller to decide again.
+        """
+        try:
+            return await self.store.update(session.evolve(state=state, update_time=now))
+        except StoreConflict:
+            if not reread_on_conflict:
+                raise
+            return await self.store.get(session.session_id) or session
 
     async def _release(self, name: str, owner: str) -> None:
         try:
@@ -424,46 +450,41 @@ class AuthService:
         owner = params.session_id
         given = fingerprint(req)
         marker = unknown_outcome_marker(req.tenant, req.idempotency_key)
-        delay = POLL_FIRST
-        while True:
-            lease = max(deadlines.remaining(), 0.0) + LEASE_MARGIN
-            claim = await self.store.claim_idempotency(req.tenant, req.idempotency_key, owner, lease)
-            if claim.session is not None:
-                return self._replay(req, claim.session, given)
-            if claim.claimed:
-                try:
-                    note: dict[str, str] = {}
-                    if await self.store.has_marker(marker):
-                        # Deliberate: the earlier attempt's vendor session (if any) never reached anyone; a new one
-                        # is the only way to serve this key. Counted, logged, and recorded on the session.
-                        observe_idempotency("retry_after_unknown")
-                        log.warning(
-                            "create retried after a vendor call with an unknown outcome",
-                            extra={"tenant": req.tenant, "provider": candidates[0].name},
-                        )
-                        note = {"retry_after_unknown_outcome": "true"}
+        busy = "another CreateAuthSession with this idempotency_key is still in progress; retry later"
+        async with aclosing(single_flight_tries(busy)) as tries:
+            async for _ in tries:
+                lease = max(deadlines.remaining(), 0.0) + LEASE_MARGIN
+                claim = await self.store.claim_idempotency(req.tenant, req.idempotency_key, owner, lease)
+                if claim.session is not None:
+                    return self._replay(req, claim.session, given)
+                if claim.claimed:
                     try:
-                        return await self._create_failover(req, candidates, params, note)
-                    except E.RealAuthError as exc:
-                        if exc.outcome_unknown:  # shielded: the caller's deadline often lands right now
+                        note: dict[str, str] = {}
+                        if await self.store.has_marker(marker):
+                            # Deliberate: the earlier attempt's vendor session (if any) never reached anyone; a new one
+                            # is the only way to serve this key. Counted, logged, and recorded on the session.
+                            observe_idempotency("retry_after_unknown")
+                            log.warning(
+                                "create retried after a vendor call with an unknown outcome",
+                                extra={"tenant": req.tenant, "provider": candidates[0].name},
+                            )
+                            note = {"retry_after_unknown_outcome": "true"}
+                        try:
+                            return await self._create_failover(req, candidates, params, note)
+                        except E.RealAuthError as exc:
+                            if exc.outcome_unknown:  # shielded: the caller's deadline often lands right now
+                                await asyncio.shield(self._mark_unknown(marker))
+                            raise
+                        except asyncio.CancelledError:
+                            # The caller gave up (its deadline, a disconnect) maybe mid vendor call: unknown too.
                             await asyncio.shield(self._mark_unknown(marker))
-                        raise
-                    except asyncio.CancelledError:
-                        # The caller gave up (its deadline, a disconnect) maybe mid vendor call: unknown too.
-                        await asyncio.shield(self._mark_unknown(marker))
-                        raise
-                finally:
-                    try:  # shielded too: a cancelled release would block retries until the lease expires
-                        await asyncio.shield(self.store.release_idempotency(req.tenant, req.idempotency_key, owner))
-                    except Exception:
-                        log.warning("could not release an idempotency reservation")
-            left = deadlines.remaining()
-            if left <= 0:
-                raise E.ProviderTimeout(
-                    "another CreateAuthSession with this idempotency_key is still in progress; retry later"
-                )
-            await asyncio.sleep(min(delay, left))
-            delay = min(delay * 2, POLL_MAX)
+                            raise
+                    finally:
+                        try:  # shielded too: a cancelled release would block retries until the lease expires
+                            await asyncio.shield(self.store.release_idempotency(req.tenant, req.idempotency_key, owner))
+                        except Exception:
+                            log.warning("could not release an idempotency reservation")
+        raise E.InternalError("unreachable single-flight state")  # pragma: no cover
 
     async def _mark_unknown(self, marker: str) -> None:
         """Record that this key's vendor create may have happened without realauth learning its result."""
@@ -557,10 +578,7 @@ class AuthService:
             fresh = await self.store.get(session.session_id)
             if fresh is None or fresh.state.terminal:
                 return fresh or session
-            try:
-                return await self.store.update(fresh.evolve(state=SessionState.EXPIRED, update_time=now))
-            except StoreConflict:
-                return await self.store.get(session.session_id) or fresh
+            return await self._move(fresh, SessionState.EXPIRED, now, reread_on_conflict=True)
         finally:
             await self._release(name, owner)
 
@@ -624,13 +642,13 @@ class AuthService:
                 now = self.clock.now()
                 try:
                     if fresh.state is SessionState.PENDING and now > due_time(fresh):
-                        fresh = await self.store.update(fresh.evolve(state=SessionState.EXPIRED, update_time=now))
+                        fresh = await self._move(fresh, SessionState.EXPIRED, now)
                     if fresh.state is not SessionState.PENDING:
                         raise E.SessionNotCancellable(
                             f"session {sid} is {fresh.state.value}; only a pending session can be cancelled",
                             provider=fresh.provider,
                         )
-                    cancelled = await self.store.update(fresh.evolve(state=SessionState.CANCELLED, update_time=now))
+                    cancelled = await self._move(fresh, SessionState.CANCELLED, now)
                 except StoreConflict:  # a landing moved it on meanwhile: decide again on what it wrote
                     continue
                 log.info("session cancelled", extra={"session_id": sid, "provider": fresh.provider, "tenant": tenant})
@@ -684,7 +702,7 @@ class AuthService:
             now = self.clock.now()
             if session.state is SessionState.EXPIRED or now > session.exchange_deadline:
                 if session.state is not SessionState.EXPIRED:
-                    await self.store.update(session.evolve(state=SessionState.EXPIRED, update_time=now))
+                    await self._move(session, SessionState.EXPIRED, now)
                 raise E.TokenExpired(f"session {sid} passed its exchange deadline; create a new session")
             provider = self.provider_for(session)
             token = provider.exchange_token(session)
@@ -706,7 +724,7 @@ class AuthService:
                         vendor_request_id=exc.vendor_request_id,
                     )
                 except E.TokenExpired:
-                    await self.store.update(session.evolve(state=SessionState.EXPIRED, update_time=self.clock.now()))
+                    await self._move(session, SessionState.EXPIRED, self.clock.now())
                     raise
             return await self._record(session, result, token)
 
@@ -984,10 +1002,7 @@ class AuthService:
                     return PushOutcome(fresh.state, recorded=False)
                 now = self.clock.now()
                 if now > fresh.exchange_deadline:
-                    try:
-                        fresh = await self.store.update(fresh.evolve(state=SessionState.EXPIRED, update_time=now))
-                    except StoreConflict:
-                        fresh = await self.store.get(sid) or fresh
+                    fresh = await self._move(fresh, SessionState.EXPIRED, now, reread_on_conflict=True)
                     return PushOutcome(fresh.state, recorded=False)
                 bound = provider.bound_token(fresh)
                 if bound and not hmac.compare_digest(pushed.token.encode(), bound.encode()):

@@ -8,7 +8,7 @@ backslash, percent signs in the host, numeric hosts that browsers read as IPv4, 
 guessed at.
 
 Neutral: the service and the vendor emulators both import this module; it imports nothing of realauth but
-:mod:`.text`.
+:mod:`.text` and :mod:`.errors`. It also names realauth's own landing and push paths.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from urllib.parse import urlencode, urlsplit
 import idna
 from yarl import URL
 
+from .errors import InternalError
 from .text import unsafe_char
 
 MAX_URL = 2048
@@ -182,3 +183,17 @@ def is_http_url(value: str) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in value)
+
+
+#: realauth's HTTP paths handed to vendors: the browser landing and the server-to-server push. Both end in
+#: ``<session_id>/<signature>`` with the same signature, so an adapter derives one from the other.
+LANDING_PATH = "/v1/callback/"
+PUSH_PATH = "/v1/push/"
+
+
+def push_url_for(landing_url: str) -> str:
+    """The push URL of the session whose landing URL this is (same public URL, session and signature)."""
+    head, sep, tail = landing_url.rpartition(LANDING_PATH)
+    if not sep:
+        raise InternalError("the landing URL has no landing path; cannot derive the push URL")
+    return head + PUSH_PATH + tail

@@ -25,11 +25,8 @@ from urllib.parse import SplitResult, unquote, urlsplit
 from aiohttp import web
 
 from ..clock import Clock
-
-# The URL helpers live in the neutral ..urls (the service builds its redirects with them too); re-exported so the
-# emulators keep importing them from here.
-from ..urls import is_http_url as is_http_url
-from ..urls import with_query as with_query
+from ..http.pages import LANGS, UNAVAILABLE, Text, error_page, page, page_lang, text
+from ..urls import with_query
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -240,10 +237,6 @@ def is_under(url: str, prefix: str) -> bool:
 
 # --- the simulated vendor pages: outcomes, languages ----------------------------------------------------------------
 
-#: Page languages: realauth's locales (zh, zh-Hant, en); every page string below exists in each.
-LANGS = ("zh", "zh-Hant", "en")
-#: A text in every page language, keyed by language.
-Text = Mapping[str, str]
 
 #: Outcome kinds. ``pass``/``fail``: the page finishes and the vendor reports that verdict. ``abandon``: the person
 #: leaves; nothing is sent anywhere and the session later expires. ``expire``: the vendor's window runs out on the
@@ -298,17 +291,6 @@ class Outcomes:
         return found
 
 
-def text(lng: str, value: Text | str) -> str:
-    """``value`` in the page language (English when a vendor shows no such language)."""
-    if isinstance(value, str):
-        return value
-    return value.get(lng) or value["en"]
-
-
-def page_lang(lng: str) -> str:
-    return lng if lng in LANGS else "en"
-
-
 CHROME: dict[str, Text] = {
     "title": {"zh": "真人认证(沙箱)", "zh-Hant": "真人認證(沙盒)", "en": "Liveness check (sandbox)"},
     "blurb": {
@@ -322,7 +304,7 @@ CHROME: dict[str, Text] = {
         "en": "Scripts: add outcome=<name or vendor code> to this link. This is a simulated page; nothing is really"
         " verified.",
     },
-    "unavailable": {"zh": "认证不可用", "zh-Hant": "認證無法使用", "en": "Verification unavailable"},
+    "unavailable": UNAVAILABLE,
     "unknown_outcome": {
         "zh": "未知的结果「{value}」。可用的结果(名称或厂商代码):",
         "zh-Hant": "未知的結果「{value}」。可用的結果(名稱或廠商代碼):",
@@ -335,60 +317,6 @@ CHROME: dict[str, Text] = {
         "en": "Sandbox: nothing is sent back or pushed; the session expires at its deadline.",
     },
 }
-
-#: Messages the emulators' pages show, in every page language.
-MESSAGES: dict[str, Text] = {
-    "invalid_link": {
-        "zh": "此认证链接无效。",
-        "zh-Hant": "此認證連結無效。",
-        "en": "This verification link is not valid.",
-    },
-    "expired": {
-        "zh": "此认证链接已过期。",
-        "zh-Hant": "此認證連結已過期。",
-        "en": "This verification link has expired.",
-    },
-    "completed": {
-        "zh": "此认证已完成。",
-        "zh-Hant": "此認證已完成。",
-        "en": "This verification was already completed.",
-    },
-    "bad_target": {
-        "zh": "此认证无法返回该地址。",
-        "zh-Hant": "此認證無法返回該地址。",
-        "en": "This verification cannot return to that address.",
-    },
-}
-
-#: Font stacks that hold CJK glyphs on common systems; a machine with none of them shows boxes for Chinese text
-#: (docs/providers.md: install e.g. fonts-noto-cjk). Every button also carries its ASCII name and vendor code.
-FONTS = {
-    "zh": '"PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", "Noto Sans SC", '
-    '"WenQuanYi Micro Hei", ',
-    "zh-Hant": '"PingFang TC", "Microsoft JhengHei", "Noto Sans CJK TC", "Noto Sans TC", ',
-    "en": "",
-}
-
-
-def _page(lng: str, title: str, body: str, status: int = 200) -> web.Response:
-    lng = page_lang(lng)
-    page = f"""<!doctype html>
-<html lang="{lng}"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}</title>
-<style>
-body {{ font-family: system-ui, -apple-system, "Segoe UI", {FONTS[lng]}sans-serif; max-width: 34rem; margin: 2rem auto;
-       padding: 0 1rem; }}
-a.btn {{ display: inline-block; padding: .6rem 1rem; margin: .3rem .3rem 0 0; border-radius: .4rem; color: #fff;
-        text-decoration: none; font-size: 1rem; background: #cf222e; }}
-a.btn.pass {{ background: #1a7f37; }} a.btn.abandon, a.btn.expire {{ background: #57606a; }}
-a.btn code {{ display: block; font-size: .75rem; opacity: .85; }}
-small, footer {{ color: #666; }} footer {{ margin-top: 2rem; font-size: .85rem; }}
-</style></head>
-<body>
-{body}
-</body></html>"""
-    return web.Response(status=status, text=page, content_type="text/html")
 
 
 def _button(o: Outcome, lng: str, base: str) -> str:
@@ -408,7 +336,7 @@ def h5_page(vendor: str, lng: str, base: str, outcomes: Outcomes, detail: Text) 
         f"</small></p>\n<p>{buttons}</p>\n<p><small>{html.escape(text(lng, detail))}</small></p>\n"
         f"<footer>{html.escape(text(lng, CHROME['footer']))}</footer>"
     )
-    return _page(lng, f"{title} — {vendor}", body)
+    return page(lng, f"{title} — {vendor}", body)
 
 
 def outcome_error_page(lng: str, value: str, outcomes: Outcomes) -> web.Response:
@@ -422,20 +350,11 @@ def outcome_error_page(lng: str, value: str, outcomes: Outcomes) -> web.Response
     title = text(lng, CHROME["unavailable"])
     intro = text(lng, CHROME["unknown_outcome"]).format(value=value[:64])
     body = f"<h1>{html.escape(title)}</h1>\n<p>{html.escape(intro)}</p>\n<ul>\n{rows}\n</ul>"
-    return _page(lng, title, body, 400)
+    return page(lng, title, body, 400)
 
 
 def left_page(lng: str) -> web.Response:
     """The ``abandon`` outcome: the person closed the page; the vendor sends nothing anywhere."""
     title = text(page_lang(lng), CHROME["left_title"])
     body = f"<h1>{html.escape(title)}</h1>\n<p>{html.escape(text(page_lang(lng), CHROME['left_body']))}</p>"
-    return _page(lng, title, body)
-
-
-def error_page(status: int, message: Text | str, lng: str = "en") -> web.Response:
-    """A plain error page in the page language (``message``: a text, a key of MESSAGES, or plain English)."""
-    lng = page_lang(lng)
-    if isinstance(message, str) and message in MESSAGES:
-        message = MESSAGES[message]
-    title = text(lng, CHROME["unavailable"])
-    return _page(lng, title, f"<h1>{html.escape(title)}</h1><p>{html.escape(text(lng, message))}</p>", status)
+    return page(lng, title, body)

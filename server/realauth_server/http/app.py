@@ -11,12 +11,13 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import errors as E
-from ..emulators.base import Emulator, error_page
 from ..logs import LogContext, bind_call, bound_call, unbind_call
+from ..metrics import REGISTRY
 from ..service import MAX_PUSH_BYTES, AuthService, LandingRefused
 from ..tracecontext import Tracing, parse_traceparent
 from ..urls import location
-from .metrics import REGISTRY, observe_landing, observe_push, track_provider
+from .metrics import observe_landing, observe_push, track_provider
+from .pages import error_page
 
 MAX_REQUEST_ID = 128
 #: The routes that are calls of their own (a landing, a push): each gets a request id, its log fields and a span.
@@ -37,8 +38,10 @@ def _provider() -> str:
 
 
 def build_http_app(
-    service: AuthService, emulators: Mapping[str, Emulator], tracing: Tracing | None = None
+    service: AuthService, sandboxes: Mapping[str, web.Application], tracing: Tracing | None = None
 ) -> web.Application:
+    """The HTTP side; ``sandboxes`` are the embedded emulators' apps by kind (wired by server.py)."""
+
     @web.middleware
     async def call_scope(request: web.Request, handler: Handler) -> web.StreamResponse:
         """A landing or push has no RPC around it: give it a request id (``x-request-id`` or new), the caller's
@@ -149,6 +152,6 @@ def build_http_app(
     app.router.add_route("GET", "/v1/callback/{session_id}/{sig}", landing)
     app.router.add_route("POST", "/v1/callback/{session_id}/{sig}", landing)
     app.router.add_post("/v1/push/{session_id}/{sig}", push)
-    for vendor, emulator in emulators.items():
-        app.add_subapp(f"/sandbox/{vendor}/", emulator.app())
+    for vendor, sandbox in sandboxes.items():
+        app.add_subapp(f"/sandbox/{vendor}/", sandbox)
     return app

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from ..providers.base import LANDING_PATH
+from ..urls import LANDING_PATH
 
 #: aiohttp's own default request-target bound, kept for every route but the landing.
 DEFAULT_MAX_URL = 8190

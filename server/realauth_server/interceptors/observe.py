@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 
-from ..http.metrics import RPC_IN_FLIGHT, RPC_LATENCY, RPC_TOTAL
+from ..metrics import RPC_IN_FLIGHT, RPC_LATENCY, RPC_TOTAL
 from ..tracecontext import Tracing, parse_traceparent
 from .base import ScopeInterceptor, metadata_value
 from .context import CallContext, new_request_id, reset_call_context, set_call_context

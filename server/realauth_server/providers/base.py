@@ -1,8 +1,8 @@
 """The small interface every vendor adapter implements, and what they share.
 
 An adapter is one module: settings parsing, request building and signing (through
-``realauth_server.signing``), response parsing and its vendor error table. Adding a vendor is that
-module plus one line in ``providers.registry``.
+``realauth_server.signing``), response parsing and its vendor error table. Adding a vendor is one
+package under ``vendors/`` plus one line in ``vendors.registry`` (docs/providers.md).
 """
 
 from __future__ import annotations
@@ -42,20 +42,8 @@ log = logging.getLogger("realauth.vendor")
 
 T = TypeVar("T")
 
-#: realauth's HTTP paths handed to vendors: the browser landing and the server-to-server push. Both end in
-#: ``<session_id>/<signature>`` with the same signature, so an adapter derives one from the other.
-LANDING_PATH = "/v1/callback/"
-PUSH_PATH = "/v1/push/"
 #: ``vendor_data`` key of a vendor token that a vendor-authenticated push bound to its session.
 BOUND_TOKEN = "bound_token"
-
-
-def push_url_for(landing_url: str) -> str:
-    """The push URL of the session whose landing URL this is (same public URL, session and signature)."""
-    head, sep, tail = landing_url.rpartition(LANDING_PATH)
-    if not sep:
-        raise InternalError("the landing URL has no landing path; cannot derive the push URL")
-    return head + PUSH_PATH + tail
 
 
 def vendor_origin(url: httpx.URL) -> str:
@@ -95,6 +83,16 @@ class PushResult:
 
 
 @dataclass(frozen=True)
+class VendorFault:
+    """A vendor error read from a response body: its code and message (``key``: the error-table row to look up
+    first, when it is more specific than the code)."""
+
+    code: str
+    message: str
+    key: str = ""
+
+
+@dataclass(frozen=True)
 class VendorErrorRule:
     """One row of a vendor's error table: vendor code → neutral error (and retriability)."""
 
@@ -123,8 +121,11 @@ class ErrorTable:
             code = code.rsplit(".", 1)[0]
         return None
 
-    def error(self, vendor_code: str, message: str, *, provider: str, vendor_request_id: str = "") -> RealAuthError:
-        rule = self.lookup(vendor_code)
+    def error(
+        self, vendor_code: str, message: str, *, provider: str, vendor_request_id: str = "", key: str = ""
+    ) -> RealAuthError:
+        """The neutral error for a vendor code (``key``: the row to look up when it is not the code itself)."""
+        rule = (self.lookup(key) if key else None) or self.lookup(vendor_code)
         cls: type[RealAuthError] = rule.error if rule else ProviderError
         retriable = rule.retriable if rule else False
         text = f"{provider}: {message}" if message else f"{provider}: vendor error"
@@ -343,8 +344,9 @@ class Provider(abc.ABC):
 
     # --- shared plumbing ----------------------------------------------------------------------
 
-    async def send(self, request: httpx.Request, *, action: str) -> httpx.Response:
-        """Send one request within the call's budget; transport failures become neutral errors."""
+    async def send(self, request: httpx.Request, *, action: str, auth: httpx.Auth | None = None) -> httpx.Response:
+        """Send one request within the call's budget, signed by ``auth`` (the client runs its flow); transport
+        failures become neutral errors."""
         left = deadlines.require(0.05)
         self.breaker.before_call()  # an open breaker refuses here, before any vendor traffic
         _SENT.set(True)
@@ -352,7 +354,7 @@ class Provider(abc.ABC):
         outcome = "error"
         try:
             async with asyncio.timeout(left):
-                response = await self.http.send(request)
+                response = await self.http.send(request, auth=auth)
                 await response.aread()
             outcome = str(response.status_code)
             return response
@@ -384,6 +386,51 @@ class Provider(abc.ABC):
         finally:
             elapsed = time.monotonic() - start
             observe_vendor_call(self, action, outcome, elapsed)
+
+    async def call(
+        self,
+        action: str,
+        build: Callable[[], tuple[httpx.Request, httpx.Auth | None]],
+        read: Callable[[httpx.Response, str], T],
+    ) -> T:
+        """The pipeline every vendor call goes through: build (and sign) → send within the budget → read, retried.
+
+        ``build`` is the adapter's hook for the request and its signer (called per attempt: credentials and
+        timestamps are fresh); ``read`` turns the response into the adapter's result or raises the neutral error
+        (usually through :meth:`read_envelope`).
+        """
+
+        async def attempt() -> T:
+            request, auth = build()
+            return read(await self.send(request, action=action, auth=auth), action)
+
+        return await self.with_retries(action, attempt)
+
+    def vendor_error(self, data: dict[str, Any], action: str) -> VendorFault | None:
+        """Hook: the vendor error this JSON body carries, or None when it carries none (default: none)."""
+        return None
+
+    def vendor_request_id(self, data: dict[str, Any]) -> str:
+        """Hook: the vendor's request id in this JSON body ("" when it has none; default ``request_id``)."""
+        return str(data.get("request_id", ""))
+
+    def read_envelope(self, response: httpx.Response, action: str) -> dict[str, Any]:
+        """A JSON object body → itself; a vendor error (:meth:`vendor_error`) → the error table's neutral error;
+        any other non-200 answer → ProviderError."""
+        data = json_body(response, provider=self.name, action=action)
+        request_id = self.vendor_request_id(data)
+        fault = self.vendor_error(data, action)
+        if fault is not None:
+            raise self.error_table.error(
+                fault.code, fault.message, provider=self.name, vendor_request_id=request_id, key=fault.key
+            )
+        if response.status_code != 200:
+            raise ProviderError(
+                f"{self.name}: {action} answered HTTP {response.status_code} without an error code",
+                provider=self.name,
+                vendor_request_id=request_id,
+            )
+        return data
 
     async def with_retries(self, action: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """Retry retriable errors with jittered backoff, inside the call's budget and the provider's retry budget.

@@ -1,4 +1,5 @@
-"""Megvii FaceID ``hmac_sha1`` request sign (vendors.md §4.3) and the H5 return-data sign (§4.2).
+"""Megvii FaceID ``hmac_sha1`` request sign (https://faceid.com/faceid-open-doc/docs/sdkauth.html) and the H5
+return-data sign (https://v2.faceid.com/document/faceid-guide-docs/adv_h5_return_notify_url).
 
 Request sign: ``raw = "a={api_key}&b={expire_time}&c={current_time}&d={random}"`` and
 ``sign = standard_base64(HMAC_SHA1(api_secret, raw) ‖ raw)``. It travels as the form field ``sign`` with
@@ -91,7 +92,7 @@ class SignedBy:
 
 
 class SignError(Exception):
-    """Why a sign was refused, as the vendor's ``error`` string (seed 003)."""
+    """Why a sign was refused, as the vendor's ``error`` string (https://faceid.com/document/faceid-guide-docs/app_api_authentication)."""
 
     def __init__(self, error: str) -> None:
         super().__init__(error)
@@ -106,7 +107,7 @@ EXPIRED_SIGN = "AUTHORIZATION_ERROR: EXPIRED_SIGN"
 def verify_sign(value: str, secret_for: Callable[[str], str | None], *, now: float) -> SignedBy:
     """Check a sign; raise SignError with the vendor's error string.
 
-    Our reading of the seed's two "无效签名" rows: a sign we cannot even parse or whose ``a`` names no
+    Our reading of the error table's two "无效签名" rows: a sign we cannot even parse or whose ``a`` names no
     key is AUTHENTICATION_ERROR; a known key with a wrong HMAC or ``c ≥ b`` is INVALID_SIGN.
     """
     try:

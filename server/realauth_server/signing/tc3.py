@@ -1,4 +1,4 @@
-"""TC3-HMAC-SHA256, Tencent Cloud API 3.0 request signing (vendors.md §5.3).
+"""TC3-HMAC-SHA256, Tencent Cloud API 3.0 request signing (https://tencentcloud.com/document/product/1026/31038).
 
 One pure function signs (method, URL, headers, exact body bytes) for a moment in time; the
 emulator verifies with the same code from the raw bytes it received and the SignedHeaders the

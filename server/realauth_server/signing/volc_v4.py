@@ -1,7 +1,8 @@
 """Volcengine OpenAPI "SignerV4" (HMAC-SHA256), used by visual (``cv``) and Ark (``ark``).
 
-Written from the vendor's description (vendors.md §3): the SK is used as literal UTF-8 with no
-prefix, the scope is ``YYYYMMDD/region/service/request``, and every ``X-*`` header takes part.
+Written from the vendor's description (https://www.volcengine.com/docs/6369/67269 and /67270): the SK is
+used as literal UTF-8 with no prefix, the scope is ``YYYYMMDD/region/service/request``, and every ``X-*`` header
+takes part.
 The server half (:func:`verify_v4`) recomputes from the raw bytes received, as the gateway does.
 """
 

@@ -19,14 +19,6 @@ from ..domain import AuthSession
 
 DAY = 86_400.0
 
-#: Vendor-side retention of a session's result, from creation (docs/deployment.md, vendors.md).
-VENDOR_RETENTION: Mapping[str, float] = {
-    "seedance": 120.0,  # BytedToken is exchangeable for 120 s; the GroupId is only ever ours afterwards
-    "volcengine": 3_600.0,  # query data kept 1 h
-    "megvii": DAY,  # result kept 1 day (max 3 calls)
-    "tencent": 3 * DAY,  # result can be pulled for 3 days (259 200 s)
-}
-
 #: realauth keeps every session this long after its last usable moment.
 RESULT_RETENTION = DAY
 
@@ -34,7 +26,8 @@ RESULT_RETENTION = DAY
 @dataclass(frozen=True)
 class Retention:
     result_seconds: float = RESULT_RETENTION
-    vendor_seconds: Mapping[str, float] = field(default_factory=lambda: dict(VENDOR_RETENTION))
+    #: Vendor-side retention per kind, from creation (``vendors.registry.VENDOR_RETENTION``; the server passes it).
+    vendor_seconds: Mapping[str, float] = field(default_factory=dict)
 
     def until(self, session: AuthSession) -> float:
         """Epoch seconds after which the session and its indexes may be dropped."""

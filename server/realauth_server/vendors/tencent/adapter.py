@@ -1,4 +1,5 @@
-"""Tencent Cloud FaceID (eKYC) Intl, mobile HTML5 flow (seed 004; vendors.md §5).
+"""Tencent Cloud FaceID (eKYC) Intl, mobile HTML5 flow
+(https://www.tencentcloud.com/document/api/1061/56227 and /56226; facts in spec.py).
 
 Create: ``ApplyWebVerificationBizTokenIntl`` → ``BizToken`` + ``VerificationURL`` (10 min to start).
 Landing: Tencent redirects to ``RedirectURL?token=<BizToken>``; the verdict is not in the redirect.
@@ -19,32 +20,32 @@ from typing import Any, ClassVar
 
 import httpx
 
-from .. import deadlines
-from .. import errors as E
-from ..domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
-from ..signing.tc3 import TC3Auth
-from .base import ErrorTable, Provider, ProviderContext, ProviderSettings, VendorErrorRule
+from ... import deadlines
+from ... import errors as E
+from ...domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
+from ...providers.base import ErrorTable, Provider, ProviderContext, ProviderSettings, VendorErrorRule
+from ...signing.tc3 import TC3Auth
+from .spec import (
+    APPLY,
+    LANGUAGES,
+    MAX_EXTRA,
+    MAX_IMAGE_BASE64,
+    MAX_RULE_ID,
+    REGIONS,
+    RESULT,
+    RESULT_TOKEN_EXPIRED,
+    RESULT_WINDOW,
+    SANDBOX_REGION,
+    SANDBOX_SECRET_ID,
+    SANDBOX_SECRET_KEY,
+    SERVICE,
+    START_WINDOW,
+    VENDOR_RATE_LIMIT,
+    VERSION,
+    VERSIONS,
+)
 
-SERVICE = "faceid"
-VERSION = "2018-03-01"
-APPLY = "ApplyWebVerificationBizTokenIntl"
-RESULT = "GetWebVerificationResultIntl"
-#: Seed 004 lists the first three; the newest API page adds ap-hongkong and sa-saopaulo.
-REGIONS = ("ap-bangkok", "ap-jakarta", "ap-singapore", "ap-hongkong", "sa-saopaulo")
-DEFAULT_BASE_URL = "https://faceid.intl.tencentcloudapi.com/"
-#: BizToken: 10 minutes to start the verification (doc 56227; SDK docstring).
-START_WINDOW = 600.0
-#: The result can be fetched repeatedly for 3 days (doc 56226).
-RESULT_WINDOW = 259_200.0
-#: Documented per-action ceiling (seed 004, doc 56226).
-VENDOR_RATE_LIMIT = 20
-MAX_IMAGE_BASE64 = 8 * 1024 * 1024
-MAX_EXTRA = 1000
-MAX_RULE_ID = 128
-
-LANGUAGES = ("th", "en", "zh-cn", "zh-tc", "id")
 LOCALE_LANGUAGE = {"zh": "zh-cn", "en": "en", "zh-Hant": "zh-tc"}
-VERSIONS = ("BASIC", "PLUS")
 INT_RANGES = {
     "check_mode": ("CheckMode", 1, 4),
     "security_level": ("SecurityLevel", 1, 4),
@@ -66,10 +67,6 @@ ACTIONS_RE = re.compile(r"^[a-z]+(,[a-z]+){0,9}$")
 WARNINGS_RE = re.compile(r"^-?\d{1,6}(,-?\d{1,6}){0,31}$")
 BASE64_RE = re.compile(rb"^[A-Za-z0-9+/\r\n]+={0,2}\s*$")
 
-#: Sandbox credentials the built-in emulator accepts (public: they grant nothing real).
-SANDBOX_SECRET_ID = "AKIDrealauthSandbox0000000000000000"
-SANDBOX_SECRET_KEY = "realauthSandboxTencentKey000000000"
-SANDBOX_REGION = "ap-singapore"
 
 R = VendorErrorRule
 ERRORS = ErrorTable(
@@ -108,7 +105,7 @@ ERRORS = ErrorTable(
         R("RequestLimitExceeded.GlobalRegionUinLimitExceeded", E.RateLimited, True, 200, "cross-region rate limit"),
         # Our judgement: transient, but not in the SDK's retry set, so retried once only.
         R("InternalError", E.ProviderUnavailable, True, 200, "vendor internal error (retried once)"),
-        # Action-level (seed 004; eKYC error page 1061/55390).
+        # Action-level (56227; eKYC error page https://www.tencentcloud.com/document/product/1061/55390).
         R("InvalidParameterValue.BizTokenIllegal", E.TokenNotFound, False, 200, "unknown BizToken"),
         R("InvalidParameterValue.BizTokenExpired", E.TokenExpired, False, 200, "BizToken past its 3-day result window"),
         R("FailedOperation.ImageSizeTooLarge", E.InvalidParameter, False, 200, "CompareImageBase64 too large"),
@@ -120,9 +117,6 @@ ERRORS = ErrorTable(
         R("UnauthorizedOperation.NonAuthorize", E.ProviderAuthFailed, False, 200, "account identity not verified"),
     ]
 )
-
-#: GetWebVerificationResultIntl ErrorCode values that are not a verdict on the person.
-RESULT_TOKEN_EXPIRED = 15
 
 
 class RateWindow:
@@ -235,7 +229,7 @@ class TencentProvider(Provider):
 
     # --- transport ------------------------------------------------------------------------------
 
-    def _request(self, action: str, body: dict[str, Any]) -> httpx.Request:
+    def _request(self, action: str, body: dict[str, Any]) -> tuple[httpx.Request, httpx.Auth]:
         content = json.dumps(body).encode("utf-8")
         headers = {
             "Content-Type": "application/json",
@@ -249,7 +243,7 @@ class TencentProvider(Provider):
         auth = TC3Auth(
             self.credential("secret_id"), self.credential("secret_key"), service=SERVICE, clock=self.ctx.clock
         )
-        return next(auth.auth_flow(request))
+        return request, auth
 
     async def _call(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
         internal_errors = 0
@@ -257,7 +251,8 @@ class TencentProvider(Provider):
         async def attempt() -> dict[str, Any]:
             nonlocal internal_errors
             async with self.limiters[action].slot(provider=self.name, action=action):
-                response = await self.send(self._request(action, body), action=action)
+                request, auth = self._request(action, body)
+                response = await self.send(request, action=action, auth=auth)
             try:
                 return self._parse(response, action)
             except E.RealAuthError as exc:

@@ -1,4 +1,5 @@
-"""Emulator of Megvii FaceID (seed 003, vendors.md §4), over real HTTP at the vendor's own paths.
+"""Emulator of Megvii FaceID (https://faceid.com/document/faceid-guide-docs/adv_h5_get_token,
+app_api_authentication), over real HTTP at the vendor's own paths.
 
 v5 app flow: ``POST /faceid/v5/sdk/get_biz_token`` and ``POST /faceid/v5/sdk/verify`` (form-data,
 ``sign``/``sign_version=hmac_sha1`` checked as §4.3; biz_token valid 1 h). The app SDK's run is
@@ -11,7 +12,8 @@ or ``outcome=<name or code>``: ``LITE_OUTCOMES``) which returns to ``return_url`
 POSTs the same form to ``notify_url`` in the background (bounded, retried on non-2xx);
 ``GET /faceid/lite/get_result`` answers for one day, three calls per biz_id.
 
-Errors are the seed's: ``{"error": "CODE[: detail]", "request_id", "time_used"}`` with 400/403/404/500.
+Errors are the documented ones (app_api_authentication): ``{"error": "CODE[: detail]", "request_id", "time_used"}``
+with 400/403/404/500.
 Knobs for tests: ``discontinued``, ``denied``, ``no_kyc``, ``call_limits``, ``allowed_ips``.
 """
 
@@ -27,16 +29,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from ..providers.megvii import (
-    MAX_BIZ_EXTRA,
-    MAX_BIZ_NO,
-    MAX_WEB_TITLE,
-    PROCEDURE_TYPES,
-    SANDBOX_API_KEY,
-    SANDBOX_API_SECRET,
-)
-from ..signing.megvii import SIGN_VERSION, SignError, data_sign, verify_sign
-from .base import (
+from ...emulators.base import (
     ABANDON,
     ADMIN_PREFIX,
     EXPIRE,
@@ -45,20 +38,21 @@ from .base import (
     Emulator,
     Outcome,
     Outcomes,
-    error_page,
     h5_page,
-    is_http_url,
     left_page,
     outcome_error_page,
-    text,
 )
-from .push import Pusher
+from ...emulators.push import Pusher
+from ...http.pages import error_page, text
+from ...signing.megvii import SIGN_VERSION, SignError, data_sign, verify_sign
+from ...urls import is_http_url
+from .spec import MAX_BIZ_EXTRA, MAX_BIZ_NO, MAX_WEB_TITLE, PROCEDURE_TYPES, SANDBOX_API_KEY, SANDBOX_API_SECRET
 
 #: The published example key pair of §4.3 (public documentation), so the vector verifies here too.
 DOC_API_KEY = "ICVvC_xUs6177WEtyUNwIH8J6NfGu50t"
 DOC_API_SECRET = "UjYGdN9CBZKsDBLB5-5v3DykPXY6dw3q"
 
-BIZ_TOKEN_TTL = 3600.0  # seed 003: biz_token valid 1 h by default
+BIZ_TOKEN_TTL = 3600.0  # get_biz_token: valid 1 h by default (app_api_authentication)
 LITE_TOKEN_TTL = 3600.0  # not documented in our sources; see docs/providers/megvii.md
 RESULT_TTL = 86_400.0  # get_result: kept one day
 RESULT_CALLS = 3  # get_result: three calls
@@ -252,7 +246,7 @@ class MegviiEmulator(Emulator):
                 raise _Fail(400, f"MISSING_ARGUMENTS: {key}")
 
     def _authorize(self, request: web.Request, api_key: str, path: str) -> None:
-        """AUTHORIZATION_ERROR reasons after a key is authenticated, in the seed's order."""
+        """AUTHORIZATION_ERROR reasons after a key is authenticated, in the documented order."""
         if api_key in self.discontinued:
             raise _Fail(403, "AUTHORIZATION_ERROR: API_KEY_BE_DISCONTINUED")
         ips = self.allowed_ips.get(api_key)

@@ -1,9 +1,10 @@
-"""Seedance 2.0 real-avatar auth (ByteDance), through the relay (seeds 000 and 001) or Ark directly.
+"""Seedance 2.0 real-avatar auth (ByteDance), through the relay
+(https://doc.aimanyi.top/api-467133497.html) or Ark directly; the documented facts are in spec.py.
 
 Relay: ``POST /v1/real-avatar/auth/session`` → ``BytedToken`` + ``H5Link``;
 ``POST /v1/real-avatar/groups/from-token`` → ``GroupId``, within 120 s of creation.
-Ark (``transport = "ark"``, vendors.md §1.2): the same two steps as the Volcengine OpenAPI actions
-``CreateVisualValidateSession`` / ``GetVisualValidateResult`` (Version 2024-01-01) on
+Ark (``transport = "ark"``, https://docs.byteplus.com/en/docs/ModelArk/2333589): the same two steps as the
+Volcengine OpenAPI actions ``CreateVisualValidateSession`` / ``GetVisualValidateResult`` (Version 2024-01-01) on
 open.volcengineapi.com, V4-signed with service ``ark``, region ``cn-beijing``.
 """
 
@@ -15,28 +16,25 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from .. import errors as E
-from ..domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
-from ..signing.bearer import BearerAuth
-from ..signing.volc_v4 import VolcV4Auth
-from .base import ErrorTable, Provider, ProviderContext, ProviderSettings, VendorErrorRule, json_body
+from ... import errors as E
+from ...domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
+from ...providers.base import ErrorTable, Provider, ProviderContext, ProviderSettings, VendorErrorRule, VendorFault
+from ...signing.bearer import BearerAuth
+from ...signing.volc_v4 import VolcV4Auth
+from .spec import (
+    ARK_ACTIONS,
+    ARK_REGION,
+    ARK_SERVICE,
+    ARK_VERSION,
+    MODELS,
+    RESULT_OK,
+    SANDBOX_API_KEY,
+    SANDBOX_ARK_ACCESS_KEY_ID,
+    SANDBOX_ARK_SECRET_ACCESS_KEY,
+    TOKEN_WINDOW,
+)
 
-MODELS = ("doubao-seedance-2-0-260128", "doubao-seedance-2-0-fast-260128")
-#: BytedToken and H5Link live 120 s (seed 001; BytePlus real-human asset guide).
-TOKEN_WINDOW = 120.0
-#: The browser redirect's resultCode for a passed verification.
-RESULT_OK = "10000"
-
-#: Sandbox relay key accepted by the built-in emulator (public: it grants nothing real).
-SANDBOX_API_KEY = "sandbox-seedance-relay-key"
-#: Sandbox Ark access key pair accepted by the built-in emulator (public: it grants nothing real).
-SANDBOX_ARK_ACCESS_KEY_ID = "AKLTsandboxrealauthark"
-SANDBOX_ARK_SECRET_ACCESS_KEY = "c2FuZGJveC1yZWFsYXV0aC1hcms="
 TRANSPORTS = ("relay", "ark")
-ARK_VERSION = "2024-01-01"
-ARK_SERVICE = "ark"
-ARK_REGION = "cn-beijing"
-ARK_ACTIONS = {"CreateAuthSession": "CreateVisualValidateSession", "ExchangeToken": "GetVisualValidateResult"}
 
 R = VendorErrorRule
 ERRORS = ErrorTable(
@@ -129,12 +127,12 @@ class SeedanceProvider(Provider):
             raise E.InvalidParameter("seedance.project_name", "must be at most 64 letters, digits, '-', '_' or '.'")
 
     async def _call(self, path: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
-        async def attempt() -> dict[str, Any]:
-            if self.transport == "ark":
-                # The Ark action takes no model; its body is the relay's minus model and Lng.
-                ark_body = {k: v for k, v in body.items() if k not in ("model", "Lng")}
-                url = f"{self.settings.base_url.rstrip('/')}/?Action={ARK_ACTIONS[action]}&Version={ARK_VERSION}"
-                request = self.http.build_request("POST", url, json=ark_body)
+        if self.transport == "ark":
+            # The Ark action takes no model; its body is the relay's minus model and Lng.
+            ark_body = {k: v for k, v in body.items() if k not in ("model", "Lng")}
+            url = f"{self.settings.base_url.rstrip('/')}/?Action={ARK_ACTIONS[action]}&Version={ARK_VERSION}"
+
+            def ark() -> tuple[httpx.Request, httpx.Auth | None]:
                 auth = VolcV4Auth(
                     self.credential("access_key_id"),
                     self.credential("secret_access_key"),
@@ -142,38 +140,34 @@ class SeedanceProvider(Provider):
                     service=ARK_SERVICE,
                     clock=self.ctx.clock.now,
                 )
-                request = next(auth.auth_flow(request))
-                response = await self.send(request, action=ARK_ACTIONS[action])
-                return self._parse(response, action)
+                return self.http.build_request("POST", url, json=ark_body), auth
+
+            return await self.call(ARK_ACTIONS[action], ark, self._result)
+
+        def relay() -> tuple[httpx.Request, httpx.Auth | None]:
             request = self.http.build_request("POST", self.settings.base_url.rstrip("/") + path, json=body)
-            request = next(BearerAuth(self.credential("api_key")).auth_flow(request))
-            response = await self.send(request, action=action)
-            return self._parse(response, action)
+            return request, BearerAuth(self.credential("api_key"))
 
-        return await self.with_retries(action, attempt)
+        return await self.call(action, relay, self._result)
 
-    def _parse(self, response: httpx.Response, action: str) -> dict[str, Any]:
-        data = json_body(response, provider=self.name, action=action)
-        meta = data.get("ResponseMetadata") or {}
-        request_id = str(meta.get("RequestId", "")) if isinstance(meta, dict) else ""
+    def vendor_error(self, data: dict[str, Any], action: str) -> VendorFault | None:
+        """``ResponseMetadata.Error{Code, Message}`` (relay and Ark share the envelope)."""
+        meta = data.get("ResponseMetadata")
         err = meta.get("Error") if isinstance(meta, dict) else None
         if isinstance(err, dict) and err.get("Code"):
-            raise self.error_table.error(
-                str(err["Code"]),
-                str(err.get("Message", "")),
-                provider=self.name,
-                vendor_request_id=request_id,
-            )
-        if response.status_code != 200:
-            raise E.ProviderError(
-                f"{self.name}: {action} answered HTTP {response.status_code} without an error code",
-                provider=self.name,
-                vendor_request_id=request_id,
-            )
+            return VendorFault(str(err["Code"]), str(err.get("Message", "")))
+        return None
+
+    def vendor_request_id(self, data: dict[str, Any]) -> str:
+        meta = data.get("ResponseMetadata")
+        return str(meta.get("RequestId", "")) if isinstance(meta, dict) else ""
+
+    def _result(self, response: httpx.Response, action: str) -> dict[str, Any]:
+        data = self.read_envelope(response, action)
         result = data.get("Result")
         if not isinstance(result, dict):
             raise E.ProviderError(f"{self.name}: {action} answered without Result", provider=self.name)
-        result["_request_id"] = request_id
+        result["_request_id"] = self.vendor_request_id(data)
         return result
 
     async def create_session(self, params: CreateParams) -> VendorSession:

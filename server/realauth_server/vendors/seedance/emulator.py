@@ -1,9 +1,10 @@
-"""Emulator of the Seedance real-avatar relay (seeds 000 and 001), over real HTTP.
+"""Emulator of the Seedance real-avatar relay (https://doc.aimanyi.top/api-467133497.html),
+over real HTTP.
 
-Checks what the relay documents: the bearer key, ``model`` against the seed's enum,
+Checks what the relay documents: the bearer key, ``model`` against the documented enum,
 ``CallbackURL`` as an absolute URI, ``Lng`` against its enum, and the BytedToken's 120 s window
 (the H5 link must be completed, and the token exchanged, within 120 s of creation). Answers in the
-seed's envelope: ``{ResponseMetadata:{RequestId, Action, Version, Service, Region, Error}, Result}``.
+documented envelope: ``{ResponseMetadata:{RequestId, Action, Version, Service, Region, Error}, Result}``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-from ..providers.seedance import (
+from ...emulators.base import ABANDON, EXPIRE, PASS, Emulator, h5_page, left_page, new_id, outcome_error_page
+from ...emulators.kych5 import KYC_H5, redirect_params
+from ...http.pages import error_page
+from ...signing.volc_v4 import SignatureError, verify_v4
+from .spec import (
     ARK_REGION,
     ARK_SERVICE,
     ARK_VERSION,
@@ -27,9 +32,6 @@ from ..providers.seedance import (
     SANDBOX_ARK_SECRET_ACCESS_KEY,
     TOKEN_WINDOW,
 )
-from ..signing.volc_v4 import SignatureError, verify_v4
-from .base import ABANDON, EXPIRE, PASS, Emulator, error_page, h5_page, left_page, new_id, outcome_error_page
-from .kych5 import KYC_H5, redirect_params
 
 LNG = ("zh", "en", "zh-Hant")
 CREATE_PATH = "/v1/real-avatar/auth/session"

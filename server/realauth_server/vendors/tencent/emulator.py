@@ -34,7 +34,23 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from ..providers.tencent import (
+from ...emulators.base import (
+    ABANDON,
+    ADMIN_PREFIX,
+    EXPIRE,
+    FAIL,
+    PASS,
+    Emulator,
+    Outcome,
+    Outcomes,
+    h5_page,
+    left_page,
+    outcome_error_page,
+)
+from ...http.pages import error_page
+from ...signing.tc3 import TC3Failure, verify_tc3
+from ...urls import is_http_url
+from .spec import (
     APPLY,
     LANGUAGES,
     MAX_EXTRA,
@@ -49,22 +65,6 @@ from ..providers.tencent import (
     VENDOR_RATE_LIMIT,
     VERSION,
     VERSIONS,
-)
-from ..signing.tc3 import TC3Failure, verify_tc3
-from .base import (
-    ABANDON,
-    ADMIN_PREFIX,
-    EXPIRE,
-    FAIL,
-    PASS,
-    Emulator,
-    Outcome,
-    Outcomes,
-    error_page,
-    h5_page,
-    is_http_url,
-    left_page,
-    outcome_error_page,
 )
 
 APPLY_KEYS = ("RedirectURL", "CompareImageBase64", "Extra", "RuleId", "Config")
@@ -83,7 +83,7 @@ CONFIG_INTS = {
     "LivenessRetryLimit": (1, 99),
     "LivenessTimeout": (0, 600),
 }
-#: The SDK model spells it IDCardType; seed 004's example writes IdCardType. Both are accepted.
+#: The SDK model spells it IDCardType; the API page's example (56227) writes IdCardType. Both are accepted.
 CONFIG_STRINGS = ("IDCardType", "IdCardType", "ThemeColor", "Language", "ActionList", "SelectedWarningCodes", "Version")
 #: Config.Language → page language; th and id pages are shown in English (the sandbox has no Thai or Indonesian).
 PAGE_LANG = {"zh-cn": "zh", "zh-tc": "zh-Hant", "en": "en"}
@@ -404,7 +404,7 @@ class TencentEmulator(Emulator):
     def _apply(self, body: dict[str, Any]) -> web.Response:
         _known(body, APPLY_KEYS, "")
         redirect = _string(body, "RedirectURL", required=True)
-        if not is_http_url(redirect):  # seed 004: "including the protocol, hostname, and path"
+        if not is_http_url(redirect):  # 56227: "including the protocol, hostname, and path"
             raise _Refused("InvalidParameterValue", "RedirectURL must include the protocol, hostname and path.")
         if not self.may_send_to(redirect):  # embedded: realauth's own landing only
             raise _Refused("InvalidParameterValue", "RedirectURL is not an allowed redirect target.")

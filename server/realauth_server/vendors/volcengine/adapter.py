@@ -1,4 +1,4 @@
-"""Volcengine visual identity verification, H5 edition (seed 002; vendors.md §2).
+"""Volcengine visual identity verification, H5 edition (https://www.volcengine.com/docs/6973/1209428; facts in spec.py).
 
 Create: STS ``AssumeRole`` (temporary keys the H5 page needs) → ``CertH5ConfigInit`` → ``config_id``;
 for h5 type "3" also ``CertH5Token`` → ``byted_token``. The person opens the H5 URL, which redirects
@@ -25,11 +25,9 @@ from urllib.parse import urlencode
 import httpx
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from .. import errors as E
-from ..domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
-from ..secret import Secret
-from ..signing.volc_v4 import VolcV4Auth
-from .base import (
+from ... import errors as E
+from ...domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
+from ...providers.base import (
     BOUND_TOKEN,
     ErrorTable,
     Provider,
@@ -39,41 +37,40 @@ from .base import (
     PushResult,
     VendorErrorRule,
     json_body,
-    push_url_for,
+)
+from ...secret import Secret
+from ...signing.volc_v4 import VolcV4Auth
+from ...urls import push_url_for
+from .callback import callback_key_bytes
+from .spec import (
+    BYTED_TOKEN_WINDOW,
+    DEFAULT_EXPIRE,
+    EXPIRE_RANGE,
+    MOTIONS,
+    PUSH_FIELDS,
+    QUERY_KEEP,
+    REGION,
+    RESULT_OK,
+    SANDBOX_ACCESS_KEY_ID,
+    SANDBOX_CALLBACK_CLIENT,
+    SANDBOX_CALLBACK_KEY,
+    SANDBOX_ROLE_TRN,
+    SANDBOX_SECRET_ACCESS_KEY,
+    SERVICE,
+    STS_VERSION,
+    VERSION,
 )
 
-VERSION = "2022-08-31"
-SERVICE = "cv"
-REGION = "cn-north-1"
-STS_VERSION = "2018-01-01"
-RESULT_OK = 10000
-#: config_id lifetime when expire_duration is not given, and its range (seed 002).
-DEFAULT_EXPIRE = 900
-EXPIRE_RANGE = (60, 7200)
-#: byted_token from CertH5Token: 60 min, one verification.
-BYTED_TOKEN_WINDOW = 3600.0
-#: CertVerifyQuery keeps a result 1 h after the verification.
-QUERY_KEEP = 3600.0
 #: STS session length asked for (AssumeRole allows 900–43200 s); must outlive any config.
 STS_DURATION = 3 * 3600
-MOTIONS = ("0", "1", "2", "3")
 
-#: Sandbox credentials the built-in emulator accepts (public: they grant nothing real).
-SANDBOX_ACCESS_KEY_ID = "AKLTsandboxrealauthvolcengine"
-SANDBOX_SECRET_ACCESS_KEY = "c2FuZGJveC1yZWFsYXV0aC12b2xjZW5naW5lLXNr"
-SANDBOX_ROLE_TRN = "trn:iam::2100000000:role/realauth-sandbox-h5"
-#: A callback client registered with the built-in emulator, and its 128-bit key (public, sandbox only).
-SANDBOX_CALLBACK_CLIENT = "realauth-sandbox"
-SANDBOX_CALLBACK_KEY = "hex:7362782d63616c6c6261636b2d6b6579"
 
-#: Encrypted fields of the callback body (seed 002 CallBackInfo); ``result`` alone is plain.
-PUSH_FIELDS = ("source_comp_details", "verify_req_measure_info", "verify_algorithm_base_resp", "byted_token")
 BYTED_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 R = VendorErrorRule
 ERRORS = ErrorTable(
     [
-        # Service layer (`code`), vendors.md §2.3.
+        # Service layer (`code`): https://www.volcengine.com/docs/6444/69728 and https://volcengine.com/docs/6973/152544.
         R("50200", E.InvalidParameter, False, 400, "request parameter error"),
         R("50201", E.InvalidParameter, False, 400, "a required parameter is missing"),
         R("50204", E.InvalidParameter, False, 400, "a parameter has the wrong type"),
@@ -99,7 +96,7 @@ ERRORS = ErrorTable(
         R("50500", E.ProviderUnavailable, True, 500, "internal error"),
         R("50501", E.ProviderUnavailable, True, 500, "internal RPC error"),
         R("60102", E.VerificationFailed, False, 200, "no face detected"),
-        # Gateway (`ResponseMetadata.Error.Code`), vendors.md §1.2.
+        # Gateway (`ResponseMetadata.Error.Code`): https://docs.byteplus.com/byteplus-platform/reference/common-error-codes.
         R("MissingParameter", E.InvalidParameter, False, 400, "a required parameter is missing"),
         R("InvalidParameter", E.InvalidParameter, False, 400, "a parameter has a bad value"),
         R("MissingAuthenticationToken", E.ProviderAuthFailed, False, 401, "no Authorization"),
@@ -192,35 +189,6 @@ def build_config_body(options: Any, redirect_url: str) -> dict[str, Any]:
     return body
 
 
-def callback_key_bytes(text: str) -> bytes:
-    """The 128-bit callback key from its configured form: ``hex:<32 hex>``, ``base64:<…>`` or 16 raw characters.
-
-    The error names the form, never the value.
-    """
-    if text.startswith("hex:"):
-        try:
-            key = bytes.fromhex(text[4:])
-        except ValueError:
-            raise ValueError("callback_key: hex: must be followed by 32 hexadecimal digits") from None
-    elif text.startswith("base64:"):
-        try:
-            key = base64.b64decode(text[7:], validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("callback_key: base64: must be followed by standard base64") from None
-    else:
-        key = text.encode("utf-8")
-    if len(key) != 16:
-        raise ValueError("callback_key must be 128 bits: 16 raw characters, hex:<32 digits> or base64:<16 bytes>")
-    return key
-
-
-def encrypt_field(key: bytes, plain: bytes) -> str:
-    """The vendor's field encryption: AES-128-CBC, IV = key, PKCS#7-style padding, standard base64."""
-    pad = 16 - len(plain) % 16
-    enc = Cipher(algorithms.AES(key), modes.CBC(key)).encryptor()
-    return base64.b64encode(enc.update(plain + bytes([pad]) * pad) + enc.finalize()).decode()
-
-
 def decrypt_field(key: bytes, value: object, name: str) -> bytes:
     """Undo :func:`encrypt_field`; the last byte gives the padding length (1..16, never past the start)."""
     if not isinstance(value, str):
@@ -260,7 +228,7 @@ def _decrypt_token(key: bytes, value: object) -> str:
 
 
 def validate_options(options: Any) -> None:
-    """Every documented range and enum of seed 002, named by its path under ``volcengine``."""
+    """Every documented range and enum of CertH5ConfigInit, named by its path under ``volcengine``."""
     if options is None:
         return
     hc, lc = options.h5_config, options.liveness_config
@@ -428,16 +396,13 @@ class VolcengineProvider(Provider):
             session_token=token,
         )
 
-    async def _signed(self, request: httpx.Request, auth: VolcV4Auth, action: str) -> httpx.Response:
-        return await self.send(next(auth.auth_flow(request)), action=action)
-
     async def _cv(self, action: str, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
         """One visual call → (data, request_id); errors mapped through the table."""
         url = f"{self.settings.base_url.rstrip('/')}/?" + urlencode({"Action": action, "Version": VERSION})
 
         async def attempt() -> tuple[dict[str, Any], str]:
             request = self.http.build_request("POST", url, json=body)
-            response = await self._signed(request, self._auth(SERVICE), action)
+            response = await self.send(request, action=action, auth=self._auth(SERVICE))
             return self._parse_cv(response, action)
 
         return await self.with_retries(action, attempt)
@@ -522,7 +487,7 @@ class VolcengineProvider(Provider):
         # A GET, as the official SDK's StsService sends it: no body, so no Content-Type for the transport to add
         # after signing (a POST with no body got "application/octet-stream" from aiohttp, unsigned).
         request = self.http.build_request("GET", f"{self.sts_base_url}/?{urlencode(query)}")
-        response = await self._signed(request, self._auth("sts"), "AssumeRole")
+        response = await self.send(request, action="AssumeRole", auth=self._auth("sts"))
         data = json_body(response, provider=self.name, action="AssumeRole")
         if (gw := self._gateway_error(data)) is not None:
             raise gw
@@ -658,7 +623,8 @@ class VolcengineProvider(Provider):
         )
 
     def parse_push(self, session: AuthSession, body: bytes, content_type: str) -> PushResult | None:
-        """The encrypted CallBackInfo push (seed 002): JSON, every field but ``result`` AES-128-CBC + base64.
+        """The encrypted CallBackInfo push (CertH5ConfigInit ``callback_info``): JSON, every field but ``result``
+        AES-128-CBC + base64.
 
         The scheme has no MAC, so the plain ``result`` is not trusted alone: a pass needs the encrypted
         ``verify_algorithm_base_resp`` with status 0, and the push's ``byted_token`` must be this session's

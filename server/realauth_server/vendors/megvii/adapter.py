@@ -1,4 +1,5 @@
-"""Megvii FaceID, through its H5 "lite" flow (vendors.md §4.2), with the v5 error table (seed 003, §4.4).
+"""Megvii FaceID, through its H5 "lite" flow, with the v5 error table
+(https://faceid.com/document/faceid-guide-docs/adv_h5_get_token, app_api_authentication; facts in spec.py).
 
 Create: ``POST /faceid/lite/get_token`` (form-data, ``api_key``/``api_secret`` fields) → ``token``,
 ``biz_id``; the person opens ``/faceid/lite/do?token=…``. The browser comes back to realauth's landing
@@ -22,11 +23,9 @@ from urllib.parse import parse_qs
 
 import httpx
 
-from .. import errors as E
-from ..domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
-from ..signing.megvii import multipart, verify_data_sign
-from ..urls import with_query
-from .base import (
+from ... import errors as E
+from ...domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
+from ...providers.base import (
     ErrorTable,
     Provider,
     ProviderContext,
@@ -34,35 +33,30 @@ from .base import (
     PushRejected,
     PushResult,
     VendorErrorRule,
-    json_body,
-    push_url_for,
+    VendorFault,
+)
+from ...signing.megvii import multipart, verify_data_sign
+from ...urls import push_url_for, with_query
+from .spec import (
+    DEFAULT_LINK_TTL,
+    DO_PATH,
+    FINAL_STATUSES,
+    GET_RESULT_PATH,
+    GET_TOKEN_PATH,
+    LANGUAGE,
+    MAX_BIZ_EXTRA,
+    MAX_BIZ_NO,
+    MAX_IMAGE,
+    MAX_WEB_TITLE,
+    PENDING_STATUSES,
+    PROCEDURE_TYPES,
+    RESULT_PASSED,
+    RESULT_WINDOW,
+    SANDBOX_API_KEY,
+    SANDBOX_API_SECRET,
 )
 
-GET_TOKEN_PATH = "/faceid/lite/get_token"
-DO_PATH = "/faceid/lite/do"
-GET_RESULT_PATH = "/faceid/lite/get_result"
-
-#: get_result keeps a result one day (and answers three calls) — the exchange window.
-RESULT_WINDOW = 86_400.0
-#: Link lifetime when get_token gives no ``expired_time`` (not documented in our sources; see docs).
-DEFAULT_LINK_TTL = 3_600.0
-#: result_code of a passed verification (same person, live).
-RESULT_PASSED = 1000
-
-#: procedure_type values in Megvii's H5 docs: video (default), still, flash, meglive_flash, selfie
-#: (basic H5 get_token / get_result ``return_image``) and will (advanced H5, ``will_result``).
-PROCEDURE_TYPES = ("video", "still", "flash", "meglive_flash", "selfie", "will")
-#: get_token ``language`` per realauth locale (https://faceid.com/document/faceid-guide-docs/oversea_h5_get_token).
-LANGUAGE = {"en": "0", "zh": "1", "zh-Hant": "1"}
-#: Lite ``status`` values that end the flow (NOT_STARTED / PROCESSING do not).
-FINAL_STATUSES = ("OK", "FAILED", "CANCELLED", "TIMEOUT", "WEBRTC_UNSUPPORTED")
-PENDING_STATUSES = ("NOT_STARTED", "PROCESSING")
-
-MAX_BIZ_NO = 128  # bytes
-MAX_BIZ_EXTRA = 4096  # bytes
-MAX_WEB_TITLE = 32  # bytes
 MAX_IDCARD_FIELD = 64  # bytes (our bound: names and numbers are far shorter)
-MAX_IMAGE = 2 * 1024 * 1024  # bytes: Megvii's usual per-image limit
 #: In a GET return every string of ``data`` is JSON-escaped, then percent-encoded: a control character (allowed
 #: in biz_extra_data) becomes ``\u00XX`` and then ``%5Cu00XX``, 8 URL characters for one byte — the worst case.
 URL_CHARS_PER_BYTE = 8
@@ -76,10 +70,6 @@ MAX_GET_RETURN_QUERY = (MAX_BIZ_EXTRA + MAX_BIZ_NO + 2 * MAX_IDCARD_FIELD) * URL
 #: Query marker of the notify_url earlier versions derived from the landing URL: a notification arriving
 #: at the landing (a session created before the push route existed) is still ignored there.
 NOTIFY_MARK = "realauth_notify"
-
-#: Sandbox credentials accepted by the built-in emulator (public: they grant nothing real).
-SANDBOX_API_KEY = "sandbox-megvii-api-key"
-SANDBOX_API_SECRET = "sandbox-megvii-api-secret"
 
 
 class _RedactQuerySecrets(logging.Filter):
@@ -218,34 +208,14 @@ class MegviiProvider(Provider):
 
     # --- vendor calls ---------------------------------------------------------------------------
 
-    def _raise_for(self, response: httpx.Response, action: str, *, prefix: str = "") -> dict[str, Any]:
-        """Parse a reply; ``{"error": "CODE: detail"}`` (any status) becomes the neutral error."""
-        data = json_body(response, provider=self.name, action=action)
-        request_id = str(data.get("request_id", ""))
+    def vendor_error(self, data: dict[str, Any], action: str) -> VendorFault | None:
+        """``{"error": "CODE: detail"}`` (any status); get_result's "BAD_ARGUMENTS: biz_id" has its own row."""
         error = data.get("error")
-        if isinstance(error, str) and error:
-            code, detail = split_error(error)
-            rule = None
-            if prefix and detail:
-                rule = self.error_table.lookup(f"{prefix}.{code}.{detail}")
-            rule = rule or self.error_table.lookup(code)
-            message = f"{self.name}: {action} failed: {error}"
-            if rule is None:
-                raise E.ProviderError(message, provider=self.name, vendor_code=code, vendor_request_id=request_id)
-            if rule.error is E.InvalidParameter:
-                raise E.InvalidParameter(
-                    "provider_request", message, provider=self.name, vendor_code=code, vendor_request_id=request_id
-                )
-            raise rule.error(
-                message, provider=self.name, vendor_code=code, vendor_request_id=request_id, retriable=rule.retriable
-            )
-        if response.status_code != 200:
-            raise E.ProviderError(
-                f"{self.name}: {action} answered HTTP {response.status_code} without an error",
-                provider=self.name,
-                vendor_request_id=request_id,
-            )
-        return data
+        if not isinstance(error, str) or not error:
+            return None
+        code, detail = split_error(error)
+        key = f"GET_RESULT.{code}.{detail}" if action == "GetResult" and detail else ""
+        return VendorFault(code, f"{action} failed: {error}", key=key)
 
     async def create_session(self, params: CreateParams) -> VendorSession:
         o = params.options
@@ -275,7 +245,7 @@ class MegviiProvider(Provider):
             # vendor page (idcard_mode "2": type or photograph it).
             fields.update(comparison_type="1", idcard_mode="2")
 
-        async def attempt() -> dict[str, Any]:
+        def build() -> tuple[httpx.Request, httpx.Auth | None]:
             auth = {
                 "api_key": self.credential("api_key").reveal(),
                 "api_secret": self.credential("api_secret").reveal(),
@@ -283,9 +253,9 @@ class MegviiProvider(Provider):
             request = self.http.build_request(
                 "POST", self._url(GET_TOKEN_PATH), files=multipart({**auth, **fields}, files)
             )
-            return self._raise_for(await self.send(request, action="GetToken"), "GetToken")
+            return request, None
 
-        data = await self.with_retries("GetToken", attempt)
+        data = await self.call("GetToken", build, self.read_envelope)
         token, biz_id = data.get("token"), data.get("biz_id")
         if not isinstance(token, str) or not token or not isinstance(biz_id, str) or not biz_id:
             raise E.ProviderError(f"{self.name}: get_token answered without token or biz_id", provider=self.name)
@@ -333,16 +303,15 @@ class MegviiProvider(Provider):
         )
 
     async def exchange(self, session: AuthSession) -> VerificationResult:
-        async def attempt() -> dict[str, Any]:
+        def build() -> tuple[httpx.Request, httpx.Auth | None]:
             query = {
                 "api_key": self.credential("api_key").reveal(),
                 "api_secret": self.credential("api_secret").reveal(),
                 "biz_id": session.token,
             }
-            request = self.http.build_request("GET", self._url(GET_RESULT_PATH), params=query)
-            return self._raise_for(await self.send(request, action="GetResult"), "GetResult", prefix="GET_RESULT")
+            return self.http.build_request("GET", self._url(GET_RESULT_PATH), params=query), None
 
-        data = await self.with_retries("GetResult", attempt)
+        data = await self.call("GetResult", build, self.read_envelope)
         request_id = str(data.get("request_id", ""))
         status = str(data.get("status", ""))
         if status in PENDING_STATUSES:
@@ -370,7 +339,10 @@ class MegviiProvider(Provider):
         )
 
     def parse_push(self, session: AuthSession, body: bytes, content_type: str) -> PushResult | None:
-        """The lite ``notify_url`` POST: form ``data=<json>&sign=sha1(api_secret + data)`` (vendors.md §4.2)."""
+        """The lite ``notify_url`` POST: form ``data=<json>&sign=sha1(api_secret + data)``.
+
+        (https://v2.faceid.com/document/faceid-guide-docs/adv_h5_return_notify_url)
+        """
         # The body decides, not the Content-Type header (a form is documented; the header is not).
         try:
             form = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True, max_num_fields=20)

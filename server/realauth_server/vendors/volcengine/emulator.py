@@ -4,9 +4,10 @@ Serves ``POST /?Action=<A>&Version=2022-08-31`` like visual.volcengineapi.com (C
 CertH5Token, CertVerifyQuery), ``GET`` (as the official SDK's StsService sends it) or ``POST
 /?Action=AssumeRole&Version=2018-01-01`` like sts.volcengineapi.com, and the H5 page at ``/h5``. Checks
 the V4 signature from the raw bytes received (X-Date skew 900 s; visual calls must sign content-type),
-unknown keys, required fields, enums and ranges of seed 002, config_id lifetime (expire_duration,
-default 15 min), byted_token 60 min and single use, query data kept 1 h. With ``callback_info.switch``
-the finished page pushes the encrypted result to ``callback_info.url`` (``block``: before redirecting).
+unknown keys, required fields, enums and ranges of CertH5ConfigInit (https://www.volcengine.com/docs/6973/1209428),
+config_id lifetime (expire_duration, default 15 min), byted_token 60 min and single use, query data kept 1 h.
+With ``callback_info.switch`` the finished page pushes the encrypted result to ``callback_info.url`` (``block``:
+before redirecting).
 Answers in the service envelope ``{code, data, message, request_id, status, time_elapsed}``; gateway errors (signature,
 action) as ``ResponseMetadata.Error``.
 """
@@ -25,7 +26,25 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from ..providers.volcengine import (
+from ...emulators.base import (
+    ABANDON,
+    ADMIN_PREFIX,
+    EXPIRE,
+    PASS,
+    Emulator,
+    Outcome,
+    h5_page,
+    left_page,
+    new_id,
+    outcome_error_page,
+)
+from ...emulators.kych5 import KYC_H5, redirect_params
+from ...emulators.push import Pusher
+from ...http.pages import error_page
+from ...signing.volc_v4 import SignatureError, verify_v4
+from ...urls import is_http_url
+from .callback import callback_key_bytes, encrypt_field
+from .spec import (
     BYTED_TOKEN_WINDOW,
     DEFAULT_EXPIRE,
     EXPIRE_RANGE,
@@ -39,26 +58,7 @@ from ..providers.volcengine import (
     SANDBOX_SECRET_ACCESS_KEY,
     STS_VERSION,
     VERSION,
-    callback_key_bytes,
-    encrypt_field,
 )
-from ..signing.volc_v4 import SignatureError, verify_v4
-from .base import (
-    ABANDON,
-    ADMIN_PREFIX,
-    EXPIRE,
-    PASS,
-    Emulator,
-    Outcome,
-    error_page,
-    h5_page,
-    is_http_url,
-    left_page,
-    new_id,
-    outcome_error_page,
-)
-from .kych5 import KYC_H5, redirect_params
-from .push import Pusher
 
 #: A key pair that signs correctly but has no CV permission (answers code 50400).
 SANDBOX_DENIED_ACCESS_KEY_ID = "AKLTsandboxrealauthnopermission"
@@ -227,7 +227,7 @@ class VolcengineEmulator(Emulator):
         #: Concurrent API requests allowed before 50430 (None: unlimited; not documented).
         self.max_concurrent: int | None = None
         self.vstats = _Stats()
-        #: Registered callback clients: client_name → 128-bit key (seed 002: issued per client_name).
+        #: Registered callback clients: client_name → 128-bit key (issued per client_name).
         self.callback_clients: dict[str, bytes] = {SANDBOX_CALLBACK_CLIENT: callback_key_bytes(SANDBOX_CALLBACK_KEY)}
         self.pusher = Pusher([self.public_url], allow=self.may_send_to)
 
@@ -591,7 +591,7 @@ class VolcengineEmulator(Emulator):
 
     @staticmethod
     def callback_body(key: bytes, token: str, t: _Token) -> bytes:
-        """The CallBackInfo push: ``result`` plain, every other field its JSON encrypted (seed 002)."""
+        """The CallBackInfo push: ``result`` plain, every other field its JSON encrypted (``callback_info``)."""
         fields: dict[str, Any] = {**_verdict(t), "byted_token": token}
         sealed = {name: encrypt_field(key, json.dumps(value).encode()) for name, value in fields.items()}
         return json.dumps({"result": _passed(t), **sealed}).encode()

@@ -1,0 +1,1 @@
+"""megvii: spec (documented facts), adapter and emulator."""

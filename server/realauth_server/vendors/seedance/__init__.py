@@ -1,0 +1,1 @@
+"""Seedance relay (Ark): spec (documented facts), adapter and emulator."""

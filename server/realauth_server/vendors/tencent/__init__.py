@@ -1,0 +1,1 @@
+"""tencent: spec (documented facts), adapter and emulator."""

@@ -1,0 +1,1 @@
+"""volcengine: spec (documented facts), adapter and emulator."""
