@@ -42,6 +42,7 @@ from ...emulators.base import (
     left_page,
     outcome_error_page,
 )
+from ...emulators.expiring import Expiring
 from ...emulators.push import Pusher
 from ...http.pages import error_page, text
 from ...signing.megvii import SIGN_VERSION, SignError, data_sign, verify_sign
@@ -170,7 +171,7 @@ class MegviiEmulator(Emulator):
         self.allowed_ips: dict[str, set[str]] = {}  # api_key → allowed client IPs → IP_NOT_ALLOWED
         self.calls: dict[str, int] = {}
         self.biz_tokens: dict[str, _BizToken] = {}
-        self.lite: dict[str, _Lite] = {}  # by token
+        self.lite: Expiring[str, _Lite] = Expiring()  # by token
         self.by_biz_id: dict[str, _Lite] = {}
         self.pusher = Pusher([self.public_url], allow=self.may_send_to)  # notify_url deliveries
 
@@ -397,7 +398,7 @@ class MegviiEmulator(Emulator):
         keep = ("return_url", "notify_url", "biz_no", "biz_extra_data", "procedure_type", "action_http_method",
                 "comparison_type", "language")  # fmt: skip
         entry = _Lite(api_key, token, biz_id, {k: fields[k] for k in keep if k in fields}, now)
-        self.lite[token] = entry
+        self.lite.add(token, entry, now)
         self.by_biz_id[biz_id] = entry
         self._forget_old(now)
         return self._reply(request, {"token": token, "biz_id": biz_id, "expired_time": int(now + LITE_TOKEN_TTL)})
@@ -484,8 +485,8 @@ class MegviiEmulator(Emulator):
         return self._reply(request, entry.result)
 
     def _forget_old(self, now: float) -> None:
+        """Past 10,000 tokens, forget those whose result is no longer kept: oldest first, never a full scan."""
         if len(self.lite) > 10_000:
-            for token, entry in list(self.lite.items()):
-                if now - entry.created > RESULT_TTL:
-                    del self.lite[token]
-                    self.by_biz_id.pop(entry.biz_id, None)
+            for _, entry in self.lite.forget_older_than(now - RESULT_TTL):
+                if self.by_biz_id.get(entry.biz_id) is entry:
+                    del self.by_biz_id[entry.biz_id]

@@ -19,6 +19,7 @@ from urllib.parse import urlencode, urlsplit
 from aiohttp import web
 
 from ...emulators.base import ABANDON, EXPIRE, PASS, Emulator, h5_page, left_page, new_id, outcome_error_page
+from ...emulators.expiring import Expiring
 from ...emulators.kych5 import KYC_H5, redirect_params
 from ...http.pages import error_page
 from ...signing.volc_v4 import SignatureError, verify_v4
@@ -83,7 +84,7 @@ class SeedanceEmulator(Emulator):
         super().__init__(*args, **kw)
         self.api_keys = set(api_keys)
         self.window = TOKEN_WINDOW
-        self.tokens: dict[str, _Token] = {}
+        self.tokens: Expiring[str, _Token] = Expiring()
         self.ark_keys = {SANDBOX_ARK_ACCESS_KEY_ID: SANDBOX_ARK_SECRET_ACCESS_KEY}
         self.ark_qps = ARK_QPS
         self._ark_calls: dict[str, deque[float]] = {ARK_CREATE: deque(), ARK_RESULT: deque()}
@@ -173,7 +174,7 @@ class SeedanceEmulator(Emulator):
         now = self.clock.now()
         token = time.strftime("%Y%m%d%H%M%S", time.gmtime(now)) + new_id(8)
         config_id = new_id(16).lower()
-        self.tokens[token] = _Token(model, cb, lng, now, config_id, project=project)
+        self.tokens.add(token, _Token(model, cb, lng, now, config_id, project=project), now)
         self._forget_old(now)
         link = f"{self.public_url}/h5?" + urlencode({"configId": config_id, "bytedToken": token, "lng": lng})
         return token, link
@@ -282,12 +283,13 @@ class SeedanceEmulator(Emulator):
             return left_page(lng)  # no redirect: the token stays unfinished until its 120 s run out
         if outcome.kind == EXPIRE:
             t.created = self.clock.now() - self.window - 1  # as if the 120 s had passed on this page
+            self.tokens.restamp(token, t.created)
             return error_page(410, EXPIRED, lng)
         t.outcome = PASS if outcome.kind == PASS else outcome.name
         return self.redirect(t.callback_url, {"bytedToken": token, **redirect_params(outcome),
                                               "verify_type": "real_time"}, lng)  # fmt: skip
 
     def _forget_old(self, now: float) -> None:
+        """Past 10,000 tokens, forget those over an hour old: oldest first, never a scan of them all."""
         if len(self.tokens) > 10_000:
-            for k in [k for k, v in self.tokens.items() if now - v.created > 3600]:
-                del self.tokens[k]
+            self.tokens.forget_older_than(now - 3600)

@@ -47,6 +47,7 @@ from ...emulators.base import (
     left_page,
     outcome_error_page,
 )
+from ...emulators.expiring import Expiring
 from ...http.pages import error_page
 from ...signing.tc3 import TC3Failure, verify_tc3
 from ...urls import is_http_url
@@ -215,7 +216,7 @@ class TencentEmulator(Emulator):
         self.credentials = dict(credentials or {SANDBOX_SECRET_ID: SANDBOX_SECRET_KEY})
         self.regions = regions
         self.rate_limit = rate_limit
-        self.tokens: dict[str, _Biz] = {}
+        self.tokens: Expiring[str, _Biz] = Expiring()
         self.forced: list[_Forced] = []
         self.limited = 0  # requests refused with RequestLimitExceeded by the real limiter
         self.last_body: dict[str, dict[str, Any]] = {}
@@ -447,7 +448,7 @@ class TencentEmulator(Emulator):
         token = str(uuid.uuid4()).upper()
         now = self.clock.now()
         compared = bool(image) or config.get("CheckMode") == 1
-        self.tokens[token] = _Biz(redirect, now, extra, compared, language)
+        self.tokens.add(token, _Biz(redirect, now, extra, compared, language), now)
         self._forget_old(now)
         return self._json(
             {
@@ -535,9 +536,9 @@ class TencentEmulator(Emulator):
         return self.redirect(biz.redirect_url, {"token": token}, lng)
 
     def _forget_old(self, now: float) -> None:
+        """Past 10,000 tokens, forget those whose result window is over: oldest first, never a full scan."""
         if len(self.tokens) > 10_000:
-            for k in [k for k, v in self.tokens.items() if now - v.created > RESULT_WINDOW]:
-                del self.tokens[k]
+            self.tokens.forget_older_than(now - RESULT_WINDOW)
 
 
 def _known(data: dict[str, Any], keys: tuple[str, ...], prefix: str) -> None:

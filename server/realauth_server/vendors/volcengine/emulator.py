@@ -38,6 +38,7 @@ from ...emulators.base import (
     new_id,
     outcome_error_page,
 )
+from ...emulators.expiring import Expiring
 from ...emulators.kych5 import KYC_H5, redirect_params
 from ...emulators.push import Pusher
 from ...http.pages import error_page
@@ -221,8 +222,8 @@ class VolcengineEmulator(Emulator):
         self.denied = {SANDBOX_DENIED_ACCESS_KEY_ID}
         self.roles = {SANDBOX_ROLE_TRN}
         self.sts: dict[str, _Sts] = {}
-        self.configs: dict[str, _Config] = {}
-        self.tokens: dict[str, _Token] = {}
+        self.configs: Expiring[str, _Config] = Expiring()  # stamped with their expiry
+        self.tokens: Expiring[str, _Token] = Expiring()  # stamped with their creation
         self.forced: _Forced | None = None
         #: Concurrent API requests allowed before 50430 (None: unlimited; not documented).
         self.max_concurrent: int | None = None
@@ -462,7 +463,8 @@ class VolcengineEmulator(Emulator):
         _range(body, "expire_duration", *EXPIRE_RANGE, "body")
         now = self.clock.now()
         config_id = str(uuid.uuid4())
-        self.configs[config_id] = _Config(body, now, now + body.get("expire_duration", DEFAULT_EXPIRE))
+        cfg = _Config(body, now, now + body.get("expire_duration", DEFAULT_EXPIRE))
+        self.configs.add(config_id, cfg, cfg.expires)
         self._forget_old(now)
         return {
             "algorithm_base_resp": {"status_code": 0, "status_message": "SUCCESS"},
@@ -505,8 +507,9 @@ class VolcengineEmulator(Emulator):
         return {"algorithm_base_resp": {"status_code": 0, "status_message": "SUCCESS"}, "byted_token": token}
 
     def _new_token(self, config_id: str) -> str:
-        token = time.strftime("%Y%m%d%H%M%S", time.gmtime(self.clock.now())) + secrets.token_hex(12).upper()
-        self.tokens[token] = _Token(config_id, self.clock.now())
+        now = self.clock.now()
+        token = time.strftime("%Y%m%d%H%M%S", time.gmtime(now)) + secrets.token_hex(12).upper()
+        self.tokens.add(token, _Token(config_id, now), now)
         return token
 
     # --- CertVerifyQuery ------------------------------------------------------------------------
@@ -573,6 +576,7 @@ class VolcengineEmulator(Emulator):
             return left_page(lng)  # no redirect, no push: nothing is bound, the session expires at its deadline
         if outcome.kind == EXPIRE:
             cfg.expires = now - 1  # as if expire_duration had passed on this page: no redirect, no push
+            self.configs.restamp(q["configId"], cfg.expires)
             return error_page(410, "expired", lng)
         if not token:
             token = self._new_token(q["configId"])
@@ -597,8 +601,7 @@ class VolcengineEmulator(Emulator):
         return json.dumps({"result": _passed(t), **sealed}).encode()
 
     def _forget_old(self, now: float) -> None:
+        """Past 20,000 entries, forget those whose query data is no longer kept: oldest first, no full scan."""
         if len(self.configs) + len(self.tokens) > 20_000:
-            for k in [k for k, c in self.configs.items() if now - c.expires > QUERY_KEEP]:
-                del self.configs[k]
-            for k in [k for k, t in self.tokens.items() if now - t.created > BYTED_TOKEN_WINDOW + QUERY_KEEP]:
-                del self.tokens[k]
+            self.configs.forget_older_than(now - QUERY_KEEP)
+            self.tokens.forget_older_than(now - BYTED_TOKEN_WINDOW - QUERY_KEEP)
