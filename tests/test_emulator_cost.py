@@ -15,13 +15,11 @@ import pytest
 
 from realauth_server.emulators.expiring import Expiring
 from realauth_server.vendors.megvii.emulator import RESULT_TTL
-from realauth_server.vendors.seedance.emulator import SeedanceEmulator
+from realauth_server.vendors.seedance.emulator import FORGET_AFTER as SEEDANCE_KEEP
 from realauth_server.vendors.tencent.spec import RESULT_WINDOW
 from realauth_server.vendors.volcengine.spec import DEFAULT_EXPIRE, QUERY_KEEP
 
 from .conftest import ServerFactory
-
-SEEDANCE_KEEP = 3600.0  # the emulator's own memory bound (the vendor's 120 s token window is checked on lookup)
 
 #: kind → (the map its create path cleans up, seconds after creation it may be forgotten)
 RETENTION = {
@@ -52,13 +50,6 @@ def _with_keys_of(url: str, other: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def test_seedance_keep_matches_the_emulator() -> None:
-    """The 3600 s this file assumes is what the Seedance emulator's clean-up uses."""
-    import inspect
-
-    assert "now - 3600" in inspect.getsource(SeedanceEmulator._forget_old)
-
-
 @pytest.mark.parametrize("held", [20_000, 40_000])
 @pytest.mark.parametrize("kind", sorted(RETENTION))
 async def test_clean_up_touches_only_due_entries(make_realauth: ServerFactory, kind: str, held: int) -> None:
@@ -72,7 +63,7 @@ async def test_clean_up_touches_only_due_entries(make_realauth: ServerFactory, k
 
     h.clock.advance(keep - 50)  # the old session is 50 s short of being forgotten
     stamp = h.clock.now() + (DEFAULT_EXPIRE if kind == "volcengine" else 0.0)
-    for i in range(held):
+    for i in range(held):  # bare objects: a clean-up that read any entry not due would fail the create below
         entries.add(f"filler-{i}", object(), stamp)
 
     before = _touched(emu)
@@ -92,6 +83,30 @@ async def test_clean_up_touches_only_due_entries(make_realauth: ServerFactory, k
     kept = await h.http.get(live.verification_url)
     assert gone.status_code == 404, gone.text
     assert kept.status_code == 200, kept.text
+
+
+#: kind → seconds after the page's "expire" button until the session may be forgotten (the page moves its stamp back)
+AFTER_EXPIRE_PAGE = {"seedance": SEEDANCE_KEEP - 121, "volcengine": QUERY_KEEP - 1}
+
+
+@pytest.mark.parametrize("kind", sorted(AFTER_EXPIRE_PAGE))
+async def test_a_session_expired_on_its_page_is_forgotten_from_then(make_realauth: ServerFactory, kind: str) -> None:
+    """The page's "expire" ends the session early: it is forgotten counting from then, not from its creation."""
+    h = await make_realauth()
+    emu = h.emulator(kind)
+    name, _ = RETENTION[kind]
+    entries: Expiring[str, Any] = getattr(emu, name)
+    old = await h.create(provider=kind)
+    page = await h.http.get(f"{old.verification_url}&outcome=expire")
+    assert page.status_code == 410, page.text
+    stamp = h.clock.now() + 7200  # fillers live for the whole test
+    for i in range(20_001):
+        entries.add(f"filler-{i}", object(), stamp)
+    h.clock.advance(AFTER_EXPIRE_PAGE[kind] + 5)
+    before = _touched(emu)
+    await h.create(provider=kind)
+    assert _key(kind, old) not in entries
+    assert _touched(emu) - before <= 2  # its stale first pair may be looked at too, never the fillers
 
 
 def test_expiring_forgets_in_stamp_order_even_out_of_order() -> None:

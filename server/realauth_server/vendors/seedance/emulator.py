@@ -53,6 +53,11 @@ DETAIL = {
 }
 
 
+#: How long the emulator remembers a token (past 10,000 of them): its own memory bound, not a vendor fact; the
+#: vendor's 120 s window is checked on each lookup, so an older token answers "expired" until it is forgotten.
+FORGET_AFTER = 3600.0
+
+
 @dataclass
 class _Token:
     model: str
@@ -292,4 +297,4 @@ class SeedanceEmulator(Emulator):
     def _forget_old(self, now: float) -> None:
         """Past 10,000 tokens, forget those over an hour old: oldest first, never a scan of them all."""
         if len(self.tokens) > 10_000:
-            self.tokens.forget_older_than(now - 3600)
+            self.tokens.forget_older_than(now - FORGET_AFTER)
