@@ -1,4 +1,5 @@
-"""Every vendor adapter goes through the base pipeline (``Provider.call``), read from the source (AST).
+"""Every vendor adapter goes through the base pipeline (``Provider.call``), read from the source (AST); and the
+pipeline's hooks (``pace``, ``retry_answer``, ``status_error``) do what they say, against a local HTTP vendor.
 
 The base adapter owns sign → send within the budget → retry → parse the envelope → error table; an adapter
 supplies hooks only (build the request, read the result, read an error, pace, retriability, status). An adapter
@@ -9,9 +10,27 @@ error table's uniform handling, so each of those is refused here.
 from __future__ import annotations
 
 import ast
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
+from typing import Any, ClassVar
 
+import httpx
 import pytest
+from aiohttp import web
+
+from realauth_server import deadlines
+from realauth_server.clock import Clock
+from realauth_server.domain import AuthSession, CreateParams, Landing, VendorSession, VerificationResult
+from realauth_server.errors import ProviderError, ProviderUnavailable, RealAuthError
+from realauth_server.providers.base import (
+    ErrorTable,
+    Provider,
+    ProviderContext,
+    ProviderSettings,
+    VendorErrorRule,
+    VendorFault,
+)
 
 VENDORS = Path(__file__).resolve().parents[1] / "server" / "realauth_server" / "vendors"
 ADAPTERS = sorted(VENDORS.glob("*/adapter.py"))
@@ -76,3 +95,138 @@ def test_the_check_sees_a_bypass() -> None:
         "        return r.json()\n"
     )
     assert len(_violations(ast.parse(source))) == 5
+
+
+# --- the hooks' behaviour, over a real port ---------------------------------------------------------------------
+
+
+class _Vendor:
+    """A local HTTP vendor answering a fixed status and JSON body, counting requests."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status, self.body, self.hits = status, body, 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.hits += 1
+        return web.json_response(self.body, status=self.status)
+
+
+@contextlib.asynccontextmanager
+async def _serve(vendor: _Vendor) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_post("/", vendor.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        await runner.cleanup()
+
+
+class _Hooked(Provider):
+    """The smallest adapter: an ``err`` field is the vendor error; the hooks under test are switchable."""
+
+    kind: ClassVar[str] = "hooked"
+    options_field: ClassVar[str] = ""
+    error_table: ClassVar[ErrorTable] = ErrorTable([VendorErrorRule("Busy", ProviderUnavailable, True)])
+    default_exchange_window: ClassVar[float] = 60.0
+    once: ClassVar[bool] = False
+    body_decides: ClassVar[bool] = False
+
+    def __init__(self, url: str) -> None:
+        super().__init__(ProviderSettings("h", "hooked", url, False, 60.0), ProviderContext(Clock(), ""))
+        self.pacing = False
+        self.paced_while_reading: list[bool] = []
+        self.paced_while_building: list[bool] = []
+
+    @classmethod
+    def sandbox_settings(cls, emulator_url: str) -> dict[str, Any]:
+        return {}
+
+    async def create_session(self, params: CreateParams) -> VendorSession:
+        raise NotImplementedError
+
+    def parse_landing(self, session: AuthSession, query: Mapping[str, str]) -> Landing:
+        raise NotImplementedError
+
+    async def exchange(self, session: AuthSession) -> VerificationResult:
+        raise NotImplementedError
+
+    def vendor_error(self, data: dict[str, Any], action: str) -> VendorFault | None:
+        return VendorFault(str(data["err"]), "busy") if data.get("err") else None
+
+    @contextlib.asynccontextmanager
+    async def _held(self) -> AsyncIterator[None]:
+        self.pacing = True
+        try:
+            yield
+        finally:
+            self.pacing = False
+
+    def pace(self, action: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._held()
+
+    def retry_answer(self, error: RealAuthError, repeats: int) -> bool:
+        return repeats < 2 if self.once and error.vendor_code == "Busy" else error.is_retriable
+
+    def status_error(
+        self, response: httpx.Response, action: str, data: dict[str, Any], fault: VendorFault | None, request_id: str
+    ) -> RealAuthError | None:
+        return None if self.body_decides else super().status_error(response, action, data, fault, request_id)
+
+    def read(self, response: httpx.Response, action: str) -> dict[str, Any]:
+        self.paced_while_reading.append(self.pacing)
+        return self.read_envelope(response, action)
+
+    def build(self) -> tuple[httpx.Request, httpx.Auth | None]:
+        self.paced_while_building.append(self.pacing)
+        return self.http.build_request("POST", self.settings.base_url), None
+
+    async def go(self) -> dict[str, Any]:
+        with deadlines.budget(5, "test"):
+            return await self.call("Go", self.build, self.read)
+
+
+@pytest.mark.parametrize("once", [False, True])
+async def test_retry_answer_bounds_the_retries_of_a_vendor_answer(once: bool) -> None:
+    vendor = _Vendor(200, {"err": "Busy"})
+    async with _serve(vendor) as url:
+        provider = _Hooked(url)
+        provider.once = once
+        try:
+            with pytest.raises(ProviderUnavailable):
+                await provider.go()
+        finally:
+            await provider.aclose()
+    assert vendor.hits == (2 if once else 3)
+
+
+async def test_pace_is_held_around_the_send_not_the_read() -> None:
+    vendor = _Vendor(200, {"ok": 1})
+    async with _serve(vendor) as url:
+        provider = _Hooked(url)
+        try:
+            assert await provider.go() == {"ok": 1}
+        finally:
+            await provider.aclose()
+    assert vendor.hits == 1
+    assert provider.paced_while_building == [True] and provider.paced_while_reading == [False]
+
+
+@pytest.mark.parametrize("body_decides", [False, True])
+async def test_status_error_decides_a_non_200_answer(body_decides: bool) -> None:
+    vendor = _Vendor(503, {"ok": 1})
+    async with _serve(vendor) as url:
+        provider = _Hooked(url)
+        provider.body_decides = body_decides
+        try:
+            if body_decides:
+                assert await provider.go() == {"ok": 1}
+            else:
+                with pytest.raises(ProviderError, match="HTTP 503 without an error code"):
+                    await provider.go()
+        finally:
+            await provider.aclose()
