@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import contextvars
 import logging
 import random
@@ -393,42 +394,79 @@ class Provider(abc.ABC):
         build: Callable[[], tuple[httpx.Request, httpx.Auth | None]],
         read: Callable[[httpx.Response, str], T],
     ) -> T:
-        """The pipeline every vendor call goes through: build (and sign) → send within the budget → read, retried.
+        """The pipeline every vendor call goes through: pace → build (and sign) → send within the budget → read,
+        retried.
 
         ``build`` is the adapter's hook for the request and its signer (called per attempt: credentials and
         timestamps are fresh); ``read`` turns the response into the adapter's result or raises the neutral error
-        (usually through :meth:`read_envelope`).
+        (usually through :meth:`read_envelope`). An error ``read`` raises is retried as :meth:`retry_answer` says.
         """
+        repeats: dict[str, int] = {}
 
         async def attempt() -> T:
-            request, auth = build()
-            return read(await self.send(request, action=action, auth=auth), action)
+            async with self.pace(action):
+                request, auth = build()
+                response = await self.send(request, action=action, auth=auth)
+            try:
+                return read(response, action)
+            except RealAuthError as exc:
+                repeats[exc.vendor_code] = seen = repeats.get(exc.vendor_code, 0) + 1
+                exc.is_retriable = self.retry_answer(exc, seen)
+                raise
 
         return await self.with_retries(action, attempt)
 
+    # --- hooks an adapter may supply (each has a default) -------------------------------------
+
+    def pace(self, action: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hook: held around building and sending one attempt, e.g. a client-side rate limit (default: none)."""
+        return contextlib.nullcontext()
+
+    def retry_answer(self, error: RealAuthError, repeats: int) -> bool:
+        """Hook: whether a vendor answer read as ``error`` may be retried, ``repeats`` being how often an answer
+        with its vendor code came back in this call, this one included (default: the error's own retriability,
+        from the error table)."""
+        return error.is_retriable
+
+    def envelope(self, response: httpx.Response, action: str) -> dict[str, Any]:
+        """Hook: the JSON object holding the vendor's answer; raise the neutral error when the body has none
+        (default: the whole body, which must be a JSON object)."""
+        return json_body(response, provider=self.name, action=action)
+
     def vendor_error(self, data: dict[str, Any], action: str) -> VendorFault | None:
-        """Hook: the vendor error this JSON body carries, or None when it carries none (default: none)."""
+        """Hook: the vendor error this envelope carries, or None when it carries none (default: none)."""
         return None
 
     def vendor_request_id(self, data: dict[str, Any]) -> str:
-        """Hook: the vendor's request id in this JSON body ("" when it has none; default ``request_id``)."""
+        """Hook: the vendor's request id in this envelope ("" when it has none; default ``request_id``)."""
         return str(data.get("request_id", ""))
 
+    def status_error(
+        self, response: httpx.Response, action: str, data: dict[str, Any], fault: VendorFault | None, request_id: str
+    ) -> RealAuthError | None:
+        """Hook: the error for a non-200 HTTP answer, or None to let the envelope decide (default: the vendor
+        error when the body has one, else ProviderError)."""
+        if fault is not None:
+            return None
+        return ProviderError(
+            f"{self.name}: {action} answered HTTP {response.status_code} without an error code",
+            provider=self.name,
+            vendor_request_id=request_id,
+        )
+
     def read_envelope(self, response: httpx.Response, action: str) -> dict[str, Any]:
-        """A JSON object body → itself; a vendor error (:meth:`vendor_error`) → the error table's neutral error;
-        any other non-200 answer → ProviderError."""
-        data = json_body(response, provider=self.name, action=action)
+        """The answer's envelope (:meth:`envelope`) → itself; a non-200 status → :meth:`status_error`; a vendor
+        error (:meth:`vendor_error`) → the error table's neutral error."""
+        data = self.envelope(response, action)
         request_id = self.vendor_request_id(data)
         fault = self.vendor_error(data, action)
+        if response.status_code != 200:
+            error = self.status_error(response, action, data, fault, request_id)
+            if error is not None:
+                raise error
         if fault is not None:
             raise self.error_table.error(
                 fault.code, fault.message, provider=self.name, vendor_request_id=request_id, key=fault.key
-            )
-        if response.status_code != 200:
-            raise ProviderError(
-                f"{self.name}: {action} answered HTTP {response.status_code} without an error code",
-                provider=self.name,
-                vendor_request_id=request_id,
             )
         return data
 
@@ -536,6 +574,14 @@ def observe_retry(provider: Provider, action: str, *, allowed: bool) -> None:
 
 def add_retry_observer(fn: Callable[[Provider, str, bool], None]) -> None:
     _retry_observers.append(fn)
+
+
+def json_value(response: httpx.Response) -> Any:
+    """The decoded JSON body, or None when the body is not JSON (for an :meth:`Provider.envelope` hook)."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 def json_body(response: httpx.Response, *, provider: str, action: str) -> dict[str, Any]:

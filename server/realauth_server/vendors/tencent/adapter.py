@@ -15,7 +15,7 @@ import binascii
 import json
 import re
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, ClassVar
 
 import httpx
@@ -23,7 +23,15 @@ import httpx
 from ... import deadlines
 from ... import errors as E
 from ...domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
-from ...providers.base import ErrorTable, Provider, ProviderContext, ProviderSettings, VendorErrorRule
+from ...providers.base import (
+    ErrorTable,
+    Provider,
+    ProviderContext,
+    ProviderSettings,
+    VendorErrorRule,
+    VendorFault,
+    json_value,
+)
 from ...signing.tc3 import TC3Auth
 from .spec import (
     APPLY,
@@ -246,28 +254,21 @@ class TencentProvider(Provider):
         return request, auth
 
     async def _call(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
-        internal_errors = 0
+        return await self.call(action, lambda: self._request(action, body), self.read_envelope)
 
-        async def attempt() -> dict[str, Any]:
-            nonlocal internal_errors
-            async with self.limiters[action].slot(provider=self.name, action=action):
-                request, auth = self._request(action, body)
-                response = await self.send(request, action=action, auth=auth)
-            try:
-                return self._parse(response, action)
-            except E.RealAuthError as exc:
-                if exc.vendor_code == "InternalError":
-                    internal_errors += 1
-                    exc.is_retriable = internal_errors < 2
-                raise
+    def pace(self, action: str) -> AbstractAsyncContextManager[None]:
+        """Each action is paced below the vendor's per-action limit (:class:`RateWindow`)."""
+        return self.limiters[action].slot(provider=self.name, action=action)
 
-        return await self.with_retries(action, attempt)
+    def retry_answer(self, error: E.RealAuthError, repeats: int) -> bool:
+        """InternalError is retried once per call; the table's retriability otherwise."""
+        if error.vendor_code == "InternalError":
+            return repeats < 2
+        return error.is_retriable
 
-    def _parse(self, response: httpx.Response, action: str) -> dict[str, Any]:
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
+    def envelope(self, response: httpx.Response, action: str) -> dict[str, Any]:
+        """TencentCloud API 3.0 answers ``{"Response": {...}}``; a non-200 without one is the gateway, unwell."""
+        data = json_value(response)
         envelope = data.get("Response") if isinstance(data, dict) else None
         if not isinstance(envelope, dict):
             if response.status_code != 200:
@@ -275,21 +276,28 @@ class TencentProvider(Provider):
                     f"{self.name}: {action} answered HTTP {response.status_code}", provider=self.name
                 )
             raise E.ProviderError(f"{self.name}: {action} answered without a Response object", provider=self.name)
-        request_id = str(envelope.get("RequestId") or "")
-        err = envelope.get("Error")
-        if response.status_code != 200:
-            code = str(err.get("Code", "")) if isinstance(err, dict) else ""
-            raise E.ProviderUnavailable(
-                f"{self.name}: {action} answered HTTP {response.status_code}",
-                provider=self.name,
-                vendor_code=code,
-                vendor_request_id=request_id,
-            )
-        if isinstance(err, dict) and err.get("Code"):
-            raise self.error_table.error(
-                str(err["Code"]), str(err.get("Message", "")), provider=self.name, vendor_request_id=request_id
-            )
         return envelope
+
+    def vendor_error(self, data: dict[str, Any], action: str) -> VendorFault | None:
+        err = data.get("Error")
+        if isinstance(err, dict) and err.get("Code"):
+            return VendorFault(str(err["Code"]), str(err.get("Message", "")))
+        return None
+
+    def vendor_request_id(self, data: dict[str, Any]) -> str:
+        return str(data.get("RequestId") or "")
+
+    def status_error(
+        self, response: httpx.Response, action: str, data: dict[str, Any], fault: VendorFault | None, request_id: str
+    ) -> E.RealAuthError | None:
+        """API 3.0 answers every error with HTTP 200: any other status is the vendor unwell, whatever the body."""
+        err = data.get("Error")
+        return E.ProviderUnavailable(
+            f"{self.name}: {action} answered HTTP {response.status_code}",
+            provider=self.name,
+            vendor_code=str(err.get("Code", "")) if isinstance(err, dict) else "",
+            vendor_request_id=request_id,
+        )
 
     # --- the interface --------------------------------------------------------------------------
 

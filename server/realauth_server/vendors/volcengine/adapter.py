@@ -36,7 +36,7 @@ from ...providers.base import (
     PushRejected,
     PushResult,
     VendorErrorRule,
-    json_body,
+    VendorFault,
 )
 from ...secret import Secret
 from ...signing.volc_v4 import VolcV4Auth
@@ -400,49 +400,59 @@ class VolcengineProvider(Provider):
         """One visual call → (data, request_id); errors mapped through the table."""
         url = f"{self.settings.base_url.rstrip('/')}/?" + urlencode({"Action": action, "Version": VERSION})
 
-        async def attempt() -> tuple[dict[str, Any], str]:
-            request = self.http.build_request("POST", url, json=body)
-            response = await self.send(request, action=action, auth=self._auth(SERVICE))
-            return self._parse_cv(response, action)
+        def build() -> tuple[httpx.Request, httpx.Auth]:
+            return self.http.build_request("POST", url, json=body), self._auth(SERVICE)
 
-        return await self.with_retries(action, attempt)
+        return await self.call(action, build, self._read_cv)
 
-    def _gateway_error(self, data: dict[str, Any]) -> E.RealAuthError | None:
+    @staticmethod
+    def _gateway_fault(data: dict[str, Any]) -> tuple[VendorFault, str] | None:
+        """The gateway's ``ResponseMetadata.Error`` (and the gateway's RequestId), when it refused the call."""
         meta = data.get("ResponseMetadata")
         if not isinstance(meta, dict):
             return None
         err = meta.get("Error")
         if isinstance(err, dict) and err.get("Code"):
-            return self.error_table.error(
-                str(err["Code"]),
-                str(err.get("Message", "")),
-                provider=self.name,
-                vendor_request_id=str(meta.get("RequestId", "")),
-            )
+            return VendorFault(str(err["Code"]), str(err.get("Message", ""))), str(meta.get("RequestId", ""))
         return None
 
-    def _parse_cv(self, response: httpx.Response, action: str) -> tuple[dict[str, Any], str]:
-        data = json_body(response, provider=self.name, action=action)
-        if (gw := self._gateway_error(data)) is not None:
-            raise gw
-        request_id = str(data.get("request_id", ""))
+    def vendor_error(self, data: dict[str, Any], action: str) -> VendorFault | None:
+        """A gateway error first; then (visual calls) a non-zero ``code``, 50215 refined by its algorithm status."""
+        if (gw := self._gateway_fault(data)) is not None:
+            return gw[0]
         code = data.get("code")
-        if not isinstance(code, int):
+        if action == "AssumeRole" or not isinstance(code, int) or code == RESULT_OK:
+            return None
+        vendor_code = str(code)
+        payload = data.get("data")
+        if code == 50215 and isinstance(payload, dict):
+            sub = (payload.get("algorithm_base_resp") or {}).get("status_code")
+            if isinstance(sub, int):
+                vendor_code = f"50215.{sub}"
+        return VendorFault(vendor_code, str(data.get("message", "")))
+
+    def vendor_request_id(self, data: dict[str, Any]) -> str:
+        """The gateway's RequestId on a gateway error, else the service layer's ``request_id``."""
+        if (gw := self._gateway_fault(data)) is not None:
+            return gw[1]
+        return str(data.get("request_id", ""))
+
+    def status_error(
+        self, response: httpx.Response, action: str, data: dict[str, Any], fault: VendorFault | None, request_id: str
+    ) -> E.RealAuthError | None:
+        """The body decides whatever the HTTP status (the gateway and the service layer both answer in it)."""
+        return None
+
+    def _read_cv(self, response: httpx.Response, action: str) -> tuple[dict[str, Any], str]:
+        data = self.read_envelope(response, action)
+        request_id = self.vendor_request_id(data)
+        if not isinstance(data.get("code"), int):
             raise E.ProviderError(
                 f"{self.name}: {action} answered HTTP {response.status_code} without a code",
                 provider=self.name,
                 vendor_request_id=request_id,
             )
         payload = data.get("data")
-        if code != RESULT_OK:
-            vendor_code = str(code)
-            if code == 50215 and isinstance(payload, dict):
-                sub = (payload.get("algorithm_base_resp") or {}).get("status_code")
-                if isinstance(sub, int):
-                    vendor_code = f"50215.{sub}"
-            raise self.error_table.error(
-                vendor_code, str(data.get("message", "")), provider=self.name, vendor_request_id=request_id
-            )
         if not isinstance(payload, dict):
             raise E.ProviderError(f"{self.name}: {action} answered without data", provider=self.name)
         return payload, request_id
@@ -472,7 +482,7 @@ class VolcengineProvider(Provider):
             cached = self._sts.get(ak.fingerprint())
             if cached is not None and cached.expires - 300 > self.ctx.clock.now():
                 return cached
-            keys = await self.with_retries("AssumeRole", self._assume_role)
+            keys = await self._assume_role()
             self._sts[ak.fingerprint()] = keys
             return keys
 
@@ -484,13 +494,16 @@ class VolcengineProvider(Provider):
             "RoleSessionName": f"realauth-{self.name}"[:64],
             "DurationSeconds": str(STS_DURATION),
         }
-        # A GET, as the official SDK's StsService sends it: no body, so no Content-Type for the transport to add
-        # after signing (a POST with no body got "application/octet-stream" from aiohttp, unsigned).
-        request = self.http.build_request("GET", f"{self.sts_base_url}/?{urlencode(query)}")
-        response = await self.send(request, action="AssumeRole", auth=self._auth("sts"))
-        data = json_body(response, provider=self.name, action="AssumeRole")
-        if (gw := self._gateway_error(data)) is not None:
-            raise gw
+
+        def build() -> tuple[httpx.Request, httpx.Auth]:
+            # A GET, as the official SDK's StsService sends it: no body, so no Content-Type for the transport to add
+            # after signing (a POST with no body got "application/octet-stream" from aiohttp, unsigned).
+            return self.http.build_request("GET", f"{self.sts_base_url}/?{urlencode(query)}"), self._auth("sts")
+
+        return await self.call("AssumeRole", build, self._read_sts)
+
+    def _read_sts(self, response: httpx.Response, action: str) -> _StsKeys:
+        data = self.read_envelope(response, action)
         creds = (data.get("Result") or {}).get("Credentials") if isinstance(data.get("Result"), dict) else None
         try:
             assert isinstance(creds, dict)
