@@ -241,7 +241,7 @@ return 1
 
 #: Fixed due-queue shards ``w:due:{wq<k>}``; a record's shard is crc32(session id) mod this.
 DUE_SHARDS = 16
-#: A due entry whose record is missing is dropped once its due time is this old (seconds): a write between its
+#: A due entry whose record is missing is dropped once its pointer is this old (seconds): a write between its
 #: steps takes milliseconds, so by then the record was never written (a lost race or a crash) or has expired.
 MISSING_GRACE = 60.0
 #: ...and until then it is looked at again this much later.
@@ -519,10 +519,9 @@ class RedisClusterStore(RedisStore):
         """
         ttl = _ms(WEBHOOK_RETENTION)
         sid, tenant = records[0].session_id, records[0].tenant
+        pointers = [self._webhook_pointer(r.delivery_id) for r in records]
+        await asyncio.gather(*(self._write(p, "SET", p, sid, "PX", ttl) for p in pointers))  # before any entry
         writes = []
-        for r in records:
-            pointer = self._webhook_pointer(r.delivery_id)
-            writes.append(self._write(pointer, "SET", pointer, sid, "PX", ttl))
         shard = self._shard_of(sid)
         writes.append(
             self._write(shard, "ZADD", shard, *itertools.chain(*((repr(r.next_at), r.delivery_id) for r in records)))
@@ -557,14 +556,13 @@ class RedisClusterStore(RedisStore):
             shard = self._due_shard((start + i) % DUE_SHARDS)
             got = await self._due_take(keys=[shard], args=[repr(now), limit - len(out), hold])
             for j in range(0, len(got), 2):
-                delivery_id, score = _bytes(got[j]).decode(), float(got[j + 1])
-                record = await self._claim_one(shard, delivery_id, score, now, hold, owner)
+                record = await self._claim_one(shard, _bytes(got[j]).decode(), now, hold, owner)
                 if record is not None:
                     out.append(record)
         return sorted(out, key=lambda d: d.created)
 
     async def _claim_one(
-        self, shard: str, delivery_id: str, due: float, now: float, hold: str, owner: str
+        self, shard: str, delivery_id: str, now: float, hold: str, owner: str
     ) -> WebhookDelivery | None:
         key = await self._locate(delivery_id)
         verdict = await self._record_claim(keys=[key], args=[repr(now), hold, owner]) if key else [b"missing"]
@@ -577,8 +575,12 @@ class RedisClusterStore(RedisStore):
             new = ""
         elif kind == b"later":
             new = _bytes(verdict[1]).decode()
-        else:  # missing: not written yet (its writer is between steps), never written, or expired
-            new = "" if due < now - MISSING_GRACE else repr(now + MISSING_RETRY)
+        elif key is None:  # no pointer: past retention (a pointer is written before any entry naming it)
+            new = ""
+        else:  # not written yet (its writer is between steps), never (the write lost), or expired
+            left = await self.r.pttl(self._webhook_pointer(delivery_id))
+            staged = WEBHOOK_RETENTION - left / 1000  # seconds since the pointer was written or last refreshed
+            new = repr(now + MISSING_RETRY) if left > 0 and staged < MISSING_GRACE else ""
         await self._due_set(keys=[shard], args=[delivery_id, hold, new])
         return None
 
@@ -608,6 +610,7 @@ class RedisClusterStore(RedisStore):
         )
         if not ok:
             return False
+        await self.r.pexpire(self._webhook_pointer(claimed.delivery_id), _ms(WEBHOOK_RETENTION))  # as the record's
         # The entry still holds the claim's score: move it (or drop it) unless someone re-scored it since. If
         # this step is lost, the entry comes due when the claim runs out and the record's answer corrects it.
         new = repr(next_at) if status is DeliveryStatus.PENDING else ""
@@ -626,6 +629,7 @@ class RedisClusterStore(RedisStore):
         )
         if not ok:
             return None
+        await self.r.pexpire(self._webhook_pointer(delivery_id), _ms(WEBHOOK_RETENTION))
         record = await self.get_webhook(delivery_id)
         if record is not None:  # the record first, then its entry: a claimer that read it as done keeps it now
             shard = self._shard_of(record.session_id)
