@@ -8,9 +8,11 @@ slot is that of its *hash tag*, the part between the first ``{`` and the next ``
 
 So (prefix ``realauth:``; same values and TTLs as the standalone layout in redis.py):
 
-- per session, tag ``{<session_id>}``: the record ``s:{sid}``, the exchange lease ``l:exchange:{sid}``, and
-  its change notification (below). New per-session keys (webhook state, outbox entries) follow:
-  ``<kind>:{sid}...``; a per-tenant key (a listing) is ``<kind>:{<tenant>}``;
+- per session, tag ``{<session_id>}``: the record ``s:{sid}``, the exchange lease ``l:exchange:{sid}``, its
+  change notification (below), its webhook records ``w:d:{sid}:<delivery_id>`` and their listing ``w:s:{sid}``;
+- per tenant, tag ``{sha256(tenant)}``: the session listing ``x:`` / ``xr:`` and the webhook listing ``w:t:``;
+- per delivery, ``w:id:{<delivery_id>}``: the session id of the record (it is looked up by delivery id);
+- the webhook due queue: 16 fixed shards ``w:due:{wq<k>}``, a record's being crc32(session id) mod 16;
 - per ``(tenant, idempotency key)``, tag ``{sha256(tenant, key)}``: the index ``i:{h}``, the reservation lease
   ``l:idem:{h}`` and the unknown-outcome marker ``m:unknown:{h}`` (all already named by that digest);
 - the token index ``t:{<token>}`` (read by token), the vendor-token claim ``c:{<sha256(kind, token)>}``;
@@ -24,6 +26,17 @@ and ``SPUBLISH``-es the change. An index naming a session whose record does not 
 everywhere, so a replica dying between the steps leaves only an unreachable index that expires with its TTL.
 The one difference from standalone: two creates with one idempotency key racing *without* the reservation
 lease (it expired) may both store a session; the lease is what makes creates single-flight in both modes.
+
+Listing and the webhook outbox follow the same "entries first, commit point last" order. A create writes the
+tenant's listing (one script) before the record: a listed id without a record is skipped. A state-changing update
+first writes each record's pointer, then its due entry and tenant listing entry, then the session script writes
+the session *and* its records (one slot: a record exists exactly when its transition does). Entries naming a
+record that never came (the script lost, or the replica died) are skipped by readers and dropped by claimers once
+their pointer is MISSING_GRACE old. A claim takes due entries from one shard at a time with a script that hides
+them until the claim runs out, then claims each record with a script in its slot: that one decides (pending and
+due? owner, attempt), so attempts stay exclusive across replicas however stale an entry is, and its answer
+corrects the entry. Finish and redeliver change the record first, then the entry, conditionally or so that a lost
+second step only delays the record until its claim runs out.
 
 Every RedisStore method that runs a multi-key script must be overridden here with single-slot steps (or
 keep all its keys under one tag); inherited as is, it fails on a cluster with CROSSSLOT.
