@@ -19,7 +19,7 @@ from realauth.v1 import realauth_pb2 as pb
 from realauth.v1 import realauth_pb2_grpc as pb_grpc
 from realauth_server.clock import Clock
 from realauth_server.domain import SessionState
-from realauth_server.outbox import WEBHOOK_RETENTION
+from realauth_server.outbox import WEBHOOK_RETENTION, DeliveryStatus
 from realauth_server.store.base import SessionFilter, SessionStore, StoreConflict, vendor_token_key
 from realauth_server.store.factory import open_store
 from realauth_server.store.redis import _bytes, _ms
@@ -255,6 +255,43 @@ async def test_entries_left_by_a_crash_between_steps_are_harmless(redis_cluster_
         await store.r.pexpire(store._webhook_pointer("whd_ghost"), staged_long_ago)
         assert await store.claim_webhooks("A", 10, 30.0) == []
         assert await store.r.zscore(shard, "whd_ghost") is None and await store.pending_webhooks() == 0
+    finally:
+        await store.close()
+
+
+async def test_a_stale_due_entry_is_corrected_by_its_record(redis_cluster_url: str) -> None:  # noqa: F811
+    """Entry and record live in different slots, so a second step can be lost: the record's script decides, and the
+    entry follows it (delivered: removed; pending later: re-scored), never a second attempt."""
+    from .test_store_contract import _outbox_for_transitions
+
+    clock = Clock()
+    shared = open_store(redis_cluster_url)
+    assert isinstance(shared, RedisClusterStore)
+    store = RedisClusterStore(shared.nodes, prefix="stale:")
+    store.use_clock(clock)
+    store.use_outbox(_outbox_for_transitions(clock))
+    await store.open()
+    try:
+        done, later = [await store.insert(make_session(clock)) for _ in range(2)]
+        for s in (done, later):
+            await store.update(s.evolve(state=SessionState.COMPLETED))
+        claimed = {d.session_id: d for d in await store.claim_webhooks("A", 10, 30.0)}
+        assert len(claimed) == 2
+        retry_at = clock.now() + 600
+        assert await store.finish_webhook(claimed[done.session_id], DeliveryStatus.DELIVERED, 0.0, "", 204)
+        assert await store.finish_webhook(claimed[later.session_id], DeliveryStatus.PENDING, retry_at, "HTTP 500", 500)
+        for s in (done, later):  # as if each finish's entry step was lost: due again when the claim ran out
+            await store.r.zadd(store._shard_of(s.session_id), {claimed[s.session_id].delivery_id: clock.now()})
+        assert await store.pending_webhooks() == 2
+        assert await store.claim_webhooks("B", 10, 30.0) == []  # neither is claimable: no attempt is repeated
+        assert await store.r.zscore(store._shard_of(done.session_id), claimed[done.session_id].delivery_id) is None
+        assert (
+            await store.r.zscore(store._shard_of(later.session_id), claimed[later.session_id].delivery_id) == retry_at
+        )
+        assert await store.pending_webhooks() == 1
+        clock.advance(601)
+        [again] = await store.claim_webhooks("B", 10, 30.0)
+        assert again.session_id == later.session_id and again.attempts == 2
     finally:
         await store.close()
 
