@@ -427,34 +427,39 @@ async def test_store_lists_ties_and_long_runs_in_order(
     store.use_clock(clock)
     await store.open()
     try:
-        t = clock.now()
-        inserted = [await store.insert(stored_session(clock, create_time=t)) for _ in range(450)]
-        inserted += [await store.insert(stored_session(clock, create_time=t + 1)) for _ in range(3)]
-        inserted += [await store.insert(stored_session(clock, create_time=t - 1)) for _ in range(3)]
-        await store.insert(stored_session(clock, tenant="t2", create_time=t))  # never listed for t1
-        expected = [s.session_id for s in sorted(inserted, key=lambda s: (s.create_time, s.session_id), reverse=True)]
-        seen: list[str] = []
-        cursor = None
-        while True:
-            page = await store.list_sessions("t1", SessionFilter(), 100, cursor)
-            seen += [s.session_id for s in page.sessions]
-            if page.cursor is None:
-                break
-            cursor = page.cursor
-        assert seen == expected
-        # A scan budget ends a page early (even empty) with a cursor that resumes where it stopped.
-        # (None of them is past its window: every backend must read them to know none is EXPIRED.)
-        sparse = SessionFilter(state=SessionState.EXPIRED)
-        page = await store.list_sessions("t1", sparse, 10, None, scan_limit=50)
-        assert page.sessions == [] and page.cursor is not None
-        pages = 1
-        while page.cursor is not None:
-            page = await store.list_sessions("t1", sparse, 10, page.cursor, scan_limit=50)
-            assert page.sessions == []
-            pages += 1
-        assert pages == len(expected) // 50 + 1
+        await check_ties_and_long_runs(store, clock)
     finally:
         await store.close()
+
+
+async def check_ties_and_long_runs(store: SessionStore, clock: Clock) -> None:
+    """The body of the test above, for any opened store (the cluster tests run it too)."""
+    t = clock.now()
+    inserted = [await store.insert(stored_session(clock, create_time=t)) for _ in range(450)]
+    inserted += [await store.insert(stored_session(clock, create_time=t + 1)) for _ in range(3)]
+    inserted += [await store.insert(stored_session(clock, create_time=t - 1)) for _ in range(3)]
+    await store.insert(stored_session(clock, tenant="t2", create_time=t))  # never listed for t1
+    expected = [s.session_id for s in sorted(inserted, key=lambda s: (s.create_time, s.session_id), reverse=True)]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await store.list_sessions("t1", SessionFilter(), 100, cursor)
+        seen += [s.session_id for s in page.sessions]
+        if page.cursor is None:
+            break
+        cursor = page.cursor
+    assert seen == expected
+    # A scan budget ends a page early (even empty) with a cursor that resumes where it stopped.
+    # (None of them is past its window: every backend must read them to know none is EXPIRED.)
+    sparse = SessionFilter(state=SessionState.EXPIRED)
+    page = await store.list_sessions("t1", sparse, 10, None, scan_limit=50)
+    assert page.sessions == [] and page.cursor is not None
+    pages = 1
+    while page.cursor is not None:
+        page = await store.list_sessions("t1", sparse, 10, page.cursor, scan_limit=50)
+        assert page.sessions == []
+        pages += 1
+    assert pages == len(expected) // 50 + 1
 
 
 async def test_redis_list_index_is_cleaned_with_retention(redis_url: str) -> None:  # noqa: F811

@@ -7,19 +7,29 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
+import grpc
+import httpx
 import pytest
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 
+from realauth.v1 import realauth_pb2 as pb
+from realauth.v1 import realauth_pb2_grpc as pb_grpc
 from realauth_server.clock import Clock
 from realauth_server.domain import SessionState
-from realauth_server.store.base import SessionStore, StoreConflict, vendor_token_key
+from realauth_server.outbox import WEBHOOK_RETENTION, DeliveryStatus
+from realauth_server.store.base import SessionFilter, SessionStore, StoreConflict, vendor_token_key
 from realauth_server.store.factory import open_store
-from realauth_server.store.redis_cluster import RedisClusterStore, slot_tags
+from realauth_server.store.redis import _bytes, _ms
+from realauth_server.store.redis_cluster import MISSING_GRACE, MISSING_RETRY, RedisClusterStore, slot_tags
 from realauth_server.store.retention import Retention
 
+from .conftest import on_loopback
+from .proc_util import ServeProcess, start_serve
 from .redis_cluster_util import RedisCluster, redis_cluster, redis_cluster_url  # noqa: F401  (fixtures)
+from .test_list_cancel import check_ties_and_long_runs, stored_session
 from .test_replicas import (  # noqa: F401  (run again here, on the cluster)
     test_exchange_is_single_flight_across_replicas,
     test_two_serve_processes_share_one_redis,
@@ -35,6 +45,20 @@ from .test_store_contract import (  # noqa: F401  (the contract, run again here,
     test_leases_are_exclusive_reentrant_released_and_expire,
     test_shared_secret_is_the_same_for_every_replica,
     test_vendor_token_claim_first_writer_wins_across_replicas,
+    test_webhook_claims_are_exclusive_and_finish_only_with_the_claim,
+    test_webhook_records_are_written_with_state_changes_only,
+)
+from .test_webhooks import (  # noqa: F401  (run again here, on the cluster)
+    KEY,
+    MD,
+    Receiver,
+    S,
+    config,
+    create,
+    press,
+    test_two_replicas_on_one_redis_deliver_each_attempt_once,
+    until,
+    until_listed,
 )
 
 pytestmark = pytest.mark.slow
@@ -49,6 +73,7 @@ WAIT_TOO = {
     "test_idempotency_claim_reserves_before_the_vendor_call",
     "test_vendor_token_claim_first_writer_wins_across_replicas",
     "test_watchers_hear_changes_from_every_shard",
+    "test_webhook_records_are_written_with_state_changes_only",
 }
 
 
@@ -134,7 +159,9 @@ async def test_keys_follow_the_tagging_rule(redis_cluster_url: str) -> None:  # 
         idem = next(k for k in keys if k.startswith("realauth:i:"))
         lease = next(k for k in keys if k.startswith("realauth:l:idem:"))
         assert idem[len("realauth:i:") :] != lease[len("realauth:l:idem:") :]  # k1 and k2: two digests
-        assert len(keys) == 9, keys
+        listed = f"realauth:x:{{{store._tenant_tag('t1')}}}"  # type: ignore[attr-defined]
+        assert listed in keys and listed.replace(":x:", ":xr:") in keys  # the tenant's listing: one tag
+        assert len(keys) == 11, keys
         for key in keys:
             ttl = await r.pttl(key)
             assert (ttl == -1) if "secret" in key else (ttl > 0), (key, ttl)
@@ -169,6 +196,174 @@ async def test_an_index_left_by_a_crash_between_steps_is_harmless(redis_cluster_
             await store.insert(s)
     finally:
         await store.close()
+
+
+async def test_webhook_records_share_their_sessions_slot(redis_cluster_url: str) -> None:  # noqa: F811
+    """The record and the session's listing are written by the session's script (one slot); the pointer, due
+    entry and tenant listing are single-slot steps of their own."""
+    from .test_store_contract import _outbox_for_transitions
+
+    clock = Clock()
+    store = open_store(redis_cluster_url)
+    assert isinstance(store, RedisClusterStore)
+    store.use_clock(clock)
+    store.use_outbox(_outbox_for_transitions(clock))
+    await store.open()
+    try:
+        s = await store.insert(make_session(clock))
+        await store.update(s.evolve(state=SessionState.COMPLETED))
+        [d] = (await store.list_webhooks("t1", "", None, 0, 10))[0]
+        slot = key_slot(store._session_key(s.session_id).encode())
+        for key in (store._webhook_key(s.session_id, d.delivery_id), store._webhook_index("", s.session_id)):
+            assert key_slot(key.encode()) == slot and await store.r.exists(key)
+        assert await store.r.zscore(store._shard_of(s.session_id), d.delivery_id) == d.next_at
+        assert await store.r.zscore(store._webhook_index("t1", ""), d.delivery_id) == d.created
+        assert _bytes(await store.r.get(store._webhook_pointer(d.delivery_id))) == s.session_id.encode()
+    finally:
+        await store.close()
+
+
+async def test_entries_left_by_a_crash_between_steps_are_harmless(redis_cluster_url: str) -> None:  # noqa: F811
+    """Listing and due entries are written before the record they name: a replica dying in between leaves an id
+    that listing skips, and that claimers look at again shortly (its writer may still be busy), then drop."""
+    clock = Clock()
+    shared = open_store(redis_cluster_url)
+    assert isinstance(shared, RedisClusterStore)
+    store = RedisClusterStore(shared.nodes, prefix="ghosts:")  # due shards of its own: other tests' records stay out
+    store.use_clock(clock)
+    await store.open()
+    try:
+        live = await store.insert(stored_session(clock))
+        ghost = stored_session(clock, create_time=clock.now() + 1)  # newest: would be listed first
+        listed, by_retention = store._list_keys("t1")
+        await store.r.zadd(listed, {ghost.session_id: ghost.create_time})
+        await store.r.zadd(by_retention, {ghost.session_id: clock.now() + 600})
+        page = await store.list_sessions("t1", SessionFilter(), 10, None)
+        assert [x.session_id for x in page.sessions] == [live.session_id]
+        shard = store._shard_of(ghost.session_id)
+        await store.r.set(store._webhook_pointer("whd_ghost"), ghost.session_id, px=_ms(WEBHOOK_RETENTION))
+        await store.r.zadd(shard, {"whd_ghost": clock.now()})
+        await store.r.zadd(store._webhook_index("t1", ""), {"whd_ghost": clock.now()})
+        assert await store.get_webhook("whd_ghost") is None
+        assert await store.list_webhooks("t1", "", None, 0, 10) == ([], None)
+        assert await store.claim_webhooks("A", 10, 30.0) == []
+        retry = await store.r.zscore(shard, "whd_ghost")
+        assert clock.now() < retry <= clock.now() + MISSING_RETRY  # young: its record may be being written now
+        assert await store.pending_webhooks() == 1
+        clock.advance(MISSING_RETRY + 1)
+        staged_long_ago = _ms(WEBHOOK_RETENTION - MISSING_GRACE - 1)  # the pointer's TTL tells its age
+        await store.r.pexpire(store._webhook_pointer("whd_ghost"), staged_long_ago)
+        assert await store.claim_webhooks("A", 10, 30.0) == []
+        assert await store.r.zscore(shard, "whd_ghost") is None and await store.pending_webhooks() == 0
+    finally:
+        await store.close()
+
+
+async def test_a_stale_due_entry_is_corrected_by_its_record(redis_cluster_url: str) -> None:  # noqa: F811
+    """Entry and record live in different slots, so a second step can be lost: the record's script decides, and the
+    entry follows it (delivered: removed; pending later: re-scored), never a second attempt."""
+    from .test_store_contract import _outbox_for_transitions
+
+    clock = Clock()
+    shared = open_store(redis_cluster_url)
+    assert isinstance(shared, RedisClusterStore)
+    store = RedisClusterStore(shared.nodes, prefix="stale:")
+    store.use_clock(clock)
+    store.use_outbox(_outbox_for_transitions(clock))
+    await store.open()
+    try:
+        done, later = [await store.insert(make_session(clock)) for _ in range(2)]
+        for s in (done, later):
+            await store.update(s.evolve(state=SessionState.COMPLETED))
+        claimed = {d.session_id: d for d in await store.claim_webhooks("A", 10, 30.0)}
+        assert len(claimed) == 2
+        retry_at = clock.now() + 600
+        assert await store.finish_webhook(claimed[done.session_id], DeliveryStatus.DELIVERED, 0.0, "", 204)
+        assert await store.finish_webhook(claimed[later.session_id], DeliveryStatus.PENDING, retry_at, "HTTP 500", 500)
+        for s in (done, later):  # as if each finish's entry step was lost: due again when the claim ran out
+            await store.r.zadd(store._shard_of(s.session_id), {claimed[s.session_id].delivery_id: clock.now()})
+        assert await store.pending_webhooks() == 2
+        assert await store.claim_webhooks("B", 10, 30.0) == []  # neither is claimable: no attempt is repeated
+        assert await store.r.zscore(store._shard_of(done.session_id), claimed[done.session_id].delivery_id) is None
+        assert (
+            await store.r.zscore(store._shard_of(later.session_id), claimed[later.session_id].delivery_id) == retry_at
+        )
+        assert await store.pending_webhooks() == 1
+        clock.advance(601)
+        [again] = await store.claim_webhooks("B", 10, 30.0)
+        assert again.session_id == later.session_id and again.attempts == 2
+    finally:
+        await store.close()
+
+
+async def test_listing_on_the_cluster_keeps_keyset_order(redis_cluster_url: str) -> None:  # noqa: F811
+    clock = Clock()
+    store = open_store(redis_cluster_url)
+    store.use_clock(clock)
+    await store.open()
+    try:
+        await check_ties_and_long_runs(store, clock)
+    finally:
+        await store.close()
+
+
+async def test_cluster_list_index_is_cleaned_with_retention(redis_cluster_url: str) -> None:  # noqa: F811
+    clock = Clock()
+    store = open_store(redis_cluster_url, Retention(result_seconds=60, vendor_seconds={}))
+    assert isinstance(store, RedisClusterStore)
+    store.use_clock(clock)
+    await store.open()
+    try:
+        old = await store.insert(stored_session(clock, tenant="t-retention"))
+        index, by_retention = store._list_keys("t-retention")
+        assert await store.r.zscore(index, old.session_id) == old.create_time
+        assert 0 < await store.r.pttl(index) <= (120 + 60) * 1000
+        clock.advance(120 + 61)
+        new = await store.insert(stored_session(clock, tenant="t-retention"))
+        assert await store.r.zrange(index, 0, -1) == [new.session_id.encode()]
+        assert await store.r.zrange(by_retention, 0, -1) == [new.session_id.encode()]
+    finally:
+        await store.close()
+
+
+async def test_two_serve_processes_on_the_cluster_deliver_once_and_list(
+    tmp_path: Path,
+    redis_cluster_url: str,  # noqa: F811
+) -> None:
+    """Two real ``realauth serve`` replicas on the cluster: every event is delivered once (attempt 1 only), and
+    each replica lists the sessions and deliveries the other one wrote."""
+    rx = Receiver()
+    procs: list[ServeProcess] = []
+    async with on_loopback(lambda url: rx.app()) as (_app, url), httpx.AsyncClient(timeout=30) as http:
+        cfg = tmp_path / "realauth.toml"
+        cfg.write_text(config(url + "/hook", ("session.exchanged",)))
+        try:
+            for _ in range(2):
+                procs.append(
+                    await asyncio.to_thread(start_serve, tmp_path, "--config", str(cfg), "--store", redis_cluster_url)
+                )
+            channels = [grpc.aio.insecure_channel(p.target) for p in procs]
+            a, b = (pb_grpc.RealAuthServiceStub(c) for c in channels)
+            made = []
+            for stub in (a, b, a, b):
+                made.append(await create(stub, provider="seedance"))
+                await press(http, made[-1])
+            await until(lambda: len(rx.hits) == 4, 20)
+            for stub in (a, b):
+                listed = await stub.ListAuthSessions(pb.ListAuthSessionsRequest(page_size=10), metadata=MD)
+                assert [x.session_id for x in listed.sessions] == [m.session_id for m in reversed(made)]
+                done = await until_listed(
+                    stub, lambda ds: len(ds) == 4 and all(d.status == S.WEBHOOK_DELIVERY_STATUS_DELIVERED for d in ds)
+                )
+                assert {d.session_id for d in done} == {m.session_id for m in made}
+            await asyncio.sleep(1.5)  # a poll of each replica later, still nothing more
+            for c in channels:
+                await c.close()
+        finally:
+            for p in procs:
+                await asyncio.to_thread(p.stop)
+    assert all(seen == [1] for seen in rx.attempts().values()) and len(rx.hits) == 4
+    assert KEY not in "".join(h.body.decode() for h in rx.hits)
 
 
 async def _sessions_on_every_primary(store: SessionStore, clock: Clock, n: int = 24) -> list[str]:

@@ -421,6 +421,8 @@ async def test_two_replicas_on_one_redis_deliver_each_attempt_once(
         for h in (a, b, a, b, a, b):
             await h.complete(await create(h.stub, provider="seedance"), "pass")
         await until(lambda: len(rx.hits) == 6)
+        # Every first attempt recorded (a hit is counted before its outcome is): its retry is due after the jump.
+        await until_listed(b.stub, lambda ds: len(ds) == 6 and all(d.last_http_status == 500 for d in ds))
         rx.healthy = True
         a.clock.advance(13)
         a.server.webhooks.wake()  # both replicas race for the same six due retries

@@ -571,6 +571,10 @@ class RedisStore(SessionStore):
     def _record_key(self, delivery_id: str) -> str:
         return f"{self.prefix}w:d:{delivery_id}"
 
+    def _webhook_index(self, tenant: str, session_id: str) -> str:
+        """The listing of one session's records (``session_id`` given) or else of the tenant's."""
+        return self._outbox_prefix + (f"s:{session_id}" if session_id else f"t:{tenant}")
+
     async def get_webhook(self, delivery_id: str) -> WebhookDelivery | None:
         raw = await self.r.hgetall(self._record_key(delivery_id))  # type: ignore[misc]
         return _record(raw)
@@ -616,7 +620,7 @@ class RedisStore(SessionStore):
     async def list_webhooks(
         self, tenant: str, session_id: str, status: DeliveryStatus | None, offset: int, limit: int
     ) -> tuple[list[WebhookDelivery], int | None]:
-        index = self._outbox_prefix + (f"s:{session_id}" if session_id else f"t:{tenant}")
+        index = self._webhook_index(tenant, session_id)
         out: list[WebhookDelivery] = []
         position, scanned = offset, 0
         while len(out) < limit and scanned < LIST_SCAN:
