@@ -7,6 +7,7 @@ it, and expired rows are deleted at most once a minute, on access.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import time
@@ -136,7 +137,7 @@ class SqliteStore(SessionStore):
         # while this process's event loop runs other calls before its commit).
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
         await self._db.execute("PRAGMA busy_timeout=5000")  # first: sibling workers open the file at once
-        await self._db.execute("PRAGMA journal_mode=WAL")
+        await self._wal()
         await self._db.execute("PRAGMA synchronous=NORMAL")
         await self._db.executescript(SCHEMA)
         await self._db.execute("BEGIN IMMEDIATE")  # one migrating process at a time; the others see it done
@@ -163,6 +164,22 @@ class SqliteStore(SessionStore):
                 row = await cur.fetchone()
             self._seen = int(row[0]) if row else 0
             self._follower = asyncio.create_task(self._follow(), name="sqlite-follow")
+
+    async def _wal(self) -> None:
+        """Switch the file to WAL once. Sibling workers open it at the same moment, and changing the journal mode
+        needs the file to itself, for which SQLite's busy handler does not wait: retry briefly instead."""
+        for attempt in range(50):
+            async with self.db.execute("PRAGMA journal_mode") as cur:
+                row = await cur.fetchone()
+            if row is not None and str(row[0]).lower() == "wal":
+                return
+            try:
+                await self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except aiosqlite.OperationalError:
+                if attempt == 49:
+                    raise
+                await asyncio.sleep(0.1)
 
     async def _follow(self) -> None:
         """Publish sessions changed by any process (this one included: watchers skip versions they have sent)."""
@@ -207,7 +224,7 @@ class SqliteStore(SessionStore):
 
     async def purge(self) -> int:
         """Delete sessions past retention (and stale leases); returns how many sessions went."""
-        async with self._writing:
+        async with self._immediate():
             return await self._purge()
 
     async def _purge(self) -> int:
@@ -220,7 +237,6 @@ class SqliteStore(SessionStore):
             (self.clock.now() - WEBHOOK_RETENTION,),
         )
         await self.db.execute("DELETE FROM changes WHERE at < julianday('now') - ?", (CHANGES_KEPT_SECONDS / 86_400.0,))
-        await self.db.commit()
         self._next_purge = self.clock.now() + PURGE_EVERY
         return cur.rowcount
 
@@ -228,11 +244,28 @@ class SqliteStore(SessionStore):
         if self.clock.now() >= self._next_purge:
             await self.purge()
 
-    async def _write(self, sql: str, args: Iterable[object]) -> int:
-        """One statement, committed under the write lock; returns its row count."""
+    @contextlib.asynccontextmanager
+    async def _immediate(self) -> AsyncIterator[None]:
+        """One write transaction that takes the file's write lock first (``BEGIN IMMEDIATE``).
+
+        In WAL mode a statement that reads before it writes (an upsert, ``UPDATE … WHERE``) in a deferred
+        transaction fails at once with "database is locked" when another connection (a sibling worker, another
+        store object) committed in between: its snapshot is stale, and SQLite's busy handler does not wait for
+        that. Taking the write lock first makes every writer wait its turn (``busy_timeout``) on a fresh snapshot.
+        """
         async with self._writing:
-            cur = await self.db.execute(sql, tuple(args))
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                await self.db.rollback()
+                raise
             await self.db.commit()
+
+    async def _write(self, sql: str, args: Iterable[object]) -> int:
+        """One statement in its own write transaction; returns its row count."""
+        async with self._immediate():
+            cur = await self.db.execute(sql, tuple(args))
             return cur.rowcount
 
     async def insert(self, session: AuthSession) -> AuthSession:
@@ -361,18 +394,9 @@ class SqliteStore(SessionStore):
     async def update(self, session: AuthSession) -> AuthSession:
         new = session.evolve(version=session.version + 1)
         records = self.outbox_for(new)
-        async with self._writing:
-            if records:
-                # The connection is in autocommit mode (workers share the file): the session and its webhook
-                # records are one explicit transaction, so a crash can never keep one without the other.
-                await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                rows, written = await self._update_rows(session, new, records)
-            except BaseException:
-                if records:
-                    await self.db.rollback()
-                raise
-            await self.db.commit()
+        # The session and its webhook records are one transaction, so a crash can never keep one without the other.
+        async with self._immediate():
+            rows, written = await self._update_rows(session, new, records)
         if rows == 0:
             raise StoreConflict(session.session_id)
         self.feed.publish(new)
@@ -423,9 +447,8 @@ class SqliteStore(SessionStore):
             " SET n = CASE WHEN hits.window = excluded.window THEN hits.n + 1 ELSE 1 END, window = excluded.window"
             " RETURNING n"
         )
-        async with self.db.execute(sql, (key, index)) as cur:
+        async with self._immediate(), self.db.execute(sql, (key, index)) as cur:
             row = await cur.fetchone()
-        await self.db.commit()
         return (int(row[0]) if row else 1), (index + 1) * window_seconds - now
 
     async def put_marker(self, name: str, seconds: float) -> None:
@@ -443,7 +466,7 @@ class SqliteStore(SessionStore):
     async def claim_webhooks(self, owner: str, limit: int, lease: float) -> list[WebhookDelivery]:
         now = self.clock.now()
         # One statement: replicas sharing this file (one host) never claim one record twice.
-        async with self._writing:
+        async with self._immediate():
             cur = await self.db.execute(
                 "UPDATE webhook_deliveries SET attempts = attempts + 1, owner = ?, next_at = ?, updated = ?"
                 " WHERE delivery_id IN (SELECT delivery_id FROM webhook_deliveries WHERE status = 'pending'"
@@ -452,7 +475,6 @@ class SqliteStore(SessionStore):
             )
             rows = await cur.fetchall()
             await cur.close()
-            await self.db.commit()
         return sorted((_webhook(r) for r in rows), key=lambda d: d.created)
 
     async def finish_webhook(
