@@ -31,7 +31,7 @@ from types import FrameType
 from urllib.parse import urlsplit
 
 from .config import Settings
-from .http.listen import bind_tcp, bound_port
+from .http.listen import bind_only, bind_tcp, bound_port
 
 log = logging.getLogger("realauth.supervisor")
 
@@ -81,18 +81,7 @@ def check_workers(settings: Settings, count: int) -> None:
 
 def reserve_port(host: str, port: int) -> socket.socket:
     """A bound, never listening, SO_REUSEPORT socket: it holds the port (and picks one for port 0) for the workers."""
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(address)
-    except OSError:
-        sock.close()
-        raise
-    return sock
+    return bind_only(host, port, reuseport=True)
 
 
 def strip_workers(argv: Sequence[str]) -> list[str]:
