@@ -155,7 +155,8 @@ return out
 
 # KEYS: record, due set. ARGV: owner, attempts, status, next at, last error, last status, now, delivered at, id,
 # record ttl ms (kept that long after this last change).
-FINISH_WEBHOOK = """
+#: The record half of FINISH_WEBHOOK (redis_cluster.py runs it alone: its due entries live in another slot).
+FINISH_RECORD = """
 if ARGV[1] == '' or redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1]
    or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then
   return 0
@@ -164,25 +165,29 @@ redis.call('HSET', KEYS[1], 'status', ARGV[3], 'next_at', ARGV[4], 'last_error',
   'updated', ARGV[7], 'owner', '')
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'delivered_at', ARGV[8]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[10])
-if ARGV[3] == 'pending' then
+"""
+FINISH_WEBHOOK = (
+    FINISH_RECORD
+    + """if ARGV[3] == 'pending' then
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[9])
 else
   redis.call('ZREM', KEYS[2], ARGV[9])
 end
 return 1
 """
+)
 
 # KEYS: record, due set. ARGV: now, give up at, id, record ttl ms.
-REDELIVER_WEBHOOK = """
+#: The record half of REDELIVER_WEBHOOK (run alone by redis_cluster.py, as FINISH_RECORD).
+REDELIVER_RECORD = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
 redis.call('HSET', KEYS[1], 'status', 'pending', 'next_at', ARGV[1], 'owner', '', 'give_up_at', ARGV[2],
   'updated', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
-return 1
 """
+REDELIVER_WEBHOOK = REDELIVER_RECORD + "redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])\nreturn 1\n"
 
 #: Listing with a filter scans at most this many records of the index per call.
 LIST_SCAN = 1000

@@ -76,7 +76,9 @@ from .base import StoreConflict
 from .redis import (
     CONNECT_TIMEOUT,
     DEFAULT_WAIT_TIMEOUT,
+    FINISH_RECORD,
     PREFIX,
+    REDELIVER_RECORD,
     RedisStore,
     Wrote,
     _always,
@@ -228,29 +230,9 @@ redis.call('HSET', KEYS[1], 'owner', ARGV[3], 'next_at', ARGV[2], 'updated', ARG
 return {'claimed'}
 """
 
-# FINISH_WEBHOOK of redis.py without the due set (another slot here). KEYS: record. ARGV: as there.
-RECORD_FINISH = """
-if ARGV[1] == '' or redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1]
-   or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'status', ARGV[3], 'next_at', ARGV[4], 'last_error', ARGV[5], 'last_status', ARGV[6],
-  'updated', ARGV[7], 'owner', '')
-if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'delivered_at', ARGV[8]) end
-redis.call('PEXPIRE', KEYS[1], ARGV[10])
-return 1
-"""
-
-# REDELIVER_WEBHOOK of redis.py without the due set. KEYS: record. ARGV: now, give up at, id, record ttl ms.
-RECORD_REDELIVER = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'status', 'pending', 'next_at', ARGV[1], 'owner', '', 'give_up_at', ARGV[2],
-  'updated', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return 1
-"""
+# FINISH_WEBHOOK and REDELIVER_WEBHOOK of redis.py without the due set (another slot here). KEYS: record.
+RECORD_FINISH = FINISH_RECORD + "return 1\n"
+RECORD_REDELIVER = REDELIVER_RECORD + "return 1\n"
 
 #: Fixed due-queue shards ``w:due:{wq<k>}``; a record's shard is crc32(session id) mod this.
 DUE_SHARDS = 16
