@@ -16,11 +16,11 @@ import grpc
 import pytest
 
 from realauth.v1 import realauth_pb2 as pb
-from realauth_server.metrics import REGISTRY
 from realauth_server.vendors.volcengine.adapter import SANDBOX_CALLBACK_CLIENT, SANDBOX_CALLBACK_KEY, UNBOUND_MESSAGE
 
 from .conftest import Harness, ServerFactory
 from .errors_util import decode
+from .metrics_util import landing_refusals as refused
 from .redis_util import redis_server, redis_url  # noqa: F401  (fixtures)
 
 KEY_A = "ak-binding-alpha-0123456789"
@@ -127,16 +127,6 @@ async def start(h: Harness, flow: str, outcome: str, key: str = KEY_A) -> Attemp
 async def read(h: Harness, session_id: str, key: str = KEY_A) -> pb.AuthSession:
     got = await h.stub.GetAuthSession(pb.GetAuthSessionRequest(session_id=session_id), metadata=md(key))
     return got.session
-
-
-def refused(provider: str, reason: str, route: str = "landing") -> float:
-    labels = {"route": route, "provider": provider, "reason": reason}  # any kind: the provider names one
-    return sum(
-        sample.value
-        for metric in REGISTRY.collect()
-        for sample in metric.samples
-        if sample.name == "realauth_landing_refused_total" and labels.items() <= sample.labels.items()
-    )
 
 
 def claim_success(query: list[tuple[str, str]]) -> list[tuple[str, str]]:

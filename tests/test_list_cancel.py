@@ -21,7 +21,6 @@ from realauth.v1 import realauth_pb2 as pb
 from realauth_server.clock import Clock
 from realauth_server.domain import AuthSession, SessionState, new_session_id
 from realauth_server.emulators.base import FaultPlan
-from realauth_server.metrics import REGISTRY
 from realauth_server.store.base import SessionFilter, SessionStore
 from realauth_server.store.memory import MemoryStore
 from realauth_server.store.redis import RedisStore
@@ -29,6 +28,7 @@ from realauth_server.store.sqlite import SqliteStore
 
 from .conftest import Harness, ServerFactory, read_all
 from .errors_util import decode
+from .metrics_util import landing_refusals
 from .redis_util import redis_server, redis_url  # noqa: F401  (fixtures)
 
 S = pb.AuthSessionState
@@ -104,13 +104,7 @@ def ts(seconds: float) -> Timestamp:
 
 
 def refused(reason: str, provider: str = "seedance") -> float:
-    labels = {"route": "landing", "provider": provider, "reason": reason}  # any kind: the provider names one
-    return sum(
-        sample.value
-        for metric in REGISTRY.collect()
-        for sample in metric.samples
-        if sample.name == "realauth_landing_refused_total" and labels.items() <= sample.labels.items()
-    )
+    return landing_refusals(provider, reason)
 
 
 async def exchange_call(h: Harness, session_id: str) -> pb.ExchangeTokenResponse:
