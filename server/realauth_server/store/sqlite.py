@@ -147,18 +147,21 @@ class SqliteStore(SessionStore):
             if "retain_until" not in columns:  # a database from before retention: migrate in place
                 await self._db.execute("ALTER TABLE sessions ADD COLUMN retain_until REAL NOT NULL DEFAULT 0")
                 await self._db.execute("UPDATE sessions SET retain_until = expire_at + ?", (LEGACY_RETENTION,))
+            await self._db.execute("CREATE INDEX IF NOT EXISTS sessions_retain ON sessions(retain_until)")
+            # Inside the same transaction as the read of the columns: a sibling worker opening the file at the
+            # same moment sees them added, instead of adding them a second time.
+            for name, decl, fill in LIST_COLUMNS:
+                if name not in columns:
+                    await self._db.execute(f"ALTER TABLE sessions ADD COLUMN {name} {decl}")
+                    await self._db.execute(f"UPDATE sessions SET {name} = {fill}")
+            # Keyset pagination per tenant, newest first: (tenant, create_time, session_id) walked backwards.
+            await self._db.execute(
+                "CREATE INDEX IF NOT EXISTS sessions_list ON sessions(tenant, create_time, session_id)"
+            )
             await self._db.execute("COMMIT")
         except BaseException:
             await self._db.execute("ROLLBACK")
             raise
-        await self._db.execute("CREATE INDEX IF NOT EXISTS sessions_retain ON sessions(retain_until)")
-        for name, decl, fill in LIST_COLUMNS:
-            if name not in columns:
-                await self._db.execute(f"ALTER TABLE sessions ADD COLUMN {name} {decl}")
-                await self._db.execute(f"UPDATE sessions SET {name} = {fill}")
-        # Keyset pagination per tenant, newest first: (tenant, create_time, session_id) walked backwards.
-        await self._db.execute("CREATE INDEX IF NOT EXISTS sessions_list ON sessions(tenant, create_time, session_id)")
-        await self._db.commit()
         if self.follow_others:
             async with self._db.execute("SELECT coalesce(max(seq), 0) FROM changes") as cur:
                 row = await cur.fetchone()
