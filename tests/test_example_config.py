@@ -18,7 +18,6 @@ from aiohttp import web
 from realauth.v1 import realauth_pb2 as pb
 from realauth.v1 import realauth_pb2_grpc as pb_grpc
 from realauth_server.config import load_settings
-from realauth_server.signing.megvii import multipart
 from realauth_server.vendors.megvii.adapter import SANDBOX_API_KEY as MEGVII_KEY
 from realauth_server.vendors.megvii.adapter import SANDBOX_API_SECRET as MEGVII_SECRET
 from realauth_server.vendors.registry import KINDS
@@ -26,6 +25,7 @@ from realauth_server.vendors.registry import KINDS
 from .conftest import ROOT, ServerFactory
 from .errors_util import decode
 from .proc_util import run_emulator, start_serve
+from .signing_util import form
 
 EXAMPLE = ROOT / "examples" / "emulators.toml"
 
@@ -134,7 +134,7 @@ async def megvii_pass_with_notify(base: str, notify_url: str) -> None:
     async with httpx.AsyncClient(base_url=base, timeout=5) as http:
         resp = await http.post(
             "/faceid/lite/get_token",
-            files=multipart(
+            **form(
                 {
                     "api_key": MEGVII_KEY,
                     "api_secret": MEGVII_SECRET,

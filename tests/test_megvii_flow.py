@@ -15,14 +15,16 @@ import pytest
 from realauth.v1 import realauth_pb2 as pb
 from realauth_server.emulators.base import FaultPlan
 from realauth_server.errors import RealAuthError
+from realauth_server.providers.transport import VendorResponse
 from realauth_server.secret import Secret
-from realauth_server.signing.megvii import data_sign, multipart, sign_fields, sign_raw
+from realauth_server.signing.megvii import data_sign, sign_fields, sign_raw
 from realauth_server.vendors.megvii.adapter import SANDBOX_API_KEY, SANDBOX_API_SECRET, MegviiProvider
 from realauth_server.vendors.megvii.emulator import DOC_API_KEY, GET_TOKEN, MegviiEmulator
 
 from .conftest import Harness, ServerFactory
 from .errors_util import decode
 from .proc_util import run_emulator
+from .signing_util import form
 
 IDCARD = pb.MegviiOptions(comparison_type="1", idcard_name="张三", idcard_number="110101199003071234")
 
@@ -307,12 +309,18 @@ async def test_api_not_found_and_bad_arguments_rows(make_realauth: ServerFactory
 
 
 async def _post(h: Harness, path: str, fields: dict[str, str]) -> httpx.Response:
-    return await h.http.post(sandbox_url(h) + path, files=multipart(fields))
+    return await h.http.post(sandbox_url(h) + path, **form(fields))
 
 
-def _mapped(h: Harness, response: httpx.Response) -> RealAuthError:
+def _vendor_answer(status: int, body: dict[str, str]) -> VendorResponse:
+    return VendorResponse(status, {"Content-Type": "application/json"}, json.dumps(body).encode())
+
+
+def _mapped(h: Harness, response: httpx.Response | VendorResponse) -> RealAuthError:
     provider = h.server.service.providers["megvii"]
     assert isinstance(provider, MegviiProvider)
+    if isinstance(response, httpx.Response):  # the emulator's answer, read by the adapter as the transport gives it
+        response = VendorResponse(response.status_code, response.headers, response.content)
     with pytest.raises(RealAuthError) as err:
         provider.read_envelope(response, "test")
     return err.value
@@ -436,7 +444,7 @@ def test_standalone_emulator_serves_vendor_paths(tmp_path: Path) -> None:
     with run_emulator("megvii", tmp_path) as base, httpx.Client(base_url=base, timeout=5) as client:
         resp = client.post(
             "/faceid/lite/get_token",
-            files=multipart(
+            **form(
                 {
                     "api_key": SANDBOX_API_KEY,
                     "api_secret": SANDBOX_API_SECRET,
@@ -478,13 +486,10 @@ def test_bad_configuration_is_refused_with_the_key(extra: dict[str, str], messag
 async def test_megvii_errors_go_through_the_shared_error_table(realauth: Harness) -> None:
     """Megvii reads its envelope through the base pipeline like every vendor: an unknown code is a ProviderError that
     is not retried (the table's rule), and get_result's biz_id row is found by its own key, not the bare code."""
-    request = httpx.Request("GET", "http://vendor.invalid/faceid/lite/get_result")
-    unknown = _mapped(realauth, httpx.Response(400, json={"error": "NEW_CODE: x", "request_id": "r1"}, request=request))
+    unknown = _mapped(realauth, _vendor_answer(400, {"error": "NEW_CODE: x", "request_id": "r1"}))
     assert type(unknown).__name__ == "ProviderError" and not unknown.is_retriable
     assert unknown.vendor_code == "NEW_CODE" and unknown.vendor_request_id == "r1"
     provider = realauth.server.service.providers["megvii"]
     with pytest.raises(RealAuthError) as err:
-        provider.read_envelope(
-            httpx.Response(400, json={"error": "BAD_ARGUMENTS: biz_id"}, request=request), "GetResult"
-        )
+        provider.read_envelope(_vendor_answer(400, {"error": "BAD_ARGUMENTS: biz_id"}), "GetResult")
     assert err.value.code == "TokenExpired" and err.value.vendor_code == "BAD_ARGUMENTS"

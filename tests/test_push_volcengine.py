@@ -20,7 +20,7 @@ from Crypto.Cipher import AES
 from realauth.v1 import realauth_pb2 as pb
 from realauth_server.emulators.base import FaultPlan
 from realauth_server.secret import Secret
-from realauth_server.signing.volc_v4 import VolcV4Auth
+from realauth_server.signing.volc_v4 import VolcV4Signer
 from realauth_server.vendors.volcengine.adapter import (
     SANDBOX_ACCESS_KEY_ID,
     SANDBOX_CALLBACK_CLIENT,
@@ -28,6 +28,7 @@ from realauth_server.vendors.volcengine.adapter import (
 )
 
 from .conftest import Harness, ServerFactory
+from .signing_util import SignerAuth
 
 T = TypeVar("T")
 KEY = b"sbx-callback-key"  # = SANDBOX_CALLBACK_KEY ("hex:7362782d…"), written out independently
@@ -299,8 +300,10 @@ async def test_push_racing_an_exchange_writes_once(make_realauth: ServerFactory)
 
 async def test_emulator_validates_callback_info(realauth: Harness) -> None:
     url = f"{realauth.http_url}/sandbox/volcengine/?Action=CertH5ConfigInit&Version=2022-08-31"
-    auth = VolcV4Auth(
-        Secret(SANDBOX_ACCESS_KEY_ID), Secret(SANDBOX_SECRET_ACCESS_KEY), region="cn-north-1", service="cv"
+    auth = SignerAuth(
+        VolcV4Signer(
+            Secret(SANDBOX_ACCESS_KEY_ID), Secret(SANDBOX_SECRET_ACCESS_KEY), region="cn-north-1", service="cv"
+        )
     )
     base = {
         "req_key": "cert_h5_config_init",

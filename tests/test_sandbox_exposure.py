@@ -22,8 +22,7 @@ from realauth_server.config import ConfigError, load_settings
 from realauth_server.emulators.base import is_under
 from realauth_server.secret import Secret
 from realauth_server.signing import tc3
-from realauth_server.signing.megvii import multipart
-from realauth_server.signing.volc_v4 import VolcV4Auth
+from realauth_server.signing.volc_v4 import VolcV4Signer
 from realauth_server.vendors.megvii.adapter import SANDBOX_API_KEY as MEGVII_KEY
 from realauth_server.vendors.megvii.adapter import SANDBOX_API_SECRET as MEGVII_SECRET
 from realauth_server.vendors.megvii.emulator import GET_TOKEN, MegviiEmulator
@@ -33,6 +32,7 @@ from realauth_server.vendors.volcengine.adapter import SANDBOX_ACCESS_KEY_ID, SA
 
 from .conftest import VENV_BIN, Harness, ServerFactory, free_port, on_loopback
 from .proc_util import _log_record, run_emulator, start_serve
+from .signing_util import SignerAuth, form
 
 MODEL = "doubao-seedance-2-0-260128"
 
@@ -262,9 +262,9 @@ async def test_megvii_embedded_refuses_foreign_notify_and_return_urls(make_reala
     async with on_loopback(lambda _url: Receiver()) as (receiver, receiver_url):
         for key in ("notify_url", "return_url"):
             for bad in foreign_urls(h, receiver_url):
-                resp = await h.http.post(url, files=multipart({**own, key: bad}))
+                resp = await h.http.post(url, **form({**own, key: bad}))
                 assert resp.status_code == 400 and resp.json()["error"] == f"BAD_ARGUMENTS: {key}", (key, bad)
-        ok = await h.http.post(url, files=multipart(own))
+        ok = await h.http.post(url, **form(own))
         assert ok.status_code == 200, ok.text
         emu: MegviiEmulator = h.emulator("megvii")
         assert emu.pusher.stats.skipped == 0
@@ -338,8 +338,10 @@ async def test_tencent_embedded_refuses_a_foreign_redirect(make_realauth: Server
 async def test_volcengine_embedded_refuses_a_foreign_redirect(make_realauth: ServerFactory) -> None:
     h = await make_realauth()
     url = f"{h.http_url}/sandbox/volcengine/?Action=CertH5ConfigInit&Version=2022-08-31"
-    auth = VolcV4Auth(
-        Secret(SANDBOX_ACCESS_KEY_ID), Secret(SANDBOX_SECRET_ACCESS_KEY), region="cn-north-1", service="cv"
+    auth = SignerAuth(
+        VolcV4Signer(
+            Secret(SANDBOX_ACCESS_KEY_ID), Secret(SANDBOX_SECRET_ACCESS_KEY), region="cn-north-1", service="cv"
+        )
     )
 
     def body(redirect: str) -> dict[str, object]:
@@ -379,7 +381,7 @@ async def test_standalone_emulate_stays_as_permissive_as_the_vendor(tmp_path: Pa
             async with httpx.AsyncClient(base_url=base, timeout=5) as http:
                 resp = await http.post(
                     GET_TOKEN,
-                    files=multipart(
+                    **form(
                         {
                             "api_key": MEGVII_KEY,
                             "api_secret": MEGVII_SECRET,

@@ -7,7 +7,6 @@ import logging
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-import httpx
 import pytest
 
 from realauth_server.clock import Clock
@@ -303,25 +302,22 @@ def test_verify_skew_is_five_minutes(offset: int, ok: bool) -> None:
     assert err.value.code == "AuthFailure.SignatureExpire"
 
 
-def test_httpx_auth_signs_the_exact_bytes_sent() -> None:
+def test_signer_signs_the_exact_bytes_sent() -> None:
     clock = Clock(offset=SDK_TS + 0.5 - Clock().now())  # mid-second: int() is SDK_TS
-    auth = tc3.TC3Auth(Secret(SDK_ID), Secret(SDK_KEY), service="faceid", clock=clock)
+    signer = tc3.TC3Signer(Secret(SDK_ID), Secret(SDK_KEY), service="faceid", clock=clock)
     body = json.dumps(APPLY).encode()
-    request = httpx.Request(
-        "POST",
-        f"https://{HOST}/",
-        content=body,
-        headers={
-            "Content-Type": "application/json",
-            "X-TC-Action": "ApplyWebVerificationBizTokenIntl",
-            "X-TC-Version": "2018-03-01",
-            "X-TC-Region": "ap-singapore",
-        },
-    )
-    signed = next(auth.auth_flow(request))
+    headers = {
+        "Content-Type": "application/json",
+        "X-TC-Action": "ApplyWebVerificationBizTokenIntl",
+        "X-TC-Version": "2018-03-01",
+        "X-TC-Region": "ap-singapore",
+    }
+    signed = signer("POST", f"https://{HOST}/", headers, body)
     assert (
-        _sig({"Authorization": signed.headers["Authorization"]})
+        _sig({"Authorization": signed["Authorization"]})
         == "327bd98898dfea3de6fefb6e56b617f9966f5f44d3ea51a927439f14d654ba95"
     )
-    assert signed.content == body
-    assert "testsecretkey" not in repr(auth.__dict__)
+    # The Host signed is the one sent (set by the signer, the default port left out); the caller's dict is untouched.
+    assert signed["Host"] == HOST and "Host" not in headers
+    assert signer("POST", f"https://{HOST}:443/", headers, body)["Authorization"] == signed["Authorization"]
+    assert "testsecretkey" not in repr([getattr(signer, slot, None) for slot in tc3.TC3Signer.__slots__])

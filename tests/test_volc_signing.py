@@ -8,10 +8,11 @@ import hashlib
 import json
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
-import httpx
 import pytest
 from aiohttp import web
 from multidict import CIMultiDict
@@ -19,7 +20,7 @@ from multidict import CIMultiDict
 from realauth_server.secret import Secret
 from realauth_server.signing.volc_v4 import (
     SignatureError,
-    VolcV4Auth,
+    VolcV4Signer,
     canonical_query,
     sign_v4,
     signing_key,
@@ -158,7 +159,7 @@ def test_byte_for_byte_with_official_sdk(
         cred.session_token = token
     expected = signer.sign_only(p, cred)
 
-    url = httpx.URL(f"http://{host}/", params=query)
+    url = f"http://{host}/?{urlencode(query, quote_via=quote)}"
     added = sign_v4(
         method,
         str(url),
@@ -224,16 +225,32 @@ def test_full_client_vector_b_and_sdk_capture(sdk: Any, monkeypatch: pytest.Monk
     assert ours["X-Content-Sha256"] == sent["X-Content-Sha256"]
 
 
-# --- the httpx.Auth and the verifier ---------------------------------------------------------------
+# --- the signer and the verifier ------------------------------------------------------------------
 
 
-def _verify(request: httpx.Request, now: float, **kw: Any) -> Any:
-    headers = CIMultiDict(request.headers)
+@dataclass
+class _Sent:
+    """A request as the signer leaves it for the transport (mutable, so a test can tamper with it)."""
+
+    method: str
+    url: str
+    headers: CIMultiDict[str]
+    content: bytes
+
+
+def _sign(
+    signer: VolcV4Signer, method: str, url: str, headers: dict[str, str] | None = None, body: bytes = b""
+) -> _Sent:
+    return _Sent(method, url, CIMultiDict(signer(method, url, headers or {}, body)), body)
+
+
+def _verify(request: _Sent, now: float, **kw: Any) -> Any:
+    parts = urlsplit(request.url)
     args: dict[str, Any] = {
         "method": request.method,
-        "path": request.url.path,
-        "query": list(httpx.QueryParams(request.url.query).multi_items()),
-        "headers": headers,
+        "path": parts.path,
+        "query": parse_qsl(parts.query, keep_blank_values=True),
+        "headers": request.headers,
         "body": request.content,
         "lookup": {"AKsandbox": "sandbox-secret"}.get,
         "region": "cn-north-1",
@@ -244,16 +261,27 @@ def _verify(request: httpx.Request, now: float, **kw: Any) -> Any:
     return verify_v4(**args)
 
 
-def _signed(now: float, body: bytes = b'{"a": 1}', token: Secret | None = None) -> httpx.Request:
-    auth = VolcV4Auth(
+def _signed(now: float, body: bytes = b'{"a": 1}', token: Secret | None = None) -> _Sent:
+    signer = VolcV4Signer(
         Secret("AKsandbox"), Secret("sandbox-secret"), region="cn-north-1", service="cv", clock=lambda: now,
         session_token=token,
     )  # fmt: skip
-    request = httpx.Request(
-        "POST", "http://127.0.0.1:9/?Action=CertH5ConfigInit&Version=2022-08-31", content=body,
-        headers={"Content-Type": "application/json"},
-    )  # fmt: skip
-    return next(auth.auth_flow(request))
+    url = "http://127.0.0.1:9/?Action=CertH5ConfigInit&Version=2022-08-31"
+    return _sign(signer, "POST", url, {"Content-Type": "application/json"}, body)
+
+
+def test_signer_sends_the_host_it_signed() -> None:
+    """Host is signed, so the signer sets it (the URL's host, the default port left out) rather than leave it to
+    whatever the transport derives; a retry's request is signed afresh, without the previous attempt's headers."""
+    now = 1_750_000_000.0
+    signer = VolcV4Signer(Secret("AKsandbox"), Secret("sandbox-secret"), region="cn-north-1", service="cv",
+                          clock=lambda: now)  # fmt: skip
+    first = _sign(signer, "POST", "https://Open.Example.com:443/?Action=A&Version=1", {"Content-Type": "a/b"}, b"{}")
+    assert first.headers["Host"] == "open.example.com"
+    assert _sign(signer, "GET", "http://127.0.0.1:8080/?Action=A").headers["Host"] == "127.0.0.1:8080"
+    again = signer("POST", "https://open.example.com/?Action=A&Version=1", dict(first.headers), b"{}")
+    assert [k for k in again if k.lower() == "authorization"] == ["Authorization"]
+    assert again["Authorization"] == first.headers["Authorization"]
 
 
 def test_auth_signs_exact_bytes_and_verifier_accepts() -> None:
@@ -271,7 +299,7 @@ def test_auth_signs_exact_bytes_and_verifier_accepts() -> None:
         (lambda r: r.headers.__setitem__("Authorization", "Bearer x"), "MissingSignature"),
         (lambda r: r.headers.__setitem__("X-Date", "2020"), "MissingRequestInfo"),
         (lambda r: r.headers.__setitem__("Content-Type", "text/plain"), "SignatureDoesNotMatch"),
-        (lambda r: setattr(r, "_content", b'{"a": 2}'), "SignatureDoesNotMatch"),
+        (lambda r: setattr(r, "content", b'{"a": 2}'), "SignatureDoesNotMatch"),
         (lambda r: r.headers.pop("X-Content-Sha256"), "SignatureDoesNotMatch"),
         (
             lambda r: r.headers.__setitem__("Authorization", r.headers["Authorization"].replace("AKsandbox", "AKx")),
@@ -312,13 +340,13 @@ def test_secret_never_in_headers() -> None:
 
 def test_auth_sets_content_type_on_a_body_request_before_signing() -> None:
     """A POST without Content-Type gets the SDK's default, signed, so no transport adds an unsigned one later."""
-    auth = VolcV4Auth(
+    signer = VolcV4Signer(
         Secret("AKsandbox"), Secret("sandbox-secret"), region="cn-north-1", service="cv", clock=lambda: 1.0
     )
-    signed = next(auth.auth_flow(httpx.Request("POST", "http://127.0.0.1:9/?Action=A&Version=1")))
+    signed = _sign(signer, "POST", "http://127.0.0.1:9/?Action=A&Version=1")
     assert signed.headers["Content-Type"] == "application/x-www-form-urlencoded; charset=utf-8"
     assert "SignedHeaders=content-type;host;x-content-sha256;x-date," in signed.headers["Authorization"]
-    got = next(auth.auth_flow(httpx.Request("GET", "http://127.0.0.1:9/?Action=A&Version=1")))
+    got = _sign(signer, "GET", "http://127.0.0.1:9/?Action=A&Version=1")
     assert (
         "Content-Type" not in got.headers
         and "SignedHeaders=host;x-content-sha256;x-date," in got.headers["Authorization"]
@@ -327,10 +355,10 @@ def test_auth_sets_content_type_on_a_body_request_before_signing() -> None:
 
 def test_verifier_can_require_content_type() -> None:
     now = 1_750_000_000.0
-    auth = VolcV4Auth(
+    signer = VolcV4Signer(
         Secret("AKsandbox"), Secret("sandbox-secret"), region="cn-north-1", service="cv", clock=lambda: now
     )
-    req = next(auth.auth_flow(httpx.Request("GET", "http://127.0.0.1:9/?Action=CertVerifyQuery&Version=2022-08-31")))
+    req = _sign(signer, "GET", "http://127.0.0.1:9/?Action=CertVerifyQuery&Version=2022-08-31")
     assert _verify(req, now).signed_headers == ("host", "x-content-sha256", "x-date")
     with pytest.raises(SignatureError) as err:
         _verify(req, now, required=("content-type", "host", "x-date"))
@@ -371,7 +399,7 @@ async def test_assume_role_on_the_wire_is_what_the_official_signer_signs(
     assert "accessKeyId=AKTPcaptured" in session.verification_url
     assert len(seen) == 1
     method, path, query, raw_headers, body = seen[0]
-    # HTTP header names are case-insensitive and httpx sends them lower-case; the SDK's signer picks the headers to
+    # HTTP header names are case-insensitive (a client may send them in any case); the SDK's signer picks the headers to
     # sign by its own spelling (Content-Type, Host, X-*), so it is handed the same headers in that spelling.
     headers = [(k.title(), v) for k, v in raw_headers]
     wire = dict(headers)

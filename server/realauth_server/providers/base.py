@@ -17,10 +17,9 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
-import httpx
-from httpx_aiohttp import AiohttpTransport
 
 from .. import credentials, deadlines
 from ..admission import InFlight
@@ -37,7 +36,17 @@ from ..errors import (
     RealAuthError,
 )
 from ..secret import Secret, resolve_secret
+from ..signing import Signer
 from .breaker import BreakerSettings, BreakerState, CircuitBreaker, CircuitOpen
+from .transport import (
+    MAX_RESPONSE_BYTES,
+    ResponseTooLarge,
+    VendorRequest,
+    VendorResponse,
+    make_http_client,
+    roundtrip,
+    wire_url,
+)
 
 log = logging.getLogger("realauth.vendor")
 
@@ -47,14 +56,20 @@ T = TypeVar("T")
 BOUND_TOKEN = "bound_token"
 
 
-def vendor_origin(url: httpx.URL) -> str:
+def vendor_origin(url: str) -> str:
     """``scheme://host[:port]`` of a vendor URL: names the endpoint that could not be reached (so a wrong or
     missing endpoint key is found without reading defaults) but never the path, query or user info, which may carry
     tokens or signatures."""
-    default = {"http": 80, "https": 443}.get(url.scheme)
-    port = f":{url.port}" if url.port is not None and url.port != default else ""
-    host = f"[{url.host}]" if ":" in url.host else url.host
-    return f"{url.scheme}://{host}{port}"
+    parts = urlsplit(url)
+    scheme, host = parts.scheme.lower(), parts.hostname or ""
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number: name the host only
+        port = None
+    default = {"http": 80, "https": 443}.get(scheme)
+    shown = f":{port}" if port is not None and port != default else ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}{shown}"
 
 
 class PushRejected(Exception):
@@ -154,7 +169,8 @@ class ProviderContext:
     clock: Clock
     emulator_url: str  # base URL of the built-in emulators (sandbox mode)
     config_dir: Any = None
-    http_client_factory: Callable[[], httpx.AsyncClient] | None = None
+    #: Builds the provider's outbound session instead of :func:`make_http_client` (tests); called inside the loop.
+    http_client_factory: Callable[[], aiohttp.ClientSession] | None = None
 
 
 #: Pool size per provider instance. A vendor answering in 2 s then sustains 500 creates/s through one instance, above
@@ -209,18 +225,6 @@ class ProviderSettings:
         return value
 
 
-def make_http_client(max_connections: int = DEFAULT_MAX_CONNECTIONS) -> httpx.AsyncClient:
-    """One shared client per provider instance, over aiohttp (httpx's own pool is slow here).
-
-    The pool is sized per instance (``max_connections``): a fixed small pool made every create past it wait for a
-    connection until its deadline. Idle connections are all kept, so a burst does not reconnect on every call.
-    """
-    limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=30
-    )
-    return httpx.AsyncClient(transport=AiohttpTransport(limits=limits), timeout=None, trust_env=False)
-
-
 class Provider(abc.ABC):
     """A vendor adapter. Instances are long-lived and shared by all concurrent calls."""
 
@@ -250,7 +254,7 @@ class Provider(abc.ABC):
         self.settings = settings
         self.ctx = ctx
         self.name = settings.name
-        self.http = ctx.http_client_factory() if ctx.http_client_factory else make_http_client(settings.max_connections)
+        self._http: aiohttp.ClientSession | None = None
         self.in_flight = InFlight("provider", settings.max_in_flight, name=settings.name, what="vendor calls")
         self.breaker = CircuitBreaker(
             self.name, settings.breaker, ctx.clock.now, lambda old, new, why: observe_breaker(self, old, new, why)
@@ -340,47 +344,61 @@ class Provider(abc.ABC):
         """
         return None
 
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        """This instance's outbound session (its own connection pool), made on first use: an aiohttp session
+        belongs to the running event loop, and providers are also built outside one (configuration checks)."""
+        if self._http is None:
+            factory = self.ctx.http_client_factory
+            self._http = factory() if factory else make_http_client(self.settings.max_connections)
+        return self._http
+
     async def aclose(self) -> None:
-        await self.http.aclose()
+        if self._http is not None:
+            session, self._http = self._http, None
+            await session.close()
 
     # --- shared plumbing ----------------------------------------------------------------------
 
-    async def send(self, request: httpx.Request, *, action: str, auth: httpx.Auth | None = None) -> httpx.Response:
-        """Send one request within the call's budget, signed by ``auth`` (the client runs its flow); transport
-        failures become neutral errors."""
+    async def send(self, request: VendorRequest, *, action: str, signer: Signer | None = None) -> VendorResponse:
+        """Sign and send one request within the call's budget; transport failures become neutral errors.
+
+        ``signer`` runs here, per attempt, just before the bytes go out (a fresh clock; the client drives the flow).
+        No redirect is followed: a 3xx is an answer like any other (``status_error`` reads it).
+        """
         left = deadlines.require(0.05)
         self.breaker.before_call()  # an open breaker refuses here, before any vendor traffic
         _SENT.set(True)
         start = time.monotonic()
         outcome = "error"
+        url = wire_url(request.url)
         try:
             async with asyncio.timeout(left):
-                response = await self.http.send(request, auth=auth)
-                await response.aread()
+                headers = signer(request.method, url, request.headers, request.body) if signer else request.headers
+                response = await roundtrip(self.http, request.method, url, headers, request.body)
             outcome = str(response.status_code)
             return response
-        except TimeoutError:
+        except TimeoutError:  # the budget (aiohttp's own ServerTimeoutError is one too, though none is configured)
             outcome = "timeout"
             raise ProviderTimeout(
                 f"{self.name}: {action} gave no answer within the call's deadline",
                 provider=self.name,
                 outcome_unknown=True,
             ) from None
-        except httpx.TransportError as exc:
-            # httpx-aiohttp reports a dropped connection (ServerDisconnectedError) as ConnectTimeout: classify by
-            # the underlying aiohttp error, so a reset is "unavailable" and only a real timeout is a timeout.
-            cause = exc.__cause__
-            if isinstance(exc, httpx.TimeoutException) and not isinstance(cause, aiohttp.ClientConnectionError):
-                outcome = "timeout"
-                raise ProviderTimeout(
-                    f"{self.name}: {action} timed out", provider=self.name, outcome_unknown=True
-                ) from None
+        except ResponseTooLarge:
             outcome = "transport_error"
-            kind = type(cause).__name__ if cause is not None else type(exc).__name__
-            # Never connected: the vendor saw nothing. Dropped after sending: it may have acted on the request.
-            never_sent = isinstance(exc, httpx.ConnectError) or isinstance(cause, aiohttp.ClientConnectorError)
+            raise ProviderError(
+                f"{self.name}: {action} answered with a body over {MAX_RESPONSE_BYTES} bytes from {vendor_origin(url)}",
+                provider=self.name,
+                outcome_unknown=True,
+            ) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            outcome = "transport_error"
+            # Never connected (refused, DNS, TLS handshake, a URL aiohttp cannot use): the vendor saw nothing.
+            # Anything else (reset, disconnected, a broken answer) came after sending: it may have acted on it.
+            never_sent = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.InvalidURL)
             raise ProviderUnavailable(
-                f"{self.name}: {action} failed to reach the vendor at {vendor_origin(request.url)} ({kind})",
+                f"{self.name}: {action} failed to reach the vendor at {vendor_origin(url)} ({type(exc).__name__})",
                 provider=self.name,
                 outcome_unknown=not never_sent,
             ) from None
@@ -391,8 +409,8 @@ class Provider(abc.ABC):
     async def call(
         self,
         action: str,
-        build: Callable[[], tuple[httpx.Request, httpx.Auth | None]],
-        read: Callable[[httpx.Response, str], T],
+        build: Callable[[], tuple[VendorRequest, Signer | None]],
+        read: Callable[[VendorResponse, str], T],
     ) -> T:
         """The pipeline every vendor call goes through: pace → build (and sign) → send within the budget → read,
         retried.
@@ -405,8 +423,8 @@ class Provider(abc.ABC):
 
         async def attempt() -> T:
             async with self.pace(action):
-                request, auth = build()
-                response = await self.send(request, action=action, auth=auth)
+                request, signer = build()
+                response = await self.send(request, action=action, signer=signer)
             try:
                 return read(response, action)
             except RealAuthError as exc:
@@ -428,7 +446,7 @@ class Provider(abc.ABC):
         from the error table)."""
         return error.is_retriable
 
-    def envelope(self, response: httpx.Response, action: str) -> dict[str, Any]:
+    def envelope(self, response: VendorResponse, action: str) -> dict[str, Any]:
         """Hook: the JSON object holding the vendor's answer; raise the neutral error when the body has none
         (default: the whole body, which must be a JSON object)."""
         return json_body(response, provider=self.name, action=action)
@@ -442,7 +460,7 @@ class Provider(abc.ABC):
         return str(data.get("request_id", ""))
 
     def status_error(
-        self, response: httpx.Response, action: str, data: dict[str, Any], fault: VendorFault | None, request_id: str
+        self, response: VendorResponse, action: str, data: dict[str, Any], fault: VendorFault | None, request_id: str
     ) -> RealAuthError | None:
         """Hook: the error for a non-200 HTTP answer, or None to let the envelope decide (default: the vendor
         error when the body has one, else ProviderError)."""
@@ -454,7 +472,7 @@ class Provider(abc.ABC):
             vendor_request_id=request_id,
         )
 
-    def read_envelope(self, response: httpx.Response, action: str) -> dict[str, Any]:
+    def read_envelope(self, response: VendorResponse, action: str) -> dict[str, Any]:
         """The answer's envelope (:meth:`envelope`) → itself; a non-200 status → :meth:`status_error`; a vendor
         error (:meth:`vendor_error`) → the error table's neutral error."""
         data = self.envelope(response, action)
@@ -576,7 +594,7 @@ def add_retry_observer(fn: Callable[[Provider, str, bool], None]) -> None:
     _retry_observers.append(fn)
 
 
-def json_value(response: httpx.Response) -> Any:
+def json_value(response: VendorResponse) -> Any:
     """The decoded JSON body, or None when the body is not JSON (for an :meth:`Provider.envelope` hook)."""
     try:
         return response.json()
@@ -584,7 +602,7 @@ def json_value(response: httpx.Response) -> Any:
         return None
 
 
-def json_body(response: httpx.Response, *, provider: str, action: str) -> dict[str, Any]:
+def json_body(response: VendorResponse, *, provider: str, action: str) -> dict[str, Any]:
     """Parse a vendor JSON object body; anything else is a ProviderError (retriable)."""
     try:
         data = response.json()

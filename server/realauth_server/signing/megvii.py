@@ -70,14 +70,54 @@ def sign_fields(api_key: Secret, api_secret: Secret, *, now: float, ttl: int = D
     return {"sign": sign(api_key.reveal(), api_secret.reveal(), now=now, ttl=ttl), "sign_version": SIGN_VERSION}
 
 
-FormPart = tuple[str, tuple[str | None, bytes, str | None]]
+#: Characters a form-data parameter (a field or file name) escapes, as browsers do (WHATWG HTML "multipart/form-data
+#: encoding algorithm"): no name can end the quoted string or the header line.
+_PARAM_ESCAPES = {ord('"'): "%22", ord("\r"): "%0D", ord("\n"): "%0A"}
 
 
-def multipart(fields: Mapping[str, str], files: Mapping[str, tuple[str, bytes, str]] | None = None) -> list[FormPart]:
-    """httpx ``files=`` for a form-data body with text fields too (the vendor wants form-data, not urlencoded)."""
-    parts: list[FormPart] = [(k, (None, v.encode("utf-8"), None)) for k, v in fields.items()]
-    parts.extend((k, (name, content, ctype)) for k, (name, content, ctype) in (files or {}).items())
-    return parts
+def _param(value: str) -> bytes:
+    return value.translate(_PARAM_ESCAPES).encode("utf-8")
+
+
+def form_data(
+    fields: Mapping[str, str],
+    files: Mapping[str, tuple[str, bytes, str]] | None = None,
+    *,
+    boundary: str = "",
+) -> tuple[bytes, str]:
+    """A ``multipart/form-data`` body (RFC 7578) built here, so the bytes sent are known: (body, Content-Type).
+
+    The vendor wants form-data, not urlencoded. Text fields carry no Content-Type; ``files`` are
+    ``name → (filename, content, content type)``. The boundary is random (128 bits) unless given, and is drawn again
+    in the (astronomically unlikely) case a value contains it.
+    """
+    values = [v.encode("utf-8") for v in fields.values()]
+    contents = [content for _, content, _ in (files or {}).values()]
+    while True:
+        mark = (boundary or secrets.token_hex(16)).encode("ascii")
+        if not any(mark in v for v in (*values, *contents)):
+            break
+        if boundary:
+            raise ValueError("the boundary occurs in the form's content")
+    dash = b"--" + mark
+    parts: list[bytes] = []
+    for name, value in zip(fields, values, strict=True):
+        parts += [dash, b'\r\nContent-Disposition: form-data; name="', _param(name), b'"\r\n\r\n', value, b"\r\n"]
+    for name, (filename, content, ctype) in (files or {}).items():
+        parts += [
+            dash,
+            b'\r\nContent-Disposition: form-data; name="',
+            _param(name),
+            b'"; filename="',
+            _param(filename),
+            b'"\r\nContent-Type: ',
+            ctype.encode("ascii"),
+            b"\r\n\r\n",
+            content,
+            b"\r\n",
+        ]
+    parts += [dash, b"--\r\n"]
+    return b"".join(parts), f"multipart/form-data; boundary={mark.decode('ascii')}"
 
 
 # --- server side (emulator) ---------------------------------------------------------------------

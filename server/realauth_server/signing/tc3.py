@@ -2,7 +2,7 @@
 
 One pure function signs (method, URL, headers, exact body bytes) for a moment in time; the
 emulator verifies with the same code from the raw bytes it received and the SignedHeaders the
-client named; ``TC3Auth`` signs the exact bytes an ``httpx`` request will send.
+client named; ``TC3Signer`` signs the exact bytes the provider pipeline sends, at send time.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-
-import httpx
+from urllib.parse import urlsplit
 
 from ..clock import Clock
 from ..secret import Secret
+from . import host_header
 
 ALGORITHM = "TC3-HMAC-SHA256"
 #: What the official SDK signs; the docs allow more (e.g. x-tc-action).
@@ -106,14 +106,14 @@ def sign_tc3(
     ``headers`` should carry Content-Type, X-TC-Action, X-TC-Version, X-TC-Region and optionally
     X-TC-Token / X-TC-Language; the body must be the exact bytes that will be sent.
     """
-    parts = httpx.URL(url)
+    parts = urlsplit(url)
     out = dict(headers)
     if _lookup(out, "Host") is None:
-        out["Host"] = parts.netloc.decode("ascii")
+        out["Host"] = host_header(url)
     timestamp = int(now)
     out = {k: v for k, v in out.items() if k.lower() not in ("x-tc-timestamp", "authorization")}
     out["X-TC-Timestamp"] = str(timestamp)
-    query = parts.query.decode("ascii") if method.upper() == "GET" else ""
+    query = parts.query if method.upper() == "GET" else ""
     canonical = canonical_request(method, parts.path, query, out, signed_headers, body)
     names = ";".join(sorted({h.strip().lower() for h in signed_headers}))
     sig = signature(secret_key, timestamp, service, canonical)
@@ -199,13 +199,13 @@ def verify_tc3(
     return Verified(m["sid"], timestamp, signed)
 
 
-# --- httpx ------------------------------------------------------------------------------------------
+# --- the signer the provider pipeline calls --------------------------------------------------------
 
 
-class TC3Auth(httpx.Auth):
-    """Signs the exact bytes of an httpx request at send time, with secrets revealed only here."""
+class TC3Signer:
+    """Signs the exact bytes sent, at send time, with secrets revealed only here."""
 
-    requires_request_body = True
+    __slots__ = ("_clock", "_id", "_key", "_service", "_signed", "_token")
 
     def __init__(
         self,
@@ -224,22 +224,19 @@ class TC3Auth(httpx.Auth):
         self._signed = tuple(signed_headers)
         self._token = token
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("content-length",)}
+    def __call__(self, method: str, url: str, headers: Mapping[str, str], body: bytes) -> dict[str, str]:
+        """``headers`` plus Host (the value signed, when absent), X-TC-Timestamp, Authorization and X-TC-Token."""
+        out = {k: v for k, v in headers.items() if k.lower() not in ("content-length", "x-tc-token")}
         if self._token is not None:
-            headers["X-TC-Token"] = self._token.reveal()
-        signed = sign_tc3(
-            request.method,
-            str(request.url),
-            headers,
-            request.content,
+            out["X-TC-Token"] = self._token.reveal()
+        return sign_tc3(
+            method,
+            url,
+            out,
+            body,
             secret_id=self._id.reveal(),
             secret_key=self._key.reveal(),
             service=self._service,
             now=self._clock.now(),
             signed_headers=self._signed,
         )
-        for name in ("X-TC-Timestamp", "Authorization", "X-TC-Token"):
-            if name in signed:
-                request.headers[name] = signed[name]
-        yield request

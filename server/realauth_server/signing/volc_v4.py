@@ -12,13 +12,12 @@ import calendar
 import hashlib
 import hmac
 import time
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, urlsplit
 
-import httpx
-
 from ..secret import Secret
+from . import has_header, host_header, with_headers
 
 ALGORITHM = "HMAC-SHA256"
 #: Default signature validity at the gateway (X-Expires), in seconds.
@@ -140,10 +139,14 @@ def sign_v4(
     return added
 
 
-class VolcV4Auth(httpx.Auth):
-    """Signs the exact bytes httpx will send, at send time, with the current clock."""
+#: Headers a signer replaces: a retry's request is signed afresh, never with the previous attempt's.
+_STALE = ("Authorization", "X-Date", "X-Content-Sha256", "X-Security-Token")
 
-    requires_request_body = True
+
+class VolcV4Signer:
+    """Signs the exact bytes sent, at send time, with the current clock (secrets revealed only here)."""
+
+    __slots__ = ("_ak", "_clock", "_sk", "_token", "region", "service")
 
     def __init__(
         self,
@@ -162,18 +165,20 @@ class VolcV4Auth(httpx.Auth):
         self.service = service
         self._clock = clock
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        for stale in ("Authorization", "X-Date", "X-Content-Sha256", "X-Security-Token"):
-            request.headers.pop(stale, None)
-        if request.method != "GET" and "Content-Type" not in request.headers:
+    def __call__(self, method: str, url: str, headers: Mapping[str, str], body: bytes) -> dict[str, str]:
+        out = with_headers(headers, {}, drop=_STALE)
+        if not has_header(out, "Host"):
+            # Host is signed: send the very value signed rather than whatever the transport derives.
+            out["Host"] = host_header(url)
+        if method.upper() != "GET" and not has_header(out, "Content-Type"):
             # Content-Type is a signed header: set it now, as the official SignerV4 does, or the transport adds its
-            # own after signing (aiohttp: application/octet-stream on any POST) and the wire carries it unsigned.
-            request.headers["Content-Type"] = DEFAULT_CONTENT_TYPE
+            # own after signing (aiohttp: application/octet-stream on a bytes body) and the wire carries it unsigned.
+            out["Content-Type"] = DEFAULT_CONTENT_TYPE
         added = sign_v4(
-            request.method,
-            str(request.url),
-            dict(request.headers),
-            request.content,
+            method,
+            url,
+            out,
+            body,
             access_key_id=self._ak.reveal(),
             secret_access_key=self._sk.reveal(),
             region=self.region,
@@ -181,8 +186,8 @@ class VolcV4Auth(httpx.Auth):
             now=self._clock(),
             session_token=self._token.reveal() if self._token else None,
         )
-        request.headers.update(added)
-        yield request
+        out.update(added)
+        return out
 
 
 # --- the server half (emulators) ------------------------------------------------------------------

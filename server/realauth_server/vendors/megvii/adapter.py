@@ -21,8 +21,6 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
-import httpx
-
 from ... import errors as E
 from ...domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
 from ...providers.base import (
@@ -35,7 +33,9 @@ from ...providers.base import (
     VendorErrorRule,
     VendorFault,
 )
-from ...signing.megvii import multipart, verify_data_sign
+from ...providers.transport import VendorRequest
+from ...signing import Signer
+from ...signing.megvii import form_data, verify_data_sign
 from ...urls import push_url_for, with_query
 from .spec import (
     DEFAULT_LINK_TTL,
@@ -73,7 +73,10 @@ NOTIFY_MARK = "realauth_notify"
 
 
 class _RedactQuerySecrets(logging.Filter):
-    """get_result takes api_key/api_secret in its query (vendor design); httpx logs request URLs at INFO."""
+    """get_result takes api_key/api_secret in its query (vendor design). realauth never logs a vendor URL, and the
+    client library (aiohttp 3.14) logs none at any level (``aiohttp.client``: .netrc/proxy warnings, which
+    ``trust_env=False`` turns off, and a connector close error at DEBUG). This filter on the client's loggers keeps
+    a version that starts to from printing the secret, even where realauth's own handler (logs.py) is not installed."""
 
     _pattern = re.compile(r"\b(api_key|api_secret)=[^&\s\"']*")
 
@@ -85,7 +88,9 @@ class _RedactQuerySecrets(logging.Filter):
 
 
 _redactor = _RedactQuerySecrets()
-for _name in ("httpx", "httpcore"):
+#: The client's loggers (filters do not apply to records of child loggers, so each one is named).
+CLIENT_LOGGERS = ("aiohttp.client", "aiohttp.internal")
+for _name in CLIENT_LOGGERS:
     if _redactor not in logging.getLogger(_name).filters:
         logging.getLogger(_name).addFilter(_redactor)
 
@@ -245,15 +250,13 @@ class MegviiProvider(Provider):
             # vendor page (idcard_mode "2": type or photograph it).
             fields.update(comparison_type="1", idcard_mode="2")
 
-        def build() -> tuple[httpx.Request, httpx.Auth | None]:
+        def build() -> tuple[VendorRequest, Signer | None]:
             auth = {
                 "api_key": self.credential("api_key").reveal(),
                 "api_secret": self.credential("api_secret").reveal(),
             }
-            request = self.http.build_request(
-                "POST", self._url(GET_TOKEN_PATH), files=multipart({**auth, **fields}, files)
-            )
-            return request, None
+            body, content_type = form_data({**auth, **fields}, files)
+            return VendorRequest("POST", self._url(GET_TOKEN_PATH), {"Content-Type": content_type}, body), None
 
         data = await self.call("GetToken", build, self.read_envelope)
         token, biz_id = data.get("token"), data.get("biz_id")
@@ -303,13 +306,13 @@ class MegviiProvider(Provider):
         )
 
     async def exchange(self, session: AuthSession) -> VerificationResult:
-        def build() -> tuple[httpx.Request, httpx.Auth | None]:
+        def build() -> tuple[VendorRequest, Signer | None]:
             query = {
                 "api_key": self.credential("api_key").reveal(),
                 "api_secret": self.credential("api_secret").reveal(),
                 "biz_id": session.token,
             }
-            return self.http.build_request("GET", self._url(GET_RESULT_PATH), params=query), None
+            return VendorRequest("GET", with_query(self._url(GET_RESULT_PATH), query)), None
 
         data = await self.call("GetResult", build, self.read_envelope)
         request_id = str(data.get("request_id", ""))

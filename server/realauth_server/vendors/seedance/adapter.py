@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import httpx
-
 from ... import errors as E
 from ...domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
 from ...providers.base import ErrorTable, Provider, ProviderContext, ProviderSettings, VendorErrorRule, VendorFault
-from ...signing.bearer import BearerAuth
-from ...signing.volc_v4 import VolcV4Auth
+from ...providers.transport import VendorRequest, VendorResponse
+from ...signing import Signer
+from ...signing.bearer import BearerSigner
+from ...signing.volc_v4 import VolcV4Signer
 from .spec import (
     ARK_ACTIONS,
     ARK_REGION,
@@ -132,21 +132,21 @@ class SeedanceProvider(Provider):
             ark_body = {k: v for k, v in body.items() if k not in ("model", "Lng")}
             url = f"{self.settings.base_url.rstrip('/')}/?Action={ARK_ACTIONS[action]}&Version={ARK_VERSION}"
 
-            def ark() -> tuple[httpx.Request, httpx.Auth | None]:
-                auth = VolcV4Auth(
+            def ark() -> tuple[VendorRequest, Signer | None]:
+                signer = VolcV4Signer(
                     self.credential("access_key_id"),
                     self.credential("secret_access_key"),
                     region=self.region,
                     service=ARK_SERVICE,
                     clock=self.ctx.clock.now,
                 )
-                return self.http.build_request("POST", url, json=ark_body), auth
+                return VendorRequest.json("POST", url, ark_body), signer
 
             return await self.call(ARK_ACTIONS[action], ark, self._result)
 
-        def relay() -> tuple[httpx.Request, httpx.Auth | None]:
-            request = self.http.build_request("POST", self.settings.base_url.rstrip("/") + path, json=body)
-            return request, BearerAuth(self.credential("api_key"))
+        def relay() -> tuple[VendorRequest, Signer | None]:
+            request = VendorRequest.json("POST", self.settings.base_url.rstrip("/") + path, body)
+            return request, BearerSigner(self.credential("api_key"))
 
         return await self.call(action, relay, self._result)
 
@@ -162,7 +162,7 @@ class SeedanceProvider(Provider):
         meta = data.get("ResponseMetadata")
         return str(meta.get("RequestId", "")) if isinstance(meta, dict) else ""
 
-    def _result(self, response: httpx.Response, action: str) -> dict[str, Any]:
+    def _result(self, response: VendorResponse, action: str) -> dict[str, Any]:
         data = self.read_envelope(response, action)
         result = data.get("Result")
         if not isinstance(result, dict):

@@ -18,8 +18,6 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, ClassVar
 
-import httpx
-
 from ... import deadlines
 from ... import errors as E
 from ...domain import LOCALES, AuthSession, CreateParams, Landing, VendorSession, VerificationResult
@@ -32,7 +30,8 @@ from ...providers.base import (
     VendorFault,
     json_value,
 )
-from ...signing.tc3 import TC3Auth
+from ...providers.transport import VendorRequest, VendorResponse
+from ...signing.tc3 import TC3Signer
 from .spec import (
     APPLY,
     LANGUAGES,
@@ -237,7 +236,7 @@ class TencentProvider(Provider):
 
     # --- transport ------------------------------------------------------------------------------
 
-    def _request(self, action: str, body: dict[str, Any]) -> tuple[httpx.Request, httpx.Auth]:
+    def _request(self, action: str, body: dict[str, Any]) -> tuple[VendorRequest, TC3Signer]:
         content = json.dumps(body).encode("utf-8")
         headers = {
             "Content-Type": "application/json",
@@ -247,11 +246,10 @@ class TencentProvider(Provider):
         }
         if self.language_header:
             headers["X-TC-Language"] = self.language_header
-        request = self.http.build_request("POST", self.url, content=content, headers=headers)
-        auth = TC3Auth(
+        signer = TC3Signer(
             self.credential("secret_id"), self.credential("secret_key"), service=SERVICE, clock=self.ctx.clock
         )
-        return request, auth
+        return VendorRequest("POST", self.url, headers, content), signer
 
     async def _call(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
         return await self.call(action, lambda: self._request(action, body), self.read_envelope)
@@ -266,7 +264,7 @@ class TencentProvider(Provider):
             return repeats < 2
         return error.is_retriable
 
-    def envelope(self, response: httpx.Response, action: str) -> dict[str, Any]:
+    def envelope(self, response: VendorResponse, action: str) -> dict[str, Any]:
         """TencentCloud API 3.0 answers ``{"Response": {...}}``; a non-200 without one is the gateway, unwell."""
         data = json_value(response)
         envelope = data.get("Response") if isinstance(data, dict) else None
@@ -288,7 +286,7 @@ class TencentProvider(Provider):
         return str(data.get("RequestId") or "")
 
     def status_error(
-        self, response: httpx.Response, action: str, data: dict[str, Any], fault: VendorFault | None, request_id: str
+        self, response: VendorResponse, action: str, data: dict[str, Any], fault: VendorFault | None, request_id: str
     ) -> E.RealAuthError | None:
         """API 3.0 answers every error with HTTP 200: any other status is the vendor unwell, whatever the body."""
         err = data.get("Error")

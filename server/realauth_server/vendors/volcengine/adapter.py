@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
-import httpx
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ... import errors as E
@@ -38,8 +37,9 @@ from ...providers.base import (
     VendorErrorRule,
     VendorFault,
 )
+from ...providers.transport import VendorRequest, VendorResponse
 from ...secret import Secret
-from ...signing.volc_v4 import VolcV4Auth
+from ...signing.volc_v4 import VolcV4Signer
 from ...urls import push_url_for
 from .callback import callback_key_bytes
 from .spec import (
@@ -381,13 +381,13 @@ class VolcengineProvider(Provider):
 
     # --- calls ----------------------------------------------------------------------------------
 
-    def _auth(self, service: str) -> VolcV4Auth:
+    def _signer(self, service: str) -> VolcV4Signer:
         token: Secret | None
         try:
             token = self.credential("session_token")
         except E.ProviderAuthFailed:
             token = None
-        return VolcV4Auth(
+        return VolcV4Signer(
             self.credential("access_key_id"),
             self.credential("secret_access_key"),
             region=self.region,
@@ -400,8 +400,8 @@ class VolcengineProvider(Provider):
         """One visual call → (data, request_id); errors mapped through the table."""
         url = f"{self.settings.base_url.rstrip('/')}/?" + urlencode({"Action": action, "Version": VERSION})
 
-        def build() -> tuple[httpx.Request, httpx.Auth]:
-            return self.http.build_request("POST", url, json=body), self._auth(SERVICE)
+        def build() -> tuple[VendorRequest, VolcV4Signer]:
+            return VendorRequest.json("POST", url, body), self._signer(SERVICE)
 
         return await self.call(action, build, self._read_cv)
 
@@ -438,12 +438,12 @@ class VolcengineProvider(Provider):
         return str(data.get("request_id", ""))
 
     def status_error(
-        self, response: httpx.Response, action: str, data: dict[str, Any], fault: VendorFault | None, request_id: str
+        self, response: VendorResponse, action: str, data: dict[str, Any], fault: VendorFault | None, request_id: str
     ) -> E.RealAuthError | None:
         """The body decides whatever the HTTP status (the gateway and the service layer both answer in it)."""
         return None
 
-    def _read_cv(self, response: httpx.Response, action: str) -> tuple[dict[str, Any], str]:
+    def _read_cv(self, response: VendorResponse, action: str) -> tuple[dict[str, Any], str]:
         data = self.read_envelope(response, action)
         request_id = self.vendor_request_id(data)
         if not isinstance(data.get("code"), int):
@@ -495,14 +495,13 @@ class VolcengineProvider(Provider):
             "DurationSeconds": str(STS_DURATION),
         }
 
-        def build() -> tuple[httpx.Request, httpx.Auth]:
-            # A GET, as the official SDK's StsService sends it: no body, so no Content-Type for the transport to add
-            # after signing (a POST with no body got "application/octet-stream" from aiohttp, unsigned).
-            return self.http.build_request("GET", f"{self.sts_base_url}/?{urlencode(query)}"), self._auth("sts")
+        def build() -> tuple[VendorRequest, VolcV4Signer]:
+            # A GET, as the official SDK's StsService sends it: no body, so no Content-Type at all.
+            return VendorRequest("GET", f"{self.sts_base_url}/?{urlencode(query)}"), self._signer("sts")
 
         return await self.call("AssumeRole", build, self._read_sts)
 
-    def _read_sts(self, response: httpx.Response, action: str) -> _StsKeys:
+    def _read_sts(self, response: VendorResponse, action: str) -> _StsKeys:
         data = self.read_envelope(response, action)
         creds = (data.get("Result") or {}).get("Credentials") if isinstance(data.get("Result"), dict) else None
         try:
