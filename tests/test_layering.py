@@ -238,3 +238,36 @@ def test_the_registry_names_each_kinds_emulator(kind: str) -> None:
     assert vendor.adapter.kind == kind
     assert vendor.emulator_class().vendor == kind
     assert vendor.emulator_class().__module__ == f"realauth_server.vendors.{kind}.emulator"
+
+
+# --- third-party HTTP clients ---------------------------------------------------------------------------------------
+
+
+def third_party(root: Path = ROOT) -> list[tuple[str, str]]:
+    """(module, top-level third-party package) for every import outside realauth_server, at any depth."""
+    found: list[tuple[str, str]] = []
+    for path in sorted(root.rglob("*.py")):
+        module = module_name(path, root)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found += [(module, a.name.split(".")[0]) for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.append((module, node.module.split(".")[0]))
+    return found
+
+
+def test_signing_imports_no_http_client_and_the_server_no_httpx() -> None:
+    """Signing is a pure function per scheme over the bytes sent (docs/providers.md): no client library's types in it,
+    so the transport can change without touching a signature. The transport is aiohttp alone: nothing in the server
+    imports httpx (a test-only dependency) or httpx-aiohttp (gone)."""
+    found = third_party()
+    assert [m for m, pkg in found if m.startswith("signing") and pkg in ("httpx", "aiohttp", "httpx_aiohttp")] == []
+    assert [m for m, pkg in found if pkg in ("httpx", "httpx_aiohttp", "httpcore")] == []
+    assert ("providers.transport", "aiohttp") in found  # the check reads imports at all
+
+
+def test_the_http_client_check_sees_an_import(tmp_path: Path) -> None:
+    (tmp_path / "signing").mkdir()
+    (tmp_path / "signing" / "x.py").write_text("def f():\n    import httpx\n")
+    (tmp_path / "signing" / "y.py").write_text("from aiohttp import web\n")
+    assert sorted(third_party(tmp_path)) == [("signing.x", "httpx"), ("signing.y", "aiohttp")]

@@ -5,11 +5,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from realauth_server.secret import Secret
 from realauth_server.signing import megvii as m
+
+from .conftest import on_loopback
 
 # The published example (faceid sdkauth page); only the first 28 characters of the sign are on the page.
 KEY = "ICVvC_xUs6177WEtyUNwIH8J6NfGu50t"
@@ -126,3 +131,54 @@ def test_secrets_do_not_show_in_fields_repr() -> None:
     key, secret = Secret(KEY), Secret(SECRET)
     assert SECRET not in repr(secret) and SECRET not in f"{secret}"
     assert SECRET not in str(m.sign_fields(key, secret, now=1_700_000_000))
+
+
+# --- the form-data body realauth builds itself (the bytes sent are known) ---------------------------------------------
+
+
+async def _parsed(body: bytes, content_type: str) -> dict[str, Any]:
+    """The form as a server reads it (aiohttp's ``request.post()``, as the emulator does), sent over a real port."""
+    seen: dict[str, Any] = {}
+
+    async def receive(request: web.Request) -> web.Response:
+        for name, value in (await request.post()).items():
+            if isinstance(value, web.FileField):
+                seen[name] = (value.filename, value.file.read(), value.content_type)
+            else:
+                seen[name] = value
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/", receive)
+    async with (
+        on_loopback(lambda _url: app) as (_app, url),
+        aiohttp.ClientSession() as http,
+        http.post(url + "/", data=body, headers={"Content-Type": content_type}) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+    return seen
+
+
+async def test_form_data_is_read_back_field_for_field() -> None:
+    fields = {"api_key": "k", "biz_extra_data": 'line1\r\n--not-a-boundary "quoted" é\x01', "empty": ""}
+    image = bytes(range(256)) * 4
+    body, content_type = m.form_data(fields, {"image_ref1": ("image_ref1.jpg", image, "application/octet-stream")})
+    assert content_type.startswith("multipart/form-data; boundary=")
+    assert await _parsed(body, content_type) == {
+        **fields,
+        "image_ref1": ("image_ref1.jpg", image, "application/octet-stream"),
+    }
+
+
+def test_form_data_boundaries_are_random_and_never_inside_the_content() -> None:
+    one, two = m.form_data({"a": "1"})[1], m.form_data({"a": "1"})[1]
+    assert one != two and len(one.rsplit("=", 1)[1]) == 32
+    fixed, _ = m.form_data({"a": "1"}, boundary="b0undary")
+    assert fixed == b'--b0undary\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--b0undary--\r\n'
+    with pytest.raises(ValueError, match="boundary"):
+        m.form_data({"a": "xx b0undary xx"}, boundary="b0undary")
+
+
+def test_form_data_names_cannot_break_out_of_their_header() -> None:
+    body, _ = m.form_data({'a"\r\nX-Evil: 1': "v"}, boundary="B")
+    assert b'name="a%22%0D%0AX-Evil: 1"' in body and b"\r\nX-Evil" not in body
