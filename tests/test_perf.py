@@ -90,7 +90,7 @@ def test_bench_harness_prints_its_table(tmp_path: Path) -> None:
     assert done.returncode == 0, text + done.stderr.decode()[-3000:]
     assert "CreateAuthSession memory" in text and "floor: bare grpc.aio" in text, text
     data: dict[str, Any] = json.loads(out.read_text())
-    for row in ("floor_grpc", "floor_post", "create_memory", "exchange_memory"):
+    for row in ("floor_grpc", "floor_post", "post_shipped", "create_memory", "exchange_memory"):
         assert data["rows"][row]["calls"] > 0 and data["rows"][row]["errors"] == 0, (row, data["rows"])
         assert data["rows"][row]["cpu_ms"] > 0, (row, data["rows"])
     assert data["rows"]["create_memory"]["ratio"] > 0

@@ -6,8 +6,9 @@ floors measured in the same run (docs/performance.md explains the table). ``--qu
 
 The older in-process scenario is ``bench.py cpu``:
 
-1. Outbound transport, 50 concurrent small POSTs to a local aiohttp server: CPU per request of the client realauth
-   ships (httpx over httpx-aiohttp) against plain aiohttp (the floor) and httpx's default transport (the slow path).
+1. Outbound transport, 50 concurrent small POSTs to a local aiohttp server: CPU per request of realauth's own
+   outbound path (``Provider.send``: its aiohttp session, the neutral request, the signer) against plain aiohttp (the
+   floor) and httpx's default transport (for reference: what realauth shipped before aiohttp, minus httpx-aiohttp).
 2. The service: server CPU per CreateAuthSession (sandbox Seedance: gRPC in, signed HTTP out to the emulator, store
    write) against a bare grpc.aio unary call in the same process, and against an emulator-only HTTP round trip.
 
@@ -57,7 +58,6 @@ from grpc_status import rpc_status  # noqa: E402
 from realauth.v1 import realauth_pb2 as pb  # noqa: E402
 from realauth.v1 import realauth_pb2_grpc as pb_grpc  # noqa: E402
 from realauth_server.config import load_settings  # noqa: E402
-from realauth_server.providers.base import make_http_client  # noqa: E402
 from realauth_server.server import RealAuthServer  # noqa: E402
 
 CONCURRENCY = 50
@@ -84,6 +84,7 @@ async def bench_transport(n: int) -> dict[str, float]:
 
     app = web.Application()
     app.router.add_post("/", echo)
+    app.router.add_post(bench_split.CREATE_PATH, echo)  # where the shipped path posts the Seedance create body
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -100,13 +101,9 @@ async def bench_transport(n: int) -> dict[str, float]:
                     await r.read()
 
             out["aiohttp (floor)"] = await measure(n, aio)
-        shipped = make_http_client()
-
-        async def ours() -> None:
-            (await shipped.post(url, json=body)).raise_for_status()
-
-        out["httpx + httpx-aiohttp (shipped)"] = await measure(n, ours)
-        await shipped.aclose()
+        ours, close = bench_split.shipped_post(url.rstrip("/"))
+        out["Provider.send over aiohttp (shipped)"] = await measure(n, lambda: ours(None))
+        await close()
         async with httpx.AsyncClient(limits=httpx.Limits(max_connections=100)) as default:
 
             async def slow() -> None:

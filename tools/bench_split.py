@@ -10,8 +10,10 @@ Parts (all on 127.0.0.1, every loop bounded by time or count):
   check, a preformatted body), optionally answering after a fixed delay.
 - ``bare-grpc``: a bare grpc.aio server with only grpc.health.v1: the floor of a unary call on the server side.
 - ``load``: the callers (grpc.aio, 50 concurrent by default; or an open-loop rate for latency), and the bare aiohttp
-  client POSTing the Seedance create body to the vendor (the floor of an outbound call on the client side). With
-  ``--client shipped`` it POSTs through realauth's outbound client (httpx over httpx-aiohttp) instead.
+  client POSTing the Seedance create body to the vendor (the floor of an outbound call on the client side). The
+  ``post-shipped`` load POSTs it through realauth's own outbound path instead: a provider's ``Provider.send`` (the
+  session ``make_http_client`` builds, the neutral ``VendorRequest``, the bearer signer at send time, the budget,
+  the breaker and the vendor-call metrics hook), the code every vendor call goes through.
 
 Every process uses uvloop as ``realauth serve`` does. The ratio reported is realauth's CPU per call over the sum of
 the two floors measured in the same run; rounds are interleaved and medians reported.
@@ -281,6 +283,34 @@ async def _prepare(spec: LoadSpec) -> list[Any]:
     return ids
 
 
+def shipped_post(vendor: str) -> tuple[Callable[[Any], Any], Callable[[], Any]]:
+    """The Seedance create POST through realauth's own outbound path, as a create sends it: a relay provider's
+    ``Provider.send`` with the neutral request (``VendorRequest.json``) and the bearer signer, inside a call budget.
+    Must be called inside the running loop (the provider's session is made on first use there)."""
+    sys.path[:0] = [str(ROOT / "server")]
+    from realauth_server import deadlines
+    from realauth_server.clock import Clock
+    from realauth_server.providers.base import ProviderContext, ProviderSettings
+    from realauth_server.providers.transport import VendorRequest
+    from realauth_server.signing.bearer import BearerSigner
+    from realauth_server.vendors.seedance.adapter import SeedanceProvider
+
+    settings = ProviderSettings("seedance", "seedance", vendor, False, 120.0, extra={"api_key": BENCH_KEY})
+    provider = SeedanceProvider(settings, ProviderContext(Clock(), ""))
+    url = vendor + CREATE_PATH
+
+    async def shipped(_: Any) -> None:
+        with deadlines.budget(30, "bench"):
+            request = VendorRequest.json("POST", url, CREATE_BODY)
+            response = await provider.send(
+                request, action="CreateAuthSession", signer=BearerSigner(provider.credential("api_key"))
+            )
+        if response.status_code != 200:
+            raise RuntimeError(f"HTTP {response.status_code}")
+
+    return shipped, provider.aclose
+
+
 async def _make_call(spec: LoadSpec) -> tuple[Callable[[Any], Any], Callable[[], Any]]:
     if spec.rpc in ("post", "post-shipped", "emulator-create"):
         body = json.dumps(CREATE_BODY).encode()
@@ -289,15 +319,7 @@ async def _make_call(spec: LoadSpec) -> tuple[Callable[[Any], Any], Callable[[],
         if spec.rpc == "emulator-create":
             headers["Authorization"] = "Bearer sandbox-seedance-relay-key"
         if spec.rpc == "post-shipped":
-            sys.path[:0] = [str(ROOT / "server")]
-            from realauth_server.providers.base import make_http_client
-
-            client = make_http_client()
-
-            async def shipped(_: Any) -> None:
-                (await client.post(url, content=body, headers=headers)).raise_for_status()
-
-            return shipped, client.aclose
+            return shipped_post(spec.target.rstrip("/"))
         import aiohttp
 
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
@@ -522,7 +544,7 @@ def machine() -> dict[str, Any]:
             cpu = line.split(":", 1)[1].strip()
             break
     versions = {}
-    for pkg in ("grpcio", "protobuf", "aiohttp", "httpx", "httpx-aiohttp", "uvloop", "aiosqlite", "redis"):
+    for pkg in ("grpcio", "protobuf", "aiohttp", "yarl", "uvloop", "aiosqlite", "redis"):
         try:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
@@ -542,7 +564,8 @@ def med(rows: list[dict[str, Any]], key: str) -> float:
 
 
 def table(seconds: float, rounds: int, out_json: Path, quick: bool = False) -> dict[str, Any]:
-    """The issue's full table; ``quick`` (the smoke test) runs memory:// only: the floors, creates and exchanges."""
+    """The issue's full table; ``quick`` (the smoke test) runs memory:// only: the floors, the shipped client's POST,
+    creates and exchanges."""
     stores = ["memory"] if quick else ["memory", "sqlite", "redis"]
     info = machine()
     print(
@@ -572,10 +595,9 @@ def table(seconds: float, rounds: int, out_json: Path, quick: bool = False) -> d
                 raw.setdefault("floor_post", []).append(
                     measure(LoadSpec("post", vendor_url, seconds, warmup=warm), None, log, self_cpu=True)
                 )
-                if not quick:
-                    raw.setdefault("post_shipped", []).append(
-                        measure(LoadSpec("post-shipped", vendor_url, seconds, warmup=warm), None, log, self_cpu=True)
-                    )
+                raw.setdefault("post_shipped", []).append(
+                    measure(LoadSpec("post-shipped", vendor_url, seconds, warmup=warm), None, log, self_cpu=True)
+                )
                 for store in stores:
                     ra = Realauth(work, urls[store], vendor_url)
                     ra.start()
@@ -746,7 +768,7 @@ def print_table(res: dict[str, Any]) -> None:
     names = {
         "floor_grpc": "floor: bare grpc.aio (server)",
         "floor_post": "floor: bare aiohttp POST (client)",
-        "post_shipped": "httpx + httpx-aiohttp POST (client)",
+        "post_shipped": "shipped client POST (client)",
     }
     for key, row in rows.items():
         label = names.get(
@@ -840,8 +862,8 @@ def profile(rpc: str, store: str, seconds: float, top: int = 40) -> None:
 #: Parts of a call, matched against a sample's frames from the innermost outwards (the first match wins).
 PARTS = (
     (
-        "outbound HTTP client (httpx, httpx-aiohttp, aiohttp)",
-        ("/httpx/", "httpx_aiohttp/", "aiohttp/", "(httpx", "(aiohttp"),
+        "outbound HTTP client (aiohttp, yarl, providers/transport.py)",
+        ("realauth_server/providers/transport.py", "aiohttp/", "(aiohttp", "/yarl/", "(yarl"),
     ),
     ("logging (records, redaction, JSON, write)", ("logging/__init__.py", "realauth_server/logs.py")),
     ("metrics (prometheus_client)", ("prometheus_client/", "realauth_server/http/metrics.py")),
