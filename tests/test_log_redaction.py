@@ -192,3 +192,18 @@ def test_library_records_are_floored_and_redacted_whatever_the_library_level() -
 def test_unknown_log_level_is_refused_by_name(level: str) -> None:
     with pytest.raises(ConfigError, match=r"server\.log_level must be one of DEBUG, INFO"):
         load_settings(None, log_level=level)
+
+
+@pytest.mark.parametrize("name", ["aiohttp.client", "aiohttp.internal"])
+def test_megvii_query_secrets_are_masked_on_the_http_clients_own_loggers(name: str) -> None:
+    """get_result carries api_key/api_secret in its query (vendor design). The transport is aiohttp, so its loggers
+    carry the filter that masks them even in a process where realauth's handler is not installed."""
+    from realauth_server.vendors.megvii import adapter
+
+    assert name in adapter.CLIENT_LOGGERS
+    logger = logging.getLogger(name)
+    url = "https://api.megvii.com/faceid/lite/get_result?api_key=KEY123456&api_secret=SECRET123456&biz_id=b1"
+    record = logger.makeRecord(name, logging.WARNING, __file__, 1, "request to %s failed", (url,), None)
+    assert logger.filter(record)
+    message = record.getMessage()
+    assert "KEY123456" not in message and "SECRET123456" not in message and "biz_id=b1" in message

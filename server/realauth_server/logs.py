@@ -1,7 +1,7 @@
 """Structured logging: one JSON object per line, with the record's ``extra`` fields.
 
 No log level may carry a secret, a vendor token or a landing signature. realauth's own loggers (``realauth.*``) log
-no payloads by design; the libraries under it (aiosqlite, aiohttp, grpc, httpx, redis, asyncio, ...) were not
+no payloads by design; the libraries under it (aiosqlite, aiohttp, grpc, redis, asyncio, ...) were not
 written with that rule, so they get a defence in depth that does not depend on what each one prints:
 
 1. a floor: a library record below WARNING never reaches the handler, whatever ``--log-level`` says (aiosqlite, for
@@ -127,6 +127,8 @@ LIBRARY_LOGGERS = (
     "grpc",
     "h2",
     "hpack",
+    # Not used by realauth itself (its vendor calls are aiohttp's): floored for a process that embeds the server next
+    # to an httpx client, as the test suite does; a name with no importable library costs nothing here.
     "httpcore",
     "httpx",
     "redis",
