@@ -455,3 +455,15 @@ def test_a_provider_is_built_outside_an_event_loop_and_opens_no_session_until_us
     provider = _Hooked("http://127.0.0.1:9/")
     assert provider._http is None
     asyncio.run(provider.aclose())
+
+
+def test_the_url_signed_is_the_url_sent_and_errors_name_only_the_origin() -> None:
+    """An encoded (ASCII) URL goes out exactly as built; anything else is percent-encoded once, before signing."""
+    from realauth_server.providers.transport import wire_url
+
+    built = "https://open.example.com/?Action=A&Version=1&X=a%20b+c"
+    assert wire_url(built) == built
+    assert wire_url("http://bücher.example/pfad/ä?q=ü") == "http://xn--bcher-kva.example/pfad/%C3%A4?q=%C3%BC"
+    assert base.vendor_origin("https://user:pw@Open.Example.com:443/p?token=t") == "https://open.example.com"
+    assert base.vendor_origin("http://[::1]:8080/p?x=1") == "http://[::1]:8080"
+    assert base.vendor_origin("http://h:notaport/p") == "http://h"
