@@ -79,7 +79,9 @@ class Context:
 
 
 async def run(rpc: str, calls: int, rounds: int, profile: bool) -> None:
-    settings = load_settings(CONFIG_PATH, store="memory://", host="127.0.0.1", http_host="127.0.0.1", port=0, http_port=0)
+    settings = load_settings(
+        CONFIG_PATH, store="memory://", host="127.0.0.1", http_host="127.0.0.1", port=0, http_port=0
+    )
     server = RealAuthServer(settings, clock=Clock())
     await server.start()
     try:
@@ -146,7 +148,8 @@ async def run(rpc: str, calls: int, rounds: int, profile: bool) -> None:
         for _ in range(rounds):
             results.append(await one_round() / calls * 1e6)
         results.sort()
-        print(f"{rpc}: {results[len(results) // 2]:.1f} µs per call (median of {rounds}; all {[round(r, 1) for r in results]})")
+        every = [round(r, 1) for r in results]
+        print(f"{rpc}: {results[len(results) // 2]:.1f} µs per call (median of {rounds}; all {every})")
     finally:
         await server.stop(grace=0)
 
