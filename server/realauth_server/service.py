@@ -240,6 +240,8 @@ class AuthService:
         self.clock = clock
         self.public_url = public_url.rstrip("/")
         self._landing_key = landing_key
+        #: HMAC-SHA256 keyed and fed "landing:" once; each signature copies it (the same MAC, without re-keying).
+        self._landing_mac = hmac.new(landing_key, b"landing:", hashlib.sha256)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.watch_limits = limits = watch_limits or WatchLimits()
         self.watches = InFlight("watches_server", limits.max_open, what="open watches")
@@ -299,7 +301,9 @@ class AuthService:
             log.warning("could not release a lease", extra={"lease": name.split(":", 1)[0]})
 
     def landing_signature(self, session_id: str) -> str:
-        mac = hmac.new(self._landing_key, f"landing:{session_id}".encode(), hashlib.sha256).digest()
+        h = self._landing_mac.copy()  # = hmac.new(key, f"landing:{session_id}".encode(), sha256)
+        h.update(session_id.encode())
+        mac = h.digest()
         return base64.urlsafe_b64encode(mac[:24]).decode().rstrip("=")
 
     def landing_url(self, session_id: str) -> str:

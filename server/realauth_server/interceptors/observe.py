@@ -38,6 +38,10 @@ def _ended_by(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
     return grpc.StatusCode.CANCELLED
 
 
+#: ``code.name`` of every status code (an enum member's ``.name`` is a descriptor call, slower than a dict lookup).
+_CODE_NAMES = {code: code.name for code in grpc.StatusCode}
+
+
 @functools.cache
 def _in_flight(action: str) -> Any:
     """The labelled gauge child, looked up once per method (``labels()`` takes a lock and builds a key each call)."""
@@ -125,7 +129,7 @@ class _Call:
         """Metrics, the one ``rpc`` log line and the span's end; then the call's context is reset."""
         ctx, action, span = self.ctx, self.action, self.span
         elapsed = time.monotonic() - ctx.started
-        code = ctx.code.name
+        code = _CODE_NAMES[ctx.code]
         self.in_flight.dec()
         total, latency = _by_code(action, code)
         total.inc()
