@@ -548,7 +548,8 @@ class AuthService:
         stored = await self.store.insert(session)
         if stored.session_id != session.session_id:  # another replica stored its session for this key first
             return self._replay(req, stored, session.fingerprint)
-        log.info(
+        # DEBUG: at INFO the call's `rpc` line names the session (session_id) with everything else this line has.
+        log.debug(
             "session created",
             extra={"session_id": stored.session_id, "provider": provider.name, "tenant": req.tenant},
         )

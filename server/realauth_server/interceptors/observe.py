@@ -141,6 +141,7 @@ class _Call:
                 "tenant": ctx.tenant,
                 "provider": ctx.provider,
                 "action": action,
+                "session_id": ctx.session_id,
                 "status": code,
                 "error_code": ctx.error_code,
                 "error": ctx.error_message,
