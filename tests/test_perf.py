@@ -147,3 +147,36 @@ def test_session_pb_sets_every_timestamp_as_the_message_by_message_build_did() -
         assert got.SerializeToString(deterministic=True) == want.SerializeToString(deterministic=True)
         for name in ("create_time", "expire_time", "exchange_deadline", "update_time"):
             assert got.HasField(name), name
+
+
+def test_session_to_dict_is_asdict_with_the_state_value() -> None:
+    """domain.AuthSession.to_dict builds the dict directly: equal to asdict's, same key order, deep-copied maps."""
+    import dataclasses
+
+    from realauth_server.domain import AuthSession, SessionState, VerificationResult
+
+    def reference(s: AuthSession) -> dict[str, Any]:
+        d = dataclasses.asdict(s)
+        d["state"] = s.state.value
+        return d
+
+    base = AuthSession("ses_1", "t", "p", "seedance", SessionState.PENDING, "tok", "https://v", "https://c", 1, 2, 3, 4)
+    full = dataclasses.replace(
+        base,
+        state=SessionState.EXCHANGED,
+        vendor_data={"request_id": "r", "model": "m"},
+        landing={"resultCode": "10000"},
+        fingerprint={"provider": "ab" * 16},
+        result=VerificationResult(passed=True, group_id="g", score=0.97, complete_time=5.5, vendor_request_id="v"),
+        version=3,
+    )
+    odd = dataclasses.replace(base, vendor_data={"nested": ["a", "b"]})  # type: ignore[dict-item]
+    for s in (base, full, odd):
+        got = s.to_dict()
+        assert got == reference(s) and list(got) == [f.name for f in dataclasses.fields(AuthSession)]
+        for name in ("vendor_data", "landing", "fingerprint"):
+            assert got[name] is not getattr(s, name)  # a copy: a later change to the session never reaches a row
+        if s.result is not None:
+            assert list(got["result"]) == [f.name for f in dataclasses.fields(VerificationResult)]
+        assert AuthSession.from_dict(got) == s
+    assert odd.to_dict()["vendor_data"]["nested"] is not odd.vendor_data["nested"]  # deep, as asdict is
