@@ -338,12 +338,11 @@ class AuthService:
 
         Lists in error messages (providers, models) name only what the caller may use.
         """
-        visible = self.visible_providers()
         if provider:
             found = self.providers.get(provider)
             if found is None or not credentials.provider_allowed(found.name):
                 # A provider this caller may not use is reported exactly like one that does not exist.
-                names = ", ".join(p.name for p in visible) or "none"
+                names = ", ".join(p.name for p in self.visible_providers()) or "none"
                 raise E.InvalidParameter(
                     "provider", f"unknown provider {E.echo(provider)!r}; this caller may use: {names}"
                 )
@@ -352,6 +351,7 @@ class AuthService:
                 raise E.InvalidParameter("model", f"provider {E.echo(provider)!r} serves {served}")
             return found
         if model:
+            visible = self.visible_providers()
             serving = [p for p in visible if model in p.models]
             if not serving:
                 known = ", ".join(sorted({m for p in visible for m in p.models})) or "none"
@@ -403,7 +403,9 @@ class AuthService:
     # --- use cases ------------------------------------------------------------------------------
 
     async def create(self, req: CreateInput) -> AuthSession:
-        req = replace(req, callback_url=validate_url("callback_url", req.callback_url))
+        callback_url = validate_url("callback_url", req.callback_url)
+        if callback_url != req.callback_url:  # most callers send the normal form: nothing to copy then
+            req = replace(req, callback_url=callback_url)
         for name in ("subject_id", "idempotency_key", "locale", "provider", "model"):
             validate_short(name, getattr(req, name))
         candidates = self.candidates(req)
