@@ -180,3 +180,24 @@ def test_session_to_dict_is_asdict_with_the_state_value() -> None:
             assert list(got["result"]) == [f.name for f in dataclasses.fields(VerificationResult)]
         assert AuthSession.from_dict(got) == s
     assert odd.to_dict()["vendor_data"]["nested"] is not odd.vendor_data["nested"]  # deep, as asdict is
+
+
+def test_session_evolve_is_dataclasses_replace() -> None:
+    """domain.AuthSession.evolve copies the instance dict: equal to replace's result, the original untouched."""
+    import dataclasses
+
+    from realauth_server.domain import AuthSession, SessionState, VerificationResult
+
+    s = AuthSession("ses_1", "t", "p", "seedance", SessionState.PENDING, "tok", "https://v", "https://c", 1, 2, 3, 4)
+    s.vendor_data = {"request_id": "r"}
+    for changes in (
+        {},
+        {"state": SessionState.EXPIRED, "update_time": 9.0},
+        {"result": VerificationResult(passed=True), "version": 2, "landing": {"a": "b"}},
+    ):
+        got = s.evolve(**changes)
+        assert got == dataclasses.replace(s, **changes) and got is not s and type(got) is AuthSession
+        assert got.vendor_data is s.vendor_data  # shallow, as replace is
+    assert s.state is SessionState.PENDING and s.update_time == 4 and s.result is None
+    with pytest.raises(TypeError, match="nope"):
+        s.evolve(nope=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import secrets
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 
@@ -150,7 +150,19 @@ class AuthSession:
         return cls(**d)
 
     def evolve(self, **changes: Any) -> AuthSession:
-        return replace(self, **changes)
+        """``dataclasses.replace(self, **changes)``: a shallow copy with these fields changed.
+
+        Done on the instance's ``__dict__`` (≈ 1 µs rather than replace's ≈ 4 µs: it re-runs ``__init__`` over
+        every field); AuthSession has no ``__post_init__`` and no ``init=False`` field, so that is all replace does.
+        A name that is not a field goes to replace itself, which refuses it.
+        """
+        if not changes.keys() <= _SESSION_FIELDS or type(self) is not AuthSession:
+            return replace(self, **changes)
+        new = object.__new__(AuthSession)
+        state = self.__dict__.copy()
+        state.update(changes)
+        new.__dict__ = state
+        return new
 
     @property
     def due_time(self) -> float:
@@ -163,6 +175,9 @@ class AuthSession:
             return SessionState.EXPIRED
         return self.state
 
+
+_SESSION_FIELDS = frozenset(f.name for f in fields(AuthSession) if f.init)
+assert not hasattr(AuthSession, "__post_init__") and len(_SESSION_FIELDS) == len(fields(AuthSession))
 
 #: Immutable values: ``asdict`` would return them as they are (deepcopy of a str, number, bool or None is itself).
 _ATOMS = (str, int, float, bool, type(None))
