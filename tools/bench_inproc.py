@@ -142,7 +142,7 @@ async def run(rpc: str, calls: int, rounds: int, profile: bool) -> None:
             prof.enable()
             await one_round()
             prof.disable()
-            pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(45)
+            pstats.Stats(prof, stream=sys.stdout).sort_stats(SORT).print_stats(45)
             return
         results = []
         for _ in range(rounds):
@@ -156,6 +156,7 @@ async def run(rpc: str, calls: int, rounds: int, profile: bool) -> None:
 
 
 CONFIG_PATH = ""
+SORT = "tottime"
 
 
 def main() -> None:
