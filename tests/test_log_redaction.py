@@ -240,3 +240,21 @@ def test_json_timestamps_match_the_records_time_across_seconds() -> None:
         record.created, record.msecs = created, int((created - int(created)) * 1000) + 0.0
         want = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(record.msecs):03d}Z"
         assert json.loads(formatter.format(record))["ts"] == want
+
+
+def test_extra_field_names_cache_gives_the_same_fields_and_is_bounded() -> None:
+    """logs.extra_keys remembers each record shape's extra names: same answer as the full scan, at most MAX_SHAPES."""
+    from realauth_server import logs
+
+    def reference(record: logging.LogRecord) -> list[str]:
+        return [k for k in record.__dict__ if k not in logs._STD and not k.startswith("_")]
+
+    logs._SHAPES.clear()
+    for i in range(logs.MAX_SHAPES + 50):  # more distinct shapes than the cache keeps
+        record = _record("realauth.rpc", logging.INFO, "rpc")
+        record.first, record._private = "a", "hidden"
+        setattr(record, f"field_{i}", i)
+        record.message = "set by another formatter"  # a LogRecord attribute added late is still not an extra
+        for _ in range(2):  # the second time from the cache (while it has room)
+            assert list(logs.extra_keys(record)) == reference(record) == ["first", f"field_{i}"]
+    assert len(logs._SHAPES) == logs.MAX_SHAPES

@@ -105,15 +105,32 @@ if not getattr(_previous_factory, "_realauth", False):
     logging.setLogRecordFactory(_record_with_call)
 
 
+#: A record's attribute names (its "shape") → its ``extra`` field names in order. Records come from a fixed set of
+#: call sites, so there are few shapes; past the bound a shape is just computed each time.
+_SHAPES: dict[tuple[str, ...], tuple[str, ...]] = {}
+MAX_SHAPES = 256
+
+
+def extra_keys(record: logging.LogRecord) -> tuple[str, ...]:
+    """The names of the record's ``extra`` fields (not LogRecord's own, not private), in the order they were set."""
+    shape = tuple(record.__dict__)
+    keys = _SHAPES.get(shape)
+    if keys is None:
+        keys = tuple(k for k in shape if k not in _STD and not k.startswith("_"))
+        if len(_SHAPES) < MAX_SHAPES:
+            _SHAPES[shape] = keys
+    return keys
+
+
 def record_fields(record: logging.LogRecord) -> dict[str, Any]:
     """The record's call fields (the ones ``extra`` did not set) followed by its ``extra`` fields."""
     out: dict[str, Any] = {}
+    fields = record.__dict__
     for name, value in getattr(record, "_call", ()):
-        if name not in record.__dict__:
+        if name not in fields:
             out[name] = value
-    for key, value in record.__dict__.items():
-        if key not in _STD and not key.startswith("_"):
-            out[key] = value
+    for key in extra_keys(record):
+        out[key] = fields[key]
     return out
 
 
@@ -234,9 +251,7 @@ class Redactor(logging.Filter):
         except Exception:
             return False
         fields = record.__dict__
-        for key in fields.keys() - _STD:
-            if key.startswith("_"):
-                continue
+        for key in extra_keys(record):
             value = fields[key]
             if isinstance(value, str):
                 texts.append(value)
@@ -302,9 +317,9 @@ class JsonFormatter(logging.Formatter):
         for key, value in getattr(record, "_call", ()):
             if key not in fields:
                 out[key] = value if isinstance(value, _PLAIN) else str(value)
-        for key, value in fields.items():
-            if key not in _STD and not key.startswith("_"):
-                out[key] = value if isinstance(value, _PLAIN) else str(value)
+        for key in extra_keys(record):
+            value = fields[key]
+            out[key] = value if isinstance(value, _PLAIN) else str(value)
         if record.exc_info and record.exc_info[0] is not None:
             out["error_type"] = record.exc_info[0].__name__
             # The redacting filter leaves the scrubbed traceback in exc_text: use it, never re-render exc_info.
