@@ -29,7 +29,7 @@ class ScopeInterceptor(grpc.aio.ServerInterceptor, abc.ABC):  # type: ignore[mis
         """``inner`` inside :meth:`scope`, as one coroutine function (built once per method by :class:`ScopeChain`).
 
         Subclasses on the per-call path override it with the same steps as their :meth:`scope`, written as a plain
-        ``try``/``finally``: an ``asynccontextmanager`` costs about 1.5 µs per call and layer to enter and leave.
+        ``try``/``finally``: an ``asynccontextmanager`` costs about 1.3 µs per call and layer to enter and leave.
         """
         scope = self.scope
 
