@@ -134,16 +134,18 @@ def record_fields(record: logging.LogRecord) -> dict[str, Any]:
     return out
 
 
-_second: list[Any] = [None, ""]  # [the whole second last formatted, its "YYYY-MM-DDTHH:MM:SS"]
+#: (the whole second last formatted, its "YYYY-MM-DDTHH:MM:SS"): one tuple, replaced whole, so a formatter in another
+#: thread (each handler has its own lock) reads a matching pair.
+_second: tuple[float, str] = (-1.0, "")
 
 
 def _timestamp(record: logging.LogRecord) -> str:
     """``YYYY-MM-DDTHH:MM:SS.mmmZ``; the seconds part is formatted once per second, not once per record."""
+    global _second
     second = math.floor(record.created)  # what time.gmtime does with a float
     cached = _second
     if cached[0] != second:
-        cached[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        cached[0] = second
+        cached = _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
     return f"{cached[1]}.{int(record.msecs):03d}Z"
 
 
