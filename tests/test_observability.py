@@ -274,3 +274,19 @@ async def test_a_push_has_a_request_id_and_the_sessions_tenant_and_provider(
     assert line["request_id"] == "push-1" and line["trace_id"] == TRACE_ID
     assert line["tenant"] == "sandbox" and line["provider"] == "seedance" and line["reason"] == "no_pushes"
     assert sample("realauth_pushes_total", provider="seedance", kind="seedance", outcome="refused") == before + 1
+
+
+def test_caller_request_ids_are_kept_exactly_when_short_letters_digits_and_dashes() -> None:
+    """The ASCII shortcut in _clean_request_id keeps exactly what the per-character rule keeps (isalnum or -_.:)."""
+    from realauth_server.interceptors.observe import _clean_request_id
+
+    def kept(value: str) -> bool:
+        return bool(value) and len(value) <= 128 and all(c.isalnum() or c in "-_.:" for c in value)
+
+    samples = ["a" * 128, "a" * 129, "", "req-1_2.3:4", "abc\n", "a b", "a/b", "é-1", "٣", "x\u200b", "Ⅻ", "\x00"]
+    samples += [chr(i) + "x" for i in range(0, 256)]
+    for value in samples:
+        got = _clean_request_id(value)
+        assert (got == value) == kept(value), repr(value)
+        if got != value:
+            assert re.fullmatch(r"[0-9a-f]{32}", got), got

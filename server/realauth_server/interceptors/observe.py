@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,8 +25,16 @@ MAX_REQUEST_ID = 128
 SERVER_ERRORS = frozenset({"UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"})
 
 
+#: An ASCII request id the check below accepts (for ASCII, ``str.isalnum`` is exactly ``[A-Za-z0-9]``).
+_ASCII_REQUEST_ID = re.compile(r"[A-Za-z0-9\-_.:]+")
+
+
 def _clean_request_id(value: str) -> str:
-    if value and len(value) <= MAX_REQUEST_ID and all(c.isalnum() or c in "-_.:" for c in value):
+    if not value or len(value) > MAX_REQUEST_ID:
+        return new_request_id()
+    if value.isascii():  # the usual case, one regular-expression match instead of a generator per character
+        return value if _ASCII_REQUEST_ID.fullmatch(value) else new_request_id()
+    if all(c.isalnum() or c in "-_.:" for c in value):
         return value
     return new_request_id()
 
