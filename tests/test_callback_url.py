@@ -10,9 +10,11 @@ from __future__ import annotations
 import ast
 import contextlib
 import json
+import re
 import shutil
 import string
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,6 +27,7 @@ from hypothesis import strategies as st
 
 from realauth.v1 import realauth_pb2 as pb
 from realauth_server import errors as E
+from realauth_server import urls as urls_module
 from realauth_server.domain import AuthSession, SessionState
 from realauth_server.service import caller_url, validate_short, validate_url
 from realauth_server.urls import URLRejected, location, normalize_callback_url
@@ -276,6 +279,65 @@ def test_anything_accepted_yields_a_valid_location(value: str) -> None:
 @given(st.text(max_size=40).map(lambda s: "https://" + s))
 def test_arbitrary_text_after_the_scheme_never_crashes_the_validator(value: str) -> None:
     _check_accepted(value)
+
+
+# --- the normal-form caches: the same answer as the full check, bounded, no refusals kept -----------------------
+
+
+@contextlib.contextmanager
+def _uncached() -> Iterator[None]:
+    """normalize's full check with nothing remembered: the host cache and the plain-component shortcut off."""
+    saved = urls_module._hostname, urls_module._ALL_KEPT
+    urls_module._hostname = urls_module._hostname.__wrapped__  # type: ignore[assignment]
+    urls_module._ALL_KEPT = re.compile(r"(?!)")  # matches nothing: every component goes through the encoding loop
+    try:
+        yield
+    finally:
+        urls_module._hostname, urls_module._ALL_KEPT = saved  # type: ignore[assignment]
+
+
+def _outcome(value: str) -> tuple[str, str]:
+    try:
+        return "ok", normalize_callback_url(value)
+    except URLRejected as exc:
+        return "refused", exc.reason
+
+
+def _reference(value: str) -> tuple[str, str]:
+    with _uncached():
+        try:
+            return "ok", urls_module._normalize(value)
+        except URLRejected as exc:
+            return "refused", exc.reason
+
+
+def test_cached_normal_forms_equal_the_full_check_for_the_known_cases() -> None:
+    for value in [*REFUSED, *(url for url, _ in ACCEPTED), *(normal for _, normal in ACCEPTED)]:
+        assert _outcome(value) == _outcome(value) == _reference(value), value  # the second call is a cache hit
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(urls, st.text(max_size=40).map(lambda s: "https://" + s)))
+def test_cached_normal_forms_equal_the_full_check(value: str) -> None:
+    assert _outcome(value) == _outcome(value) == _reference(value)
+
+
+def test_the_normal_form_caches_are_bounded_and_keep_no_refusal() -> None:
+    cached, hosts = urls_module._normalize_cached, urls_module._hostname
+    cached.cache_clear()
+    hosts.cache_clear()
+    for i in range(urls_module.CACHE_URLS + 300):  # more distinct URLs and hosts than either cache holds
+        assert normalize_callback_url(f"https://h{i}.example/p?o={i}") == f"https://h{i}.example/p?o={i}"
+    assert cached.cache_info().currsize == cached.cache_info().maxsize == urls_module.CACHE_URLS
+    assert hosts.cache_info().currsize == hosts.cache_info().maxsize == urls_module.CACHE_HOSTS
+    cached.cache_clear()
+    hosts.cache_clear()
+    for i in range(100):  # a flood of distinct refused URLs (bad hosts, bad paths) leaves nothing behind
+        for bad in (f"https://-h{i}.example/", f"https://h{i}.example/%zz", f"https://h{i}.example/a b"):
+            with pytest.raises(URLRejected):
+                normalize_callback_url(bad)
+    assert cached.cache_info().currsize == 0
+    assert hosts.cache_info().currsize == 100  # the valid hosts of the refused paths; the bad ones are not kept
 
 
 # --- layering: the service and the layers below it never import the sandbox ------------------------------------

@@ -207,3 +207,68 @@ def test_megvii_query_secrets_are_masked_on_the_http_clients_own_loggers(name: s
     assert logger.filter(record)
     message = record.getMessage()
     assert "KEY123456" not in message and "SECRET123456" not in message and "biz_id=b1" in message
+
+def test_own_records_quick_check_changes_exactly_what_the_full_pass_does() -> None:
+    """realauth's own records skip the full pass only when it would change nothing (Redactor._own_untouched)."""
+    redactor = Redactor()
+    secret = Secret(f"configured-{uuid.uuid4().hex}").reveal()
+
+    clean = _record("realauth.rpc", logging.INFO, "rpc %s", "OK")
+    clean.tenant, clean.latency_ms, clean.ok, clean.none = "t1", 1.5, True, None
+    before = dict(clean.__dict__)
+    assert redactor.filter(clean) and clean.__dict__ == before  # untouched: msg and args kept as they were
+
+    in_args = _record("realauth.rpc", logging.INFO, "error %s", f"upstream said {secret}")
+    assert redactor.filter(in_args) and in_args.getMessage() == "error upstream said <redacted>"
+
+    in_field = _record("realauth.rpc", logging.INFO, "rpc")
+    in_field.tenant, in_field.error = "t1", f"x{secret}y"
+    assert redactor.filter(in_field) and (in_field.tenant, in_field.error) == ("t1", "x<redacted>y")
+
+    # A value that is not a string or a number is still written as its scrubbed str(), as the full pass does.
+    listed = _record("realauth.rpc", logging.INFO, "rpc")
+    listed.fields, listed.names = ["a", secret], ("b",)
+    assert redactor.filter(listed) and (listed.fields, listed.names) == ("['a', '<redacted>']", "('b',)")
+
+    # The quick check joins the values: a secret split across two of them is no secret, and is left as it was.
+    half = len(secret) // 2
+    split = _record("realauth.rpc", logging.INFO, "rpc")
+    split.a, split.b = secret[:half], secret[half:]
+    assert redactor.filter(split) and (split.a, split.b) == (secret[:half], secret[half:])
+
+    # Library records and tracebacks never take the quick path.
+    traced = _record("realauth.rpc", logging.ERROR, "unhandled error", exc=True)
+    assert redactor.filter(traced) and traced.exc_text is not None and "<redacted>" in traced.exc_text
+
+
+def test_json_timestamps_match_the_records_time_across_seconds() -> None:
+    """The JSON formatter formats the seconds once per second; each line still carries its own record's time."""
+    import json
+    import time
+
+    from realauth_server.logs import JsonFormatter
+
+    formatter = JsonFormatter()
+    for created in (1_700_000_000.9994, 1_700_000_001.0, 1_700_000_001.5, 1_700_000_000.25, 1_799_999_999.999):
+        record = _record("realauth.rpc", logging.INFO, "rpc")
+        record.created, record.msecs = created, int((created - int(created)) * 1000) + 0.0
+        want = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(record.msecs):03d}Z"
+        assert json.loads(formatter.format(record))["ts"] == want
+
+
+def test_extra_field_names_cache_gives_the_same_fields_and_is_bounded() -> None:
+    """logs.extra_keys remembers each record shape's extra names: same answer as the full scan, at most MAX_SHAPES."""
+    from realauth_server import logs
+
+    def reference(record: logging.LogRecord) -> list[str]:
+        return [k for k in record.__dict__ if k not in logs._STD and not k.startswith("_")]
+
+    logs._SHAPES.clear()
+    for i in range(logs.MAX_SHAPES + 50):  # more distinct shapes than the cache keeps
+        record = _record("realauth.rpc", logging.INFO, "rpc")
+        record.first, record._private = "a", "hidden"
+        setattr(record, f"field_{i}", i)
+        record.message = "set by another formatter"  # a LogRecord attribute added late is still not an extra
+        for _ in range(2):  # the second time from the cache (while it has room)
+            assert list(logs.extra_keys(record)) == reference(record) == ["first", f"field_{i}"]
+    assert len(logs._SHAPES) == logs.MAX_SHAPES

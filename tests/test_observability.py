@@ -68,11 +68,15 @@ async def test_every_line_of_a_call_carries_request_trace_tenant_and_provider(
 ) -> None:
     caplog.set_level(logging.INFO)
     md = (("x-request-id", "obs-req-2"), ("traceparent", TRACEPARENT))
-    await realauth.stub.CreateAuthSession(
+    created = await realauth.stub.CreateAuthSession(
         pb.CreateAuthSessionRequest(callback_url="https://caller.example/d"), metadata=md
     )
     mine = [line for line in lines(caplog) if line["logger"] in CALL_LOGGERS]
-    assert {line["msg"] for line in mine} >= {"vendor call", "session created", "rpc"}
+    assert {line["msg"] for line in mine} >= {"vendor call", "rpc"}
+    # The session the create made is on its `rpc` line; the separate `session created` line is DEBUG only.
+    rpc = [line for line in mine if line["msg"] == "rpc"]
+    assert rpc[-1]["session_id"] == created.session.session_id and rpc[-1]["status"] == "OK"
+    assert "session created" not in {line["msg"] for line in mine}
     for line in mine:
         assert line["request_id"] == "obs-req-2", line
         assert line["trace_id"] == TRACE_ID, line
@@ -80,6 +84,28 @@ async def test_every_line_of_a_call_carries_request_trace_tenant_and_provider(
     # Outside any call nothing is added.
     logging.getLogger("realauth.test").info("outside")
     assert "request_id" not in lines(caplog)[-1]
+
+
+async def test_rpc_lines_name_the_session_and_debug_keeps_the_session_created_line(
+    realauth: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    md = (("x-request-id", "obs-req-sid"),)
+    created = (
+        await realauth.stub.CreateAuthSession(
+            pb.CreateAuthSessionRequest(callback_url="https://caller.example/d"), metadata=md
+        )
+    ).session
+    await realauth.stub.GetAuthSession(pb.GetAuthSessionRequest(session_id=created.session_id), metadata=md)
+    await realauth.stub.CancelAuthSession(pb.CancelAuthSessionRequest(session_id=created.session_id), metadata=md)
+    await realauth.stub.ListProviders(pb.ListProvidersRequest(), metadata=md)
+    mine = [line for line in lines(caplog) if line.get("request_id") == "obs-req-sid"]
+    rpc = {line["action"]: line for line in mine if line["msg"] == "rpc"}
+    for action in ("CreateAuthSession", "GetAuthSession", "CancelAuthSession"):
+        assert rpc[action]["session_id"] == created.session_id, rpc[action]
+    assert rpc["ListProviders"]["session_id"] == ""
+    debug = [line for line in mine if line["msg"] == "session created"]
+    assert len(debug) == 1 and debug[0]["level"] == "debug" and debug[0]["session_id"] == created.session_id
 
 
 async def test_an_invalid_traceparent_is_ignored(realauth: Harness, caplog: pytest.LogCaptureFixture) -> None:
@@ -248,3 +274,19 @@ async def test_a_push_has_a_request_id_and_the_sessions_tenant_and_provider(
     assert line["request_id"] == "push-1" and line["trace_id"] == TRACE_ID
     assert line["tenant"] == "sandbox" and line["provider"] == "seedance" and line["reason"] == "no_pushes"
     assert sample("realauth_pushes_total", provider="seedance", kind="seedance", outcome="refused") == before + 1
+
+
+def test_caller_request_ids_are_kept_exactly_when_short_letters_digits_and_dashes() -> None:
+    """The ASCII shortcut in _clean_request_id keeps exactly what the per-character rule keeps (isalnum or -_.:)."""
+    from realauth_server.interceptors.observe import _clean_request_id
+
+    def kept(value: str) -> bool:
+        return bool(value) and len(value) <= 128 and all(c.isalnum() or c in "-_.:" for c in value)
+
+    samples = ["a" * 128, "a" * 129, "", "req-1_2.3:4", "abc\n", "a b", "a/b", "é-1", "٣", "x\u200b", "Ⅻ", "\x00"]
+    samples += [chr(i) + "x" for i in range(0, 256)]
+    for value in samples:
+        got = _clean_request_id(value)
+        assert (got == value) == kept(value), repr(value)
+        if got != value:
+            assert re.fullmatch(r"[0-9a-f]{32}", got), got

@@ -105,3 +105,99 @@ def test_configured_server_imports_neither_emulators_nor_tls_code() -> None:
     )
     done = subprocess.run([str(VENV_BIN / "python"), "-c", code], capture_output=True, timeout=60, check=True)
     assert done.stdout.decode().strip() == "[]", done.stdout.decode()
+
+
+def test_session_pb_sets_every_timestamp_as_the_message_by_message_build_did() -> None:
+    """api/convert.py sets the Timestamps in place: same message, same bytes, every one present even at 0."""
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from realauth.v1 import realauth_pb2 as pb
+    from realauth_server.api.convert import STATES, result_pb, session_pb
+    from realauth_server.domain import AuthSession, SessionState, VerificationResult
+
+    def ts(seconds: float) -> Timestamp:
+        out = Timestamp()
+        out.FromNanoseconds(int(seconds * 1e9))
+        return out
+
+    for times, result in (
+        ((1_767_000_000.123456, 1_767_000_600.5, 1_767_000_900.0, 1_767_000_001.999), None),
+        ((0.0, 0.0, 0.0, 0.0), VerificationResult(passed=False)),
+        ((-1.5, 253_402_300_799.0, 0.000001, 1.0), VerificationResult(passed=True, score=0.9, complete_time=2.25)),
+    ):
+        s = AuthSession("ses_1", "t", "p", "seedance", SessionState.COMPLETED, "tok", "https://v/", "https://c", *times)
+        s.result = result
+        want = pb.AuthSession(
+            session_id=s.session_id, provider=s.provider, provider_kind=s.provider_kind,
+            verification_url=s.verification_url, token=s.token, state=STATES[s.state],
+            create_time=ts(s.create_time), expire_time=ts(s.expire_time),
+            exchange_deadline=ts(s.exchange_deadline), update_time=ts(s.update_time),
+            subject_id=s.subject_id, callback_url=s.callback_url, model=s.model, locale=s.locale,
+        )  # fmt: skip
+        if result is not None:
+            want_result = pb.VerificationResult(passed=result.passed, vendor_request_id=result.vendor_request_id)
+            if result.score is not None:
+                want_result.score = result.score
+            if result.complete_time:
+                want_result.complete_time.CopyFrom(ts(result.complete_time))
+            want.result.CopyFrom(want_result)
+            assert result_pb(result) == want_result
+        got = session_pb(s)
+        assert got == want
+        assert got.SerializeToString(deterministic=True) == want.SerializeToString(deterministic=True)
+        for name in ("create_time", "expire_time", "exchange_deadline", "update_time"):
+            assert got.HasField(name), name
+
+
+def test_session_to_dict_is_asdict_with_the_state_value() -> None:
+    """domain.AuthSession.to_dict builds the dict directly: equal to asdict's, same key order, deep-copied maps."""
+    import dataclasses
+
+    from realauth_server.domain import AuthSession, SessionState, VerificationResult
+
+    def reference(s: AuthSession) -> dict[str, Any]:
+        d = dataclasses.asdict(s)
+        d["state"] = s.state.value
+        return d
+
+    base = AuthSession("ses_1", "t", "p", "seedance", SessionState.PENDING, "tok", "https://v", "https://c", 1, 2, 3, 4)
+    full = dataclasses.replace(
+        base,
+        state=SessionState.EXCHANGED,
+        vendor_data={"request_id": "r", "model": "m"},
+        landing={"resultCode": "10000"},
+        fingerprint={"provider": "ab" * 16},
+        result=VerificationResult(passed=True, group_id="g", score=0.97, complete_time=5.5, vendor_request_id="v"),
+        version=3,
+    )
+    odd = dataclasses.replace(base, vendor_data={"nested": ["a", "b"]})  # type: ignore[dict-item]
+    for s in (base, full, odd):
+        got = s.to_dict()
+        assert got == reference(s) and list(got) == [f.name for f in dataclasses.fields(AuthSession)]
+        for name in ("vendor_data", "landing", "fingerprint"):
+            assert got[name] is not getattr(s, name)  # a copy: a later change to the session never reaches a row
+        if s.result is not None:
+            assert list(got["result"]) == [f.name for f in dataclasses.fields(VerificationResult)]
+        assert AuthSession.from_dict(got) == s
+    assert odd.to_dict()["vendor_data"]["nested"] is not odd.vendor_data["nested"]  # deep, as asdict is
+
+
+def test_session_evolve_is_dataclasses_replace() -> None:
+    """domain.AuthSession.evolve copies the instance dict: equal to replace's result, the original untouched."""
+    import dataclasses
+
+    from realauth_server.domain import AuthSession, SessionState, VerificationResult
+
+    s = AuthSession("ses_1", "t", "p", "seedance", SessionState.PENDING, "tok", "https://v", "https://c", 1, 2, 3, 4)
+    s.vendor_data = {"request_id": "r"}
+    for changes in (
+        {},
+        {"state": SessionState.EXPIRED, "update_time": 9.0},
+        {"result": VerificationResult(passed=True), "version": 2, "landing": {"a": "b"}},
+    ):
+        got = s.evolve(**changes)
+        assert got == dataclasses.replace(s, **changes) and got is not s and type(got) is AuthSession
+        assert got.vendor_data is s.vendor_data  # shallow, as replace is
+    assert s.state is SessionState.PENDING and s.update_time == 4 and s.result is None
+    with pytest.raises(TypeError, match="nope"):
+        s.evolve(nope=1)

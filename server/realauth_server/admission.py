@@ -78,8 +78,8 @@ class InFlight:
         self.what = what
         self.count = 0
 
-    @contextmanager
-    def hold(self) -> Iterator[None]:
+    def enter(self) -> None:
+        """Take a place, or raise Overloaded at once; pair with :meth:`leave` (:meth:`hold` does both)."""
         if self.count >= self.limit:
             record_rejection(Overloaded.code, self.scope, self.name, self.limit)
             where = f" for {self.name}" if self.name else ""
@@ -90,6 +90,13 @@ class InFlight:
                 metadata={"scope": self.scope},
             )
         self.count += 1
+
+    def leave(self) -> None:
+        self.count -= 1
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        self.enter()
         try:
             yield
         finally:

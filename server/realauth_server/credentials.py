@@ -29,25 +29,35 @@ class TenantAccess:
     provider_weights: tuple[tuple[str, float], ...] = ()
 
 
-_PROFILE: contextvars.ContextVar[Profile | None] = contextvars.ContextVar("realauth_credentials", default=None)
-_ALLOWED: contextvars.ContextVar[frozenset[str] | None] = contextvars.ContextVar("realauth_allowed", default=None)
+#: (profile, allowed providers) of the calling tenant: one variable, so a call sets and resets it once.
+_Access = tuple[Profile | None, frozenset[str] | None]
+_ACCESS: contextvars.ContextVar[_Access] = contextvars.ContextVar("realauth_credentials", default=(None, None))
+AccessToken = contextvars.Token[_Access]
 
 
 def current_profile() -> Profile | None:
-    return _PROFILE.get()
+    return _ACCESS.get()[0]
 
 
 def provider_allowed(name: str) -> bool:
     """Whether the calling tenant may use this provider (True outside a call or without a list)."""
-    allowed = _ALLOWED.get()
+    allowed = _ACCESS.get()[1]
     return allowed is None or name in allowed
+
+
+def enter(profile: Profile | None, allowed: frozenset[str] | None = None) -> AccessToken:
+    """:func:`using`'s entry without a context manager (the auth interceptor, per call): pair with :func:`leave`."""
+    return _ACCESS.set((profile, allowed))
+
+
+def leave(token: AccessToken) -> None:
+    _ACCESS.reset(token)
 
 
 @contextmanager
 def using(profile: Profile | None, allowed: frozenset[str] | None = None) -> Iterator[None]:
-    token, token_allowed = _PROFILE.set(profile), _ALLOWED.set(allowed)
+    token = _ACCESS.set((profile, allowed))
     try:
         yield
     finally:
-        _PROFILE.reset(token)
-        _ALLOWED.reset(token_allowed)
+        _ACCESS.reset(token)

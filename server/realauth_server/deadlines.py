@@ -50,17 +50,27 @@ def require(min_seconds: float = 0.0) -> float:
     return left
 
 
-@contextmanager
-def budget(seconds: float, reason: str) -> Iterator[Budget]:
-    """Narrow the budget to ``seconds`` from now (never widens an outer budget)."""
+BudgetToken = contextvars.Token[Budget | None]
+
+
+def narrow(seconds: float, reason: str) -> BudgetToken:
+    """:func:`budget`'s entry without a context manager (the deadline interceptor): pair with :func:`restore`."""
     outer = _BUDGET.get()
     deadline = time.monotonic() + seconds
     if outer is not None and outer.deadline < deadline:
-        b = outer
-    else:
-        b = Budget(deadline, reason)
-    token = _BUDGET.set(b)
+        return _BUDGET.set(outer)
+    return _BUDGET.set(Budget(deadline, reason))
+
+
+def restore(token: BudgetToken) -> None:
+    _BUDGET.reset(token)
+
+
+@contextmanager
+def budget(seconds: float, reason: str) -> Iterator[Budget]:
+    """Narrow the budget to ``seconds`` from now (never widens an outer budget)."""
+    token = narrow(seconds, reason)
     try:
-        yield b
+        yield current()
     finally:
         _BUDGET.reset(token)

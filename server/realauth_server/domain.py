@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import secrets
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 
@@ -96,9 +96,50 @@ class AuthSession:
     version: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["state"] = self.state.value
-        return d
+        """``asdict(self)`` with ``state`` as its value, built directly (every store write makes one).
+
+        ``asdict`` deep-copies field by field (≈ 30 µs a session); with the maps holding strings, as they do, a flat
+        copy of each is the same thing. Anything else (a map holding a mutable value) takes ``asdict`` itself.
+        """
+        vendor_data, landing, fingerprint, r = self.vendor_data, self.landing, self.fingerprint, self.result
+        if not (_flat(vendor_data) and _flat(landing) and _flat(fingerprint)) or type(r) not in _RESULT_TYPES:
+            d = asdict(self)
+            d["state"] = self.state.value
+            return d
+        return {
+            "session_id": self.session_id,
+            "tenant": self.tenant,
+            "provider": self.provider,
+            "provider_kind": self.provider_kind,
+            "state": self.state.value,
+            "token": self.token,
+            "verification_url": self.verification_url,
+            "callback_url": self.callback_url,
+            "create_time": self.create_time,
+            "expire_time": self.expire_time,
+            "exchange_deadline": self.exchange_deadline,
+            "update_time": self.update_time,
+            "subject_id": self.subject_id,
+            "locale": self.locale,
+            "model": self.model,
+            "idempotency_key": self.idempotency_key,
+            "vendor_data": dict(vendor_data),
+            "landing": dict(landing),
+            "result": None
+            if r is None
+            else {
+                "passed": r.passed,
+                "group_id": r.group_id,
+                "score": r.score,
+                "vendor_result_code": r.vendor_result_code,
+                "vendor_result_message": r.vendor_result_message,
+                "complete_time": r.complete_time,
+                "vendor_request_id": r.vendor_request_id,
+            },
+            "error_code": self.error_code,
+            "fingerprint": dict(fingerprint),
+            "version": self.version,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AuthSession:
@@ -109,7 +150,19 @@ class AuthSession:
         return cls(**d)
 
     def evolve(self, **changes: Any) -> AuthSession:
-        return replace(self, **changes)
+        """``dataclasses.replace(self, **changes)``: a shallow copy with these fields changed.
+
+        Done on the instance's ``__dict__`` (≈ 1 µs rather than replace's ≈ 4 µs: it re-runs ``__init__`` over
+        every field); AuthSession has no ``__post_init__`` and no ``init=False`` field, so that is all replace does.
+        A name that is not a field goes to replace itself, which refuses it.
+        """
+        if not changes.keys() <= _SESSION_FIELDS or type(self) is not AuthSession:
+            return replace(self, **changes)
+        new = object.__new__(AuthSession)
+        state = self.__dict__.copy()
+        state.update(changes)
+        new.__dict__ = state
+        return new
 
     @property
     def due_time(self) -> float:
@@ -121,6 +174,19 @@ class AuthSession:
         if not self.state.terminal and now > self.due_time:
             return SessionState.EXPIRED
         return self.state
+
+
+_SESSION_FIELDS = frozenset(f.name for f in fields(AuthSession) if f.init)
+assert not hasattr(AuthSession, "__post_init__") and len(_SESSION_FIELDS) == len(fields(AuthSession))
+
+#: Immutable values: ``asdict`` would return them as they are (deepcopy of a str, number, bool or None is itself).
+_ATOMS = (str, int, float, bool, type(None))
+_RESULT_TYPES = (type(None), VerificationResult)
+
+
+def _flat(m: dict[str, str]) -> bool:
+    """A plain dict of immutable keys and values: ``dict(m)`` equals what ``asdict`` makes of it."""
+    return type(m) is dict and all(type(k) in _ATOMS and type(v) in _ATOMS for k, v in m.items())
 
 
 def new_session_id() -> str:

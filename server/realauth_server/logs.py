@@ -22,6 +22,7 @@ import contextlib
 import contextvars
 import json
 import logging
+import math
 import re
 import sys
 import time
@@ -89,8 +90,13 @@ def _record_with_call(*args: Any, **kwargs: Any) -> logging.LogRecord:
     """Snapshot the bound call's fields into ``_call`` (a private name: ``extra`` may still set the same keys)."""
     record = _previous_factory(*args, **kwargs)
     bound = _BOUND.get()
-    if bound is not None:
-        record._call = tuple((name, getattr(bound, name, "")) for name in CALL_FIELDS)
+    if bound is not None:  # CALL_FIELDS, unrolled: this runs for every record of every call
+        record._call = (
+            ("request_id", getattr(bound, "request_id", "")),
+            ("trace_id", getattr(bound, "trace_id", "")),
+            ("tenant", getattr(bound, "tenant", "")),
+            ("provider", getattr(bound, "provider", "")),
+        )
     return record
 
 
@@ -99,20 +105,48 @@ if not getattr(_previous_factory, "_realauth", False):
     logging.setLogRecordFactory(_record_with_call)
 
 
+#: A record's attribute names (its "shape") → its ``extra`` field names in order. Records come from a fixed set of
+#: call sites, so there are few shapes; past the bound a shape is just computed each time.
+_SHAPES: dict[tuple[str, ...], tuple[str, ...]] = {}
+MAX_SHAPES = 256
+
+
+def extra_keys(record: logging.LogRecord) -> tuple[str, ...]:
+    """The names of the record's ``extra`` fields (not LogRecord's own, not private), in the order they were set."""
+    shape = tuple(record.__dict__)
+    keys = _SHAPES.get(shape)
+    if keys is None:
+        keys = tuple(k for k in shape if k not in _STD and not k.startswith("_"))
+        if len(_SHAPES) < MAX_SHAPES:
+            _SHAPES[shape] = keys
+    return keys
+
+
 def record_fields(record: logging.LogRecord) -> dict[str, Any]:
     """The record's call fields (the ones ``extra`` did not set) followed by its ``extra`` fields."""
     out: dict[str, Any] = {}
+    fields = record.__dict__
     for name, value in getattr(record, "_call", ()):
-        if name not in record.__dict__:
+        if name not in fields:
             out[name] = value
-    for key, value in record.__dict__.items():
-        if key not in _STD and not key.startswith("_"):
-            out[key] = value
+    for key in extra_keys(record):
+        out[key] = fields[key]
     return out
 
 
+#: (the whole second last formatted, its "YYYY-MM-DDTHH:MM:SS"): one tuple, replaced whole, so a formatter in another
+#: thread (each handler has its own lock) reads a matching pair.
+_second: tuple[float, str] = (-1.0, "")
+
+
 def _timestamp(record: logging.LogRecord) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+    """``YYYY-MM-DDTHH:MM:SS.mmmZ``; the seconds part is formatted once per second, not once per record."""
+    global _second
+    second = math.floor(record.created)  # what time.gmtime does with a float
+    cached = _second
+    if cached[0] != second:
+        cached = _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{cached[1]}.{int(record.msecs):03d}Z"
 
 
 #: Records of these loggers (and their children) are realauth's own: they pass at the configured level.
@@ -205,10 +239,37 @@ class Redactor(logging.Filter):
             text = _PATH_SIG_ENCODED.sub(rf"\1{SIG_REDACTED}", text)
         return text
 
+    def _own_untouched(self, record: logging.LogRecord) -> bool:
+        """Whether the full pass below would leave this realauth record as it is (the common case, checked cheaply).
+
+        For a realauth record that pass only replaces known secret values in its message and string fields, and
+        turns non-string field values into strings. So when every field is a string or a number, there is no
+        traceback or stack, and one search of the known-secret pattern over the message and the fields joined
+        finds nothing, nothing would change. (A match there that spans two joined values is only a false alarm:
+        the full pass then runs and decides.)
+        """
+        if record.exc_info or record.exc_text or record.stack_info:
+            return False
+        try:
+            texts = [record.getMessage()]
+        except Exception:
+            return False
+        fields = record.__dict__
+        for key in extra_keys(record):
+            value = fields[key]
+            if isinstance(value, str):
+                texts.append(value)
+            elif not isinstance(value, int | float | bool | None):
+                return False
+        known = self._known_pattern()
+        return known is None or known.search("\0".join(texts)) is None
+
     def filter(self, record: logging.LogRecord) -> bool:
         own = record.name == OWN_LOGGER or record.name.startswith(OWN_LOGGER + ".")
         if not own and record.levelno < LIBRARY_FLOOR:
             return False
+        if own and self._own_untouched(record):
+            return True
         try:
             message = record.getMessage()
         except Exception:  # a library's bad format string: keep what can be shown safely
@@ -241,6 +302,12 @@ def redact_value(value: str | bytes) -> None:
     REDACTOR.add(value)
 
 
+#: What ``json.dumps(out, ensure_ascii=False)`` builds on every call, built once.
+_JSON = json.JSONEncoder(ensure_ascii=False)
+#: Field values JSON takes as they are; anything else is written as its ``str()``.
+_PLAIN = (str, int, float, bool, type(None))
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -249,13 +316,19 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key, value in record_fields(record).items():
-            out[key] = value if isinstance(value, str | int | float | bool | None) else str(value)
+        # record_fields(record), inlined: one pass instead of building a dict to copy from.
+        fields = record.__dict__
+        for key, value in getattr(record, "_call", ()):
+            if key not in fields:
+                out[key] = value if isinstance(value, _PLAIN) else str(value)
+        for key in extra_keys(record):
+            value = fields[key]
+            out[key] = value if isinstance(value, _PLAIN) else str(value)
         if record.exc_info and record.exc_info[0] is not None:
             out["error_type"] = record.exc_info[0].__name__
             # The redacting filter leaves the scrubbed traceback in exc_text: use it, never re-render exc_info.
             out["traceback"] = record.exc_text or self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False)
+        return _JSON.encode(out)
 
 
 class TextFormatter(logging.Formatter):

@@ -7,7 +7,9 @@ onto these counters. Every metric is listed in docs/operations.md, with example 
 
 from __future__ import annotations
 
+import functools
 import platform
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.gc_collector import GCCollector
@@ -182,10 +184,22 @@ WEBHOOK_PENDING = Gauge(
 )
 
 
+@functools.cache
+def _created(provider: str, kind: str) -> Any:
+    """The labelled child, looked up once per provider (``labels()`` takes a lock and builds a key each call)."""
+    return SESSIONS_CREATED.labels(provider, kind)
+
+
+@functools.cache
+def _store_latency(backend: str, op: str, outcome: str) -> Any:
+    """The labelled child per backend, operation and outcome: a small fixed set."""
+    return STORE_LATENCY.labels(backend, op, outcome)
+
+
 def session_event(event: str, session: AuthSession) -> None:
     """A session was created, or moved to a final state (counted once per session by the store's observer)."""
     if event == "created":
-        SESSIONS_CREATED.labels(session.provider, session.provider_kind).inc()
+        _created(session.provider, session.provider_kind).inc()
     elif event == "finished":
         SESSIONS_FINISHED.labels(session.provider, session.provider_kind, _FINAL[session.state]).inc()
 
@@ -207,4 +221,4 @@ def webhook_attempt(outcome: str) -> None:
 
 
 def store_operation(backend: str, op: str, outcome: str, seconds: float) -> None:
-    STORE_LATENCY.labels(backend, op, outcome).observe(seconds)
+    _store_latency(backend, op, outcome).observe(seconds)

@@ -240,6 +240,8 @@ class AuthService:
         self.clock = clock
         self.public_url = public_url.rstrip("/")
         self._landing_key = landing_key
+        #: HMAC-SHA256 keyed and fed "landing:" once; each signature copies it (the same MAC, without re-keying).
+        self._landing_mac = hmac.new(landing_key, b"landing:", hashlib.sha256)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.watch_limits = limits = watch_limits or WatchLimits()
         self.watches = InFlight("watches_server", limits.max_open, what="open watches")
@@ -299,7 +301,9 @@ class AuthService:
             log.warning("could not release a lease", extra={"lease": name.split(":", 1)[0]})
 
     def landing_signature(self, session_id: str) -> str:
-        mac = hmac.new(self._landing_key, f"landing:{session_id}".encode(), hashlib.sha256).digest()
+        h = self._landing_mac.copy()  # = hmac.new(key, f"landing:{session_id}".encode(), sha256)
+        h.update(session_id.encode())
+        mac = h.digest()
         return base64.urlsafe_b64encode(mac[:24]).decode().rstrip("=")
 
     def landing_url(self, session_id: str) -> str:
@@ -334,12 +338,11 @@ class AuthService:
 
         Lists in error messages (providers, models) name only what the caller may use.
         """
-        visible = self.visible_providers()
         if provider:
             found = self.providers.get(provider)
             if found is None or not credentials.provider_allowed(found.name):
                 # A provider this caller may not use is reported exactly like one that does not exist.
-                names = ", ".join(p.name for p in visible) or "none"
+                names = ", ".join(p.name for p in self.visible_providers()) or "none"
                 raise E.InvalidParameter(
                     "provider", f"unknown provider {E.echo(provider)!r}; this caller may use: {names}"
                 )
@@ -348,6 +351,7 @@ class AuthService:
                 raise E.InvalidParameter("model", f"provider {E.echo(provider)!r} serves {served}")
             return found
         if model:
+            visible = self.visible_providers()
             serving = [p for p in visible if model in p.models]
             if not serving:
                 known = ", ".join(sorted({m for p in visible for m in p.models})) or "none"
@@ -399,7 +403,9 @@ class AuthService:
     # --- use cases ------------------------------------------------------------------------------
 
     async def create(self, req: CreateInput) -> AuthSession:
-        req = replace(req, callback_url=validate_url("callback_url", req.callback_url))
+        callback_url = validate_url("callback_url", req.callback_url)
+        if callback_url != req.callback_url:  # most callers send the normal form: nothing to copy then
+            req = replace(req, callback_url=callback_url)
         for name in ("subject_id", "idempotency_key", "locale", "provider", "model"):
             validate_short(name, getattr(req, name))
         candidates = self.candidates(req)
@@ -544,7 +550,8 @@ class AuthService:
         stored = await self.store.insert(session)
         if stored.session_id != session.session_id:  # another replica stored its session for this key first
             return self._replay(req, stored, session.fingerprint)
-        log.info(
+        # DEBUG: at INFO the call's `rpc` line names the session (session_id) with everything else this line has.
+        log.debug(
             "session created",
             extra={"session_id": stored.session_id, "provider": provider.name, "tenant": req.tenant},
         )

@@ -36,6 +36,10 @@ def describe(c: str) -> str:
 
 def unsafe_char(value: str, *, allow_space: bool = True) -> str | None:
     """Why ``value`` is refused (naming the first bad code point and its 1-based position), or None."""
+    if value.isascii() and value.isprintable() and (allow_space or " " not in value):
+        # Printable ASCII is U+0020 to U+007E: letters, digits, punctuation, symbols and the space (Zs), so only the
+        # space can be refused here. Most values take this path; anything else is checked code point by code point.
+        return None
     for i, c in enumerate(value):
         if c == " " and allow_space:
             continue

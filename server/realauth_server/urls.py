@@ -13,6 +13,7 @@ Neutral: the service and the vendor emulators both import this module; it import
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from urllib.parse import urlencode, urlsplit
@@ -43,11 +44,25 @@ class URLRejected(ValueError):
         self.reason = reason
 
 
+#: How many distinct accepted URLs, and host names, keep their normal form in memory (least recently used go first).
+#: Keyed by the exact string given, so a hit returns what the full check returned for that same string; refusals
+#: are never kept (each is checked again), so hostile input can only cycle the entries, never grow them.
+CACHE_URLS = 512
+CACHE_HOSTS = 256
+
+
 def normalize_callback_url(value: str) -> str:
     """The exact ASCII string the landing redirects to, or :class:`URLRejected` saying why there is none.
 
-    Idempotent: the normal form of a normal form is itself.
+    Idempotent: the normal form of a normal form is itself. Callers send the same few callback URLs again and again,
+    so accepted ones are remembered (:data:`CACHE_URLS`); the answer is the same as :func:`_normalize`'s.
     """
+    if type(value) is not str:  # a str subclass could compare equal to a cached key and differ otherwise
+        return _normalize(value)
+    return _normalize_cached(value)
+
+
+def _normalize(value: str) -> str:
     if not value:
         raise URLRejected("is required")
     if len(value) > MAX_URL:
@@ -78,6 +93,9 @@ def normalize_callback_url(value: str) -> str:
     if len(out) > MAX_URL:
         raise URLRejected(f"is longer than {MAX_URL} characters once percent-encoded")
     return out
+
+
+_normalize_cached = functools.lru_cache(maxsize=CACHE_URLS)(_normalize)
 
 
 def _split_authority(netloc: str, scheme: str) -> tuple[str, str]:
@@ -115,8 +133,13 @@ def _ipv6(literal: str) -> str:
         raise URLRejected("has a bracketed host that is not an IPv6 address") from None
 
 
+@functools.lru_cache(maxsize=CACHE_HOSTS)
 def _hostname(name: str) -> str:
-    """A DNS name (IDNA-encoded to ASCII, lower case) or a dotted-quad IPv4 address."""
+    """A DNS name (IDNA-encoded to ASCII, lower case) or a dotted-quad IPv4 address.
+
+    Remembered per exact name (:data:`CACHE_HOSTS`): URLs that differ in path or query mostly share a host, and the
+    IDNA (UTS #46) pass is most of a URL's check. Refused names raise and are not remembered.
+    """
     if not name:
         raise URLRejected("must name a host")
     if "%" in name:
@@ -138,8 +161,14 @@ def _hostname(name: str) -> str:
     return ascii_name
 
 
+#: A path or query made only of characters kept as they are (no '%', nothing to encode): its own encoding.
+_ALL_KEPT = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/?]*")
+
+
 def _encode_component(raw: str, what: str) -> str:
     """Percent-encode a path or query the one way (UTF-8, upper-case hex, unreserved escapes decoded)."""
+    if _ALL_KEPT.fullmatch(raw):
+        return raw
     out: list[str] = []
     i = 0
     while i < len(raw):

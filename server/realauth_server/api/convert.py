@@ -73,7 +73,7 @@ def result_pb(r: VerificationResult) -> pb.VerificationResult:
     if r.score is not None:
         out.score = r.score
     if r.complete_time:
-        out.complete_time.CopyFrom(timestamp(r.complete_time))
+        out.complete_time.FromNanoseconds(int(r.complete_time * 1e9))
     return out
 
 
@@ -85,15 +85,16 @@ def session_pb(s: AuthSession) -> pb.AuthSession:
         verification_url=s.verification_url,
         token=s.token,
         state=STATES[s.state],
-        create_time=timestamp(s.create_time),
-        expire_time=timestamp(s.expire_time),
-        exchange_deadline=timestamp(s.exchange_deadline),
-        update_time=timestamp(s.update_time),
         subject_id=s.subject_id,
         callback_url=s.callback_url,
         model=s.model,
         locale=s.locale,
     )
+    # Set in place (each is present, even at 0): a Timestamp built apart and passed in is built, then copied.
+    out.create_time.FromNanoseconds(int(s.create_time * 1e9))
+    out.expire_time.FromNanoseconds(int(s.expire_time * 1e9))
+    out.exchange_deadline.FromNanoseconds(int(s.exchange_deadline * 1e9))
+    out.update_time.FromNanoseconds(int(s.update_time * 1e9))
     if s.result is not None:
         out.result.CopyFrom(result_pb(s.result))
     return out

@@ -41,7 +41,7 @@ class RealAuthServicer(pb_grpc.RealAuthServiceServicer):
                 options=getattr(request, kind) if kind else None,
             )
         )
-        ctx.provider = session.provider
+        ctx.provider, ctx.session_id = session.provider, session.session_id
         ctx.provider_request_id = session.vendor_data.get("request_id", "")
         return pb.CreateAuthSessionResponse(response_metadata=response_metadata(), session=session_pb(session))
 
@@ -50,7 +50,7 @@ class RealAuthServicer(pb_grpc.RealAuthServiceServicer):
     ) -> pb.ExchangeTokenResponse:
         ctx = call_context()
         session = await self.service.exchange(ctx.tenant, session_id=request.session_id, token=request.token)
-        ctx.provider = session.provider
+        ctx.provider, ctx.session_id = session.provider, session.session_id
         result = result_pb(session.result) if session.result is not None else pb.VerificationResult()
         if session.result is not None:
             ctx.provider_request_id = session.result.vendor_request_id
@@ -61,7 +61,9 @@ class RealAuthServicer(pb_grpc.RealAuthServiceServicer):
     async def GetAuthSession(
         self, request: pb.GetAuthSessionRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetAuthSessionResponse:
-        session = await self.service.get(call_context().tenant, request.session_id)
+        ctx = call_context()
+        session = await self.service.get(ctx.tenant, request.session_id)
+        ctx.session_id = session.session_id
         return pb.GetAuthSessionResponse(response_metadata=response_metadata(), session=session_pb(session))
 
     async def WatchAuthSession(
@@ -69,7 +71,7 @@ class RealAuthServicer(pb_grpc.RealAuthServiceServicer):
     ) -> AsyncIterator[pb.WatchAuthSessionResponse]:
         ctx = call_context()
         async for session in self.service.watch(ctx.tenant, request.session_id):
-            ctx.provider = session.provider
+            ctx.provider, ctx.session_id = session.provider, session.session_id
             yield pb.WatchAuthSessionResponse(response_metadata=response_metadata(), session=session_pb(session))
 
     async def ListProviders(
@@ -107,7 +109,7 @@ class RealAuthServicer(pb_grpc.RealAuthServiceServicer):
     ) -> pb.CancelAuthSessionResponse:
         ctx = call_context()
         session = await self.service.cancel(ctx.tenant, request.session_id)
-        ctx.provider = session.provider
+        ctx.provider, ctx.session_id = session.provider, session.session_id
         return pb.CancelAuthSessionResponse(response_metadata=response_metadata(), session=session_pb(session))
 
     async def ListWebhookDeliveries(

@@ -6,7 +6,9 @@ directly; the layers below keep their observer hooks (tracing uses them too) and
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
+from typing import Any
 
 from .. import metrics
 from ..admission import add_rejection_observer
@@ -18,9 +20,20 @@ from ..store.base import add_session_observer, add_store_observer
 from ..webhooks import add_webhook_observer
 
 
+@functools.cache
+def _vendor_children(name: str, kind: str, action: str, outcome: str) -> tuple[Any, Any]:
+    """The counter and histogram children of one label set, looked up once (``labels()`` locks and builds a key).
+
+    The label sets are bounded (configured providers × their actions × outcomes) and prometheus_client keeps every
+    child for good anyway, so remembering them here holds nothing more.
+    """
+    return VENDOR_TOTAL.labels(name, kind, action, outcome), VENDOR_LATENCY.labels(name, kind, action, outcome)
+
+
 def _observe_vendor(provider: Provider, action: str, outcome: str, seconds: float) -> None:
-    VENDOR_TOTAL.labels(provider.name, provider.kind, action, outcome).inc()
-    VENDOR_LATENCY.labels(provider.name, provider.kind, action, outcome).observe(seconds)
+    total, latency = _vendor_children(provider.name, provider.kind, action, outcome)
+    total.inc()
+    latency.observe(seconds)
 
 
 def _observe_breaker(provider: Provider, old: BreakerState, new: BreakerState) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import grpc
 
@@ -20,7 +21,7 @@ from ..admission import InFlight, record_rejection
 from ..errors import TenantRateLimited
 from ..store.base import SessionStore
 from ..store.factory import UNAVAILABLE_ERRORS
-from .base import ScopeInterceptor
+from .base import ScopeInterceptor, UnaryHandler
 from .context import call_context
 
 log = logging.getLogger("realauth.admission")
@@ -42,6 +43,20 @@ class AdmissionInterceptor(ScopeInterceptor):
         with self.bound.hold():
             yield
 
+    def unary(self, method: str, inner: UnaryHandler) -> UnaryHandler:
+        if method == WATCH_METHOD:
+            return inner
+        bound = self.bound
+
+        async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            bound.enter()
+            try:
+                return await inner(request, context)
+            finally:
+                bound.leave()
+
+        return handler
+
 
 class TenantRateInterceptor(ScopeInterceptor):
     def __init__(self, store: SessionStore, limit_for: Callable[[str], int]) -> None:
@@ -56,6 +71,18 @@ class TenantRateInterceptor(ScopeInterceptor):
         if limit > 0:
             await self._check(tenant, limit)
         yield
+
+    def unary(self, method: str, inner: UnaryHandler) -> UnaryHandler:
+        limit_for, check = self.limit_for, self._check
+
+        async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            tenant = call_context().tenant
+            limit = limit_for(tenant)
+            if limit > 0:
+                await check(tenant, limit)
+            return await inner(request, context)
+
+        return handler
 
     async def _check(self, tenant: str, limit: int) -> None:
         try:

@@ -12,13 +12,14 @@ import hashlib
 import hmac
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import grpc
 
 from .. import credentials
 from ..config import TenantSettings
 from ..errors import Unauthenticated
-from .base import ScopeInterceptor, metadata_value
+from .base import ScopeInterceptor, UnaryHandler, metadata_value
 from .context import call_context
 
 SANDBOX_TENANT = "sandbox"
@@ -83,3 +84,18 @@ class AuthInterceptor(ScopeInterceptor):
         access = tenant.access
         with credentials.using(access.profile, access.allowed):
             yield
+
+    def unary(self, method: str, inner: UnaryHandler) -> UnaryHandler:
+        identify, enter, leave = self.identify, credentials.enter, credentials.leave
+
+        async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            tenant = identify(context)
+            call_context().tenant = tenant.name
+            access = tenant.access
+            token = enter(access.profile, access.allowed)
+            try:
+                return await inner(request, context)
+            finally:
+                leave(token)
+
+        return handler

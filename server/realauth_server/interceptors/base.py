@@ -15,12 +15,29 @@ import grpc
 
 SERVICE_PREFIX = "/realauth.v1."
 
+#: A unary-unary method's behaviour: ``await handler(request, context)``.
+UnaryHandler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
 
 class ScopeInterceptor(grpc.aio.ServerInterceptor, abc.ABC):  # type: ignore[misc]
     """Wraps realauth.v1 handlers (not health or reflection) in :meth:`scope`."""
 
     @abc.abstractmethod
     def scope(self, method: str, context: grpc.aio.ServicerContext) -> AbstractAsyncContextManager[None]: ...
+
+    def unary(self, method: str, inner: UnaryHandler) -> UnaryHandler:
+        """``inner`` inside :meth:`scope`, as one coroutine function (built once per method by :class:`ScopeChain`).
+
+        Subclasses on the per-call path override it with the same steps as their :meth:`scope`, written as a plain
+        ``try``/``finally``: an ``asynccontextmanager`` costs about 1.3 µs per call and layer to enter and leave.
+        """
+        scope = self.scope
+
+        async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async with scope(method, context):
+                return await inner(request, context)
+
+        return handler
 
     async def intercept_service(
         self,
@@ -64,9 +81,10 @@ class ScopeChain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     grpc.aio runs each interceptor's ``intercept_service`` per call and each of ours built a new method handler every
     time (six awaits and six handlers per call, ~0.1 ms of CPU). Here the wrapped handler is built once per method and
-    cached, and the scopes are entered in order in one coroutine: ``scopes[0]`` outermost, exactly as if each were
-    passed to ``grpc.aio.server(interceptors=...)`` on its own (an exception from an inner scope's entry, or from the
-    handler, passes through every outer scope's exit).
+    cached: for a unary method each scope's :meth:`ScopeInterceptor.unary` wraps the next one once, for a stream the
+    scopes are entered in order in one coroutine; ``scopes[0]`` is outermost, exactly as if each were passed to
+    ``grpc.aio.server(interceptors=...)`` on its own (an exception from an inner scope's entry, or from the handler,
+    passes through every outer scope's exit).
     """
 
     def __init__(self, scopes: Sequence[ScopeInterceptor]) -> None:
@@ -93,17 +111,9 @@ class ScopeChain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         scopes = self.scopes
         last = len(scopes)
         if handler.unary_unary is not None:
-            inner = handler.unary_unary
-
-            async def nest(i: int, request: Any, context: grpc.aio.ServicerContext) -> Any:
-                if i == last:
-                    return await inner(request, context)
-                async with scopes[i].scope(method, context):
-                    return await nest(i + 1, request, context)
-
-            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                return await nest(0, request, context)
-
+            unary: UnaryHandler = handler.unary_unary
+            for scope in reversed(scopes):  # innermost first: each wraps what is already wrapped
+                unary = scope.unary(method, unary)
             return grpc.unary_unary_rpc_method_handler(
                 unary,
                 request_deserializer=handler.request_deserializer,

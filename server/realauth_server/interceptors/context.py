@@ -28,6 +28,8 @@ class CallContext:
     tenant: str = ""
     provider: str = ""
     provider_request_id: str = ""
+    #: The session the call created or acted on, once the handler has it (on the ``rpc`` log line); "" if none.
+    session_id: str = ""
     credentials: dict[str, object] = field(default_factory=dict)
     code: grpc.StatusCode = grpc.StatusCode.OK
     error_code: str = ""

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import grpc
 
 from .. import deadlines
-from .base import ScopeInterceptor
+from .base import ScopeInterceptor, UnaryHandler
 
 
 class DeadlineInterceptor(ScopeInterceptor):
@@ -31,3 +32,15 @@ class DeadlineInterceptor(ScopeInterceptor):
         seconds, reason = self.budget_seconds(context)
         with deadlines.budget(seconds, reason):
             yield
+
+    def unary(self, method: str, inner: UnaryHandler) -> UnaryHandler:
+        budget_seconds, narrow, restore = self.budget_seconds, deadlines.narrow, deadlines.restore
+
+        async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            token = narrow(*budget_seconds(context))
+            try:
+                return await inner(request, context)
+            finally:
+                restore(token)
+
+        return handler

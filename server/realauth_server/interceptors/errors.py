@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -19,7 +20,7 @@ from grpc_status import rpc_status
 
 from ..errors import InternalError, RealAuthError, ServiceUnavailable
 from ..store.factory import UNAVAILABLE_ERRORS
-from .base import ScopeInterceptor
+from .base import ScopeInterceptor, UnaryHandler
 from .context import call_context
 
 log = logging.getLogger("realauth.rpc")
@@ -68,15 +69,35 @@ class ErrorInterceptor(ScopeInterceptor):
     async def scope(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         try:
             yield
-        except RealAuthError as exc:
-            await self._abort(context, exc)
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
-        except UNAVAILABLE_ERRORS as exc:
+        except Exception as exc:
+            await self._fail(context, exc)
+
+    def unary(self, method: str, inner: UnaryHandler) -> UnaryHandler:
+        fail = self._fail
+
+        async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                return await inner(request, context)
+            except (asyncio.CancelledError, grpc.aio.AbortError):
+                raise
+            except Exception as exc:
+                await fail(context, exc)
+                return None  # not reached: abort raises
+
+        return handler
+
+    async def _fail(self, context: grpc.aio.ServicerContext, exc: Exception) -> None:
+        """Abort the call with ``exc`` as a status: a RealAuthError as itself, a store outage as
+        ServiceUnavailable, anything else as InternalError with only the request id."""
+        if isinstance(exc, RealAuthError):
+            await self._abort(context, exc)
+        elif isinstance(exc, UNAVAILABLE_ERRORS):
             ctx = call_context()
             log.warning("session store unavailable", extra={"request_id": ctx.request_id, "error": type(exc).__name__})
             await self._abort(context, ServiceUnavailable("the session store is unavailable; retry shortly"))
-        except Exception:
+        else:
             ctx = call_context()
             log.exception("unhandled error", extra={"request_id": ctx.request_id, "action": ctx.action})
             await self._abort(context, InternalError(f"internal error (request id {ctx.request_id})"))
