@@ -208,6 +208,7 @@ def test_megvii_query_secrets_are_masked_on_the_http_clients_own_loggers(name: s
     message = record.getMessage()
     assert "KEY123456" not in message and "SECRET123456" not in message and "biz_id=b1" in message
 
+
 def test_own_records_quick_check_changes_exactly_what_the_full_pass_does() -> None:
     """realauth's own records skip the full pass only when it would change nothing (Redactor._own_untouched)."""
     redactor = Redactor()
