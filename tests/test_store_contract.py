@@ -474,3 +474,85 @@ async def test_redis_wait_refuses_writes_no_replica_confirmed(redis_url: str) ->
     finally:
         await store.close()
         await plain.close()
+
+
+# --- the exchange's combined operations (one round trip each where the backend can) --------------------------------
+
+
+async def test_acquire_lease_get_reads_the_session_under_the_lease(make_store: StoreFactory) -> None:
+    """The lease as acquire_lease takes it (exclusive, re-entrant, expiring), and the session as it stands then."""
+    clock = Clock()
+    a = await opened(make_store(clock))
+    b = await opened(make_store(clock))
+    s = await a.insert(make_session(clock))
+    s = await a.update(s.evolve(state=SessionState.COMPLETED))
+    name = f"exchange:{s.session_id}"
+    taken, seen = await b.acquire_lease_get(name, "owner-b", 5, s.session_id)
+    assert taken and seen == s  # the latest version, written by another replica
+    assert await a.acquire_lease_get(name, "owner-a", 5, s.session_id) == (False, None)
+    assert not await a.acquire_lease(name, "owner-a", 5)  # the same lease as acquire_lease's
+    taken, seen = await b.acquire_lease_get(name, "owner-b", 5, s.session_id)  # its owner again: extends
+    assert taken and seen is not None and seen.version == s.version
+    await b.release_lease(name, "owner-b")
+    gone = new_session_id()
+    assert await a.acquire_lease_get(f"exchange:{gone}", "owner-a", 0.3, gone) == (True, None)
+    assert await b.acquire_lease_get(f"exchange:{gone}", "owner-b", 5, gone) == (False, None)
+    await asyncio.sleep(0.45)  # a holder that died: the lease lapses on its own
+    assert await b.acquire_lease_get(f"exchange:{gone}", "owner-b", 5, gone) == (True, None)
+
+
+async def test_record_result_claims_the_token_and_writes_once(make_store: StoreFactory) -> None:
+    """Claim + update (+ the lease's release where the backend does it in the same write): a token completes one
+    session, a refused claim writes nothing, a stale version writes nothing but keeps the claim, and the write
+    carries its webhook records and is reported finished exactly once."""
+    from realauth_server.store import base
+
+    clock = Clock()
+    a = await opened(make_store(clock))
+    b = await opened(make_store(clock))
+    for store in (a, b):
+        store.use_outbox(_outbox_for_transitions(clock))
+    events: list[tuple[str, str]] = []
+    base._session_observers.append(lambda event, session: events.append((event, session.session_id)))
+    try:
+        s = await a.insert(make_session(clock))
+        name = f"exchange:{s.session_id}"
+        assert await a.acquire_lease(name, "owner-a", 5)
+        key = vendor_token_key("seedance", "vendor-token-1")
+        result = VerificationResult(passed=True, complete_time=clock.now())
+        done = s.evolve(state=SessionState.EXCHANGED, result=result)
+        recorded = await a.record_result(key, done, clock.now() + 60, lease=(name, "owner-a"))
+        assert recorded.owner == s.session_id and recorded.session is not None
+        assert recorded.session.version == s.version + 1 and recorded.session.state is SessionState.EXCHANGED
+        assert await b.get(s.session_id) == recorded.session
+        assert await b.vendor_token_owner(key) == s.session_id
+        # Released with the write, or (a backend doing separate steps) left to the caller: never both.
+        assert await b.acquire_lease(name, "owner-b", 5) is recorded.released
+        page, _ = await b.list_webhooks("t1", s.session_id, None, 0, 10)
+        assert [d.event_type for d in page] == ["session.exchanged"]
+        assert events.count(("finished", s.session_id)) == 1
+
+        # The same vendor token for another session: refused, nothing written, its lease kept.
+        other = await b.insert(make_session(clock))
+        other_lease = f"exchange:{other.session_id}"
+        assert await b.acquire_lease(other_lease, "owner-b", 5)
+        refused = await b.record_result(
+            key, other.evolve(state=SessionState.EXCHANGED, result=result), clock.now() + 60, (other_lease, "owner-b")
+        )
+        assert refused.owner == s.session_id and refused.session is None and not refused.released
+        assert await a.get(other.session_id) == other
+        assert not await a.acquire_lease(other_lease, "owner-a", 5)
+        assert ("finished", other.session_id) not in events
+
+        # A stale version: StoreConflict, nothing written, but the claim is this session's (a retry re-claims it).
+        key2 = vendor_token_key("seedance", "vendor-token-2")
+        moved = await a.update(other.evolve(update_time=clock.now() + 1))
+        with pytest.raises(StoreConflict):
+            await b.record_result(key2, other.evolve(state=SessionState.FAILED, result=result), clock.now() + 60)
+        assert await a.get(other.session_id) == moved
+        assert await a.vendor_token_owner(key2) == other.session_id
+        again = await a.record_result(key2, moved.evolve(state=SessionState.FAILED, result=result), clock.now() + 60)
+        assert again.session is not None and again.session.state is SessionState.FAILED and not again.released
+        assert events.count(("finished", other.session_id)) == 1
+    finally:
+        base._session_observers.pop()

@@ -45,7 +45,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..domain import AuthSession
 from ..outbox import WEBHOOK_RETENTION, DeliveryStatus, WebhookDelivery
-from .base import Cursor, SessionFilter, SessionStore, StoreConflict, StoreUnavailable
+from .base import Cursor, Recorded, SessionFilter, SessionStore, StoreConflict, StoreUnavailable
 from .retention import Retention
 
 log = logging.getLogger("realauth.store")
@@ -204,6 +204,57 @@ end
 return owner
 """
 
+# KEYS: lease, session. ARGV: owner, ttl ms. The lease (as acquire_lease: SET NX PX, re-entrant for its owner) and,
+# when it was taken, the session's JSON as it stands under it ('' if gone); 0 when another owner holds the lease.
+ACQUIRE_GET = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+    return 0
+  end
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return {1, redis.call('HGET', KEYS[2], 'd') or ''}
+"""
+
+
+def _as_function(name: str, script: str) -> str:
+    """A write script as a local Lua function of (K, A) instead of (KEYS, ARGV), to run inside another script."""
+    body = script.replace("#ARGV", "#A").replace("KEYS[", "K[").replace("ARGV[", "A[")
+    return f"local function {name}(K, A)\n{body}\nend\n"
+
+
+# KEYS: vendor-token claim, lease, then the keys of UPDATE_OUTBOX. ARGV: session id, claim ttl ms, lease owner
+# ('': release none), '1' when webhook records come (UPDATE_OUTBOX) else '0' (UPDATE), then that script's ARGV.
+# The claim (as CLAIM), then only if this session owns the token the update, then the lease release: one script.
+# Returns {0, owner} (the token is another session's: nothing written), {1} (claimed, the update conflicted) or
+# {2, the update's result, 1 if the lease was released}.
+RECORD = (
+    _as_function("update", UPDATE)
+    + _as_function("update_outbox", UPDATE_OUTBOX)
+    + """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local owner = redis.call('GET', KEYS[1])
+  if owner ~= ARGV[1] then
+    return {0, owner}
+  end
+  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+end
+local K = {KEYS[3], KEYS[4], KEYS[5], KEYS[6]}
+local A = {}
+for i = 5, #ARGV do A[#A + 1] = ARGV[i] end
+local got
+if ARGV[4] == '1' then got = update_outbox(K, A) else got = update(K, A) end
+if got == 0 then
+  return {1}
+end
+local released = 0
+if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then
+  released = redis.call('DEL', KEYS[2])
+end
+return {2, got, released}
+"""
+)
+
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -306,6 +357,8 @@ class RedisStore(SessionStore):
         self._claim_webhooks = self.r.register_script(CLAIM_WEBHOOKS)
         self._finish_webhook = self.r.register_script(FINISH_WEBHOOK)
         self._redeliver_webhook = self.r.register_script(REDELIVER_WEBHOOK)
+        self._acquire_get = self.r.register_script(ACQUIRE_GET)
+        self._record_result = self.r.register_script(RECORD)
 
     async def open(self) -> None:
         self._r = self._client()
@@ -532,18 +585,14 @@ class RedisStore(SessionStore):
             raise StoreUnavailable(f"shared secret {name!r} vanished from Redis")
         return _bytes(value)
 
-    async def update(self, session: AuthSession) -> AuthSession:
-        new = session.evolve(version=session.version + 1)
+    def _update_args(self, session: AuthSession, new: AuthSession) -> tuple[bool, list[str], list[Any]]:
+        """The keys and ARGV of UPDATE (no webhook records) or UPDATE_OUTBOX (the first item: which one)."""
         keys, args = self._write_args(new)
         records = self.outbox_for(new)
         if not records:
-            ok = await self._eval(self._update, keys[0], keys, [session.version, *args, new.session_id], wrote=bool)
-            if not ok:
-                raise StoreConflict(session.session_id)
-            return new
-        got = await self._eval(
-            self._update_outbox,
-            keys[0],
+            return False, keys, [session.version, *args, new.session_id]
+        return (
+            True,
             [*keys, self._due_key],
             [
                 session.version,
@@ -555,13 +604,43 @@ class RedisStore(SessionStore):
                 WEBHOOK_RETENTION,
                 *(json.dumps(r.to_strings()) for r in records),
             ],
-            wrote=bool,
         )
+
+    async def update(self, session: AuthSession) -> AuthSession:
+        new = session.evolve(version=session.version + 1)
+        outbox, keys, args = self._update_args(session, new)
+        got = await self._eval(self._update_outbox if outbox else self._update, keys[0], keys, args, wrote=bool)
         if not got:
             raise StoreConflict(session.session_id)
-        if int(got) == 2:
+        if outbox and int(got) == 2:
             self.enqueued()
         return new
+
+    async def record_result(
+        self, key: str, session: AuthSession, until: float, lease: tuple[str, str] | None = None
+    ) -> Recorded:
+        """The claim, the update and the lease release in one script (one round trip instead of three)."""
+        new = session.evolve(version=session.version + 1)
+        outbox, keys, args = self._update_args(session, new)
+        if not outbox:
+            keys.append(self._due_key)  # unused by UPDATE: keeps the update's keys at fixed positions
+        claim = self._claim_key(key)
+        lease_name, lease_owner = lease if lease is not None else ("", "")
+        got = await self._eval(
+            self._record_result,
+            claim,
+            [claim, self._lease_key(lease_name), *keys],
+            [session.session_id, _ms(until - self.clock.now()), lease_owner, "1" if outbox else "0", *args],
+            wrote=lambda r: int(r[0]) != 0,  # a claim taken (and maybe a write): must reach the replicas
+        )
+        code = int(got[0])
+        if code == 0:
+            return Recorded(_bytes(got[1]).decode(), None)
+        if code == 1:
+            raise StoreConflict(session.session_id)
+        if outbox and int(got[1]) == 2:
+            self.enqueued()
+        return Recorded(session.session_id, new, released=bool(int(got[2])))
 
     # --- webhook outbox -------------------------------------------------------------------------
 
@@ -669,6 +748,18 @@ class RedisStore(SessionStore):
             await self.r.pexpire(key, ms)
             return True
         return False
+
+    async def acquire_lease_get(
+        self, name: str, owner: str, seconds: float, session_id: str
+    ) -> tuple[bool, AuthSession | None]:
+        """The lease and the session in one script (one round trip instead of two)."""
+        got = await self._acquire_get(
+            keys=[self._lease_key(name), self._session_key(session_id)], args=[owner, _ms(seconds)]
+        )
+        if not got:
+            return False, None
+        data = got[1]
+        return True, AuthSession.from_dict(json.loads(data)) if data else None
 
     async def release_lease(self, name: str, owner: str) -> None:
         await self._release(keys=[self._lease_key(name)], args=[owner])

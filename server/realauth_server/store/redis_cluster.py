@@ -72,7 +72,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..domain import AuthSession
 from ..outbox import WEBHOOK_RETENTION, DeliveryStatus, WebhookDelivery
-from .base import StoreConflict
+from .base import Recorded, SessionStore, StoreConflict, in_steps
 from .redis import (
     CONNECT_TIMEOUT,
     DEFAULT_WAIT_TIMEOUT,
@@ -465,6 +465,24 @@ class RedisClusterStore(RedisStore):
         if not await self._eval(self._record_insert, record, [record], args, wrote=bool):
             raise StoreConflict(sid)
         return session
+
+    @in_steps  # timed by the operations it calls
+    async def acquire_lease_get(
+        self, name: str, owner: str, seconds: float, session_id: str
+    ) -> tuple[bool, AuthSession | None]:
+        """One script when the lease shares the session's slot (``l:exchange:{sid}`` and ``s:{sid}`` do), else the
+        two steps."""
+        if key_slot(self._lease_key(name).encode()) == key_slot(self._session_key(session_id).encode()):
+            return await super().acquire_lease_get(name, owner, seconds, session_id)
+        return await SessionStore.acquire_lease_get(self, name, owner, seconds, session_id)
+
+    @in_steps
+    async def record_result(
+        self, key: str, session: AuthSession, until: float, lease: tuple[str, str] | None = None
+    ) -> Recorded:
+        """The separate steps (claim, then update; the caller releases the lease): the vendor-token claim lives in
+        the token's slot, the session in its own, so no one script can do both here."""
+        return await SessionStore.record_result(self, key, session, until, lease)
 
     async def update(self, session: AuthSession) -> AuthSession:
         new = session.evolve(version=session.version + 1)
