@@ -556,3 +556,28 @@ async def test_record_result_claims_the_token_and_writes_once(make_store: StoreF
         assert events.count(("finished", other.session_id)) == 1
     finally:
         base._session_observers.pop()
+
+
+async def test_redis_store_commands_beyond_the_pool_wait_instead_of_failing(redis_url: str) -> None:  # noqa: F811
+    """More store commands in flight than the pool has connections (a burst after a stall): they queue for a
+    connection (QueueingPool) instead of failing at once with MaxConnectionsError (UNAVAILABLE to the caller)."""
+    clock = Clock()
+    small = RedisStore(redis_url + "?max_connections=3")
+    default = RedisStore(redis_url)
+    await small.open()
+    await default.open()
+    try:
+        s = await small.insert(make_session(clock))
+        got = await asyncio.gather(*(small.get(s.session_id) for _ in range(60)))
+        assert all(g == s for g in got)
+        got = await asyncio.gather(*(default.get(s.session_id) for _ in range(300)))  # redis-py's default: 100
+        assert all(g == s for g in got)
+        # A waiter whose call is cancelled gives up its turn; the others still get theirs.
+        waiting = [asyncio.ensure_future(small.get(s.session_id)) for _ in range(20)]
+        await asyncio.sleep(0)
+        waiting[5].cancel()
+        done = await asyncio.gather(*waiting, return_exceptions=True)
+        assert isinstance(done[5], asyncio.CancelledError) and all(g == s for i, g in enumerate(done) if i != 5)
+    finally:
+        await small.close()
+        await default.close()

@@ -28,6 +28,7 @@ several keys must only touch keys sharing one tag, or it cannot run on a cluster
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import json
@@ -40,6 +41,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -273,6 +275,8 @@ LIST_BATCH = 200
 
 #: How long open() waits for Redis and for the change subscription.
 CONNECT_TIMEOUT = 5.0
+#: How long a store command waits for a free connection when all of the pool's are in use (QueueingPool).
+POOL_WAIT = 5.0
 #: How long a durable write waits for its replicas (``?wait_timeout=`` seconds in the store URL).
 DEFAULT_WAIT_TIMEOUT = 0.5
 
@@ -302,6 +306,54 @@ Wrote = Callable[[Any], bool]
 
 def _always(result: Any) -> bool:
     return True
+
+
+class QueueingPool(aioredis.ConnectionPool):
+    """redis-py's connection pool, except that a command finding all ``max_connections`` in use waits for one to be
+    released (up to :data:`POOL_WAIT` seconds) instead of failing at once with ``MaxConnectionsError``.
+
+    A burst of calls (the process was starved of CPU for a moment, an open-loop client caught up) otherwise turns
+    into UNAVAILABLE errors as soon as more than ``max_connections`` (redis-py's default: 100; ``?max_connections=N``
+    in the store URL) store commands are in flight at once. The fast path (a connection free) is redis-py's own.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._turns: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.can_get_connection():
+            await self._wait_turn()
+        return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+    async def _wait_turn(self) -> None:
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + POOL_WAIT
+        first = False
+        while not self.can_get_connection():
+            left = ends - loop.time()
+            if left <= 0:
+                raise RedisConnectionError(f"no Redis connection free within {POOL_WAIT:g} s") from None
+            turn: asyncio.Future[None] = loop.create_future()
+            # A waiter woken whose connection another caller took first keeps its place at the front.
+            (self._turns.appendleft if first else self._turns.append)(turn)
+            first = True
+            try:
+                await asyncio.wait_for(turn, left)
+            except TimeoutError:
+                raise RedisConnectionError(f"no Redis connection free within {POOL_WAIT:g} s") from None
+            finally:
+                if not turn.done() or turn.cancelled():
+                    with contextlib.suppress(ValueError):
+                        self._turns.remove(turn)
+
+    async def release(self, connection: Any) -> None:
+        await super().release(connection)
+        while self._turns:
+            turn = self._turns.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
 
 
 class ReplicationTimeout(RedisTimeoutError):
@@ -343,9 +395,10 @@ class RedisStore(SessionStore):
         return f"{parts.hostname}:{parts.port or 6379}{parts.path}"
 
     def _client(self) -> Any:
-        return aioredis.Redis.from_url(
+        pool = QueueingPool.from_url(
             self.url, socket_connect_timeout=CONNECT_TIMEOUT, health_check_interval=30, decode_responses=False
         )
+        return aioredis.Redis.from_pool(pool)  # the client closes the pool with itself
 
     def _register_scripts(self) -> None:
         self._insert = self.r.register_script(INSERT)
