@@ -453,7 +453,10 @@ class RedisStore(SessionStore):
                     if message is None or message.get("type") != "message":
                         continue
                     try:
-                        session = AuthSession.from_dict(json.loads(message["data"]))
+                        data = json.loads(message["data"])
+                        if not self.feed.listening(data["session_id"]):
+                            continue  # nobody here watches it: every replica hears every write, most unwatched
+                        session = AuthSession.from_dict(data)
                     except (ValueError, TypeError, KeyError):
                         log.warning("ignoring a malformed change notification")
                         continue

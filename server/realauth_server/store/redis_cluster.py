@@ -774,7 +774,10 @@ class RedisClusterStore(RedisStore):
             if kind != b"smessage":
                 continue  # a pong
             try:
-                session = AuthSession.from_dict(json.loads(reply[2]))
+                data = json.loads(reply[2])
+                if not self.feed.listening(data["session_id"]):
+                    continue  # nobody here watches it (as in standalone: no decoding for nothing)
+                session = AuthSession.from_dict(data)
             except (ValueError, TypeError, KeyError, IndexError):
                 log.warning("ignoring a malformed change notification")
                 continue
