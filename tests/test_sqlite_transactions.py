@@ -97,3 +97,19 @@ async def test_writers_on_one_file_wait_their_turn(stores: tuple[SqliteStore, Sq
     for key in set(keys):
         owners = {r.owner for r, k in zip(got, keys, strict=True) if k == key}
         assert len(owners) == 1 and await a.vendor_token_owner(key) in owners
+
+
+async def test_an_idempotency_reservation_is_one_hop(stores: tuple[SqliteStore, SqliteStore]) -> None:
+    """The look-up and the lease in one transaction: no session can be stored between them (by a sibling worker
+    either), so the second look-up of the three-step default is not needed."""
+    a, b = stores
+    clock = Clock()
+    await a.purge()
+    hops = count_hops(a)
+    first = await a.claim_idempotency("t1", "order-1", "claim-a", 10)
+    assert first.claimed and hops[0] == 1
+    assert not (await b.claim_idempotency("t1", "order-1", "claim-b", 10)).claimed  # reserved by another worker
+    assert (await a.claim_idempotency("t1", "order-1", "claim-a", 10)).claimed  # its owner again
+    s = await a.insert(make_session(clock, idempotency_key="order-1"))
+    done = await b.claim_idempotency("t1", "order-1", "claim-b", 10)
+    assert not done.claimed and done.session == s

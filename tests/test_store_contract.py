@@ -581,3 +581,22 @@ async def test_redis_store_commands_beyond_the_pool_wait_instead_of_failing(redi
     finally:
         await small.close()
         await default.close()
+
+
+async def test_redis_idempotency_reservation_is_one_script(redis_url: str) -> None:  # noqa: F811
+    """One round trip (look-up and lease in one script) instead of the default's up to five."""
+    from realauth_server.store import base
+
+    clock = Clock()
+    store = await opened(RedisStore(redis_url))
+    ops: list[str] = []
+    base._store_observers.append(lambda backend, op, outcome, seconds: ops.append(op))
+    try:
+        assert (await store.claim_idempotency("t1", "order-9", "claim-a", 10)).claimed
+        s = await store.insert(make_session(clock, idempotency_key="order-9"))
+        done = await store.claim_idempotency("t1", "order-9", "claim-b", 10)
+    finally:
+        base._store_observers.pop()
+        await store.close()
+    assert done.session == s and not done.claimed
+    assert ops == ["claim_idempotency", "insert", "claim_idempotency"]

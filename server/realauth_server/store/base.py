@@ -126,6 +126,7 @@ TIMED_OPS = (
     "vendor_token_owner",
     "acquire_lease_get",
     "record_result",
+    "claim_idempotency",
 )
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -340,8 +341,12 @@ class SessionStore(abc.ABC):
         self._windows[key] = (index, hits)
         return hits, (index + 1) * window_seconds - now
 
+    @in_steps
     async def claim_idempotency(self, tenant: str, key: str, owner: str, seconds: float) -> IdempotencyClaim:
-        """Reserve (tenant, key) before the vendor call, or report who has it."""
+        """Reserve (tenant, key) before the vendor call, or report who has it.
+
+        This default is three steps (look-up, lease, look-up again); SQLite and Redis do it in one transaction or
+        script, where the second look-up is not needed (nothing can store the session in between)."""
         done = await self.find_idempotent(tenant, key)
         if done is not None:
             return IdempotencyClaim(session=done)

@@ -72,7 +72,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..domain import AuthSession
 from ..outbox import WEBHOOK_RETENTION, DeliveryStatus, WebhookDelivery
-from .base import Recorded, SessionStore, StoreConflict, in_steps
+from .base import IdempotencyClaim, Recorded, SessionStore, StoreConflict, in_steps
 from .redis import (
     CONNECT_TIMEOUT,
     DEFAULT_WAIT_TIMEOUT,
@@ -475,6 +475,11 @@ class RedisClusterStore(RedisStore):
         if key_slot(self._lease_key(name).encode()) == key_slot(self._session_key(session_id).encode()):
             return await super().acquire_lease_get(name, owner, seconds, session_id)
         return await SessionStore.acquire_lease_get(self, name, owner, seconds, session_id)
+
+    @in_steps
+    async def claim_idempotency(self, tenant: str, key: str, owner: str, seconds: float) -> IdempotencyClaim:
+        """The separate steps: the index and the lease share a slot, but the session they point to does not."""
+        return await SessionStore.claim_idempotency(self, tenant, key, owner, seconds)
 
     @in_steps
     async def record_result(

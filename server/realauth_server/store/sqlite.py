@@ -20,7 +20,7 @@ import aiosqlite
 
 from ..domain import AuthSession
 from ..outbox import WEBHOOK_RETENTION, DeliveryStatus, WebhookDelivery
-from .base import Cursor, Recorded, SessionFilter, SessionStore, StoreConflict
+from .base import Cursor, IdempotencyClaim, Recorded, SessionFilter, SessionStore, StoreConflict, idempotency_lease
 from .retention import Retention
 
 SCHEMA = """
@@ -130,6 +130,9 @@ CLAIM_TOKEN = (
 )
 TOKEN_OWNER = "SELECT session_id FROM vendor_claims WHERE key = ? AND retain_until >= ?"
 SELECT_SESSION = "SELECT data FROM sessions WHERE session_id = ? AND retain_until >= ?"
+SELECT_IDEMPOTENT = (
+    "SELECT data FROM sessions WHERE tenant = ? AND idempotency_key = ? AND idempotency_key != '' AND retain_until >= ?"
+)
 SELECT_STATE = "SELECT state FROM sessions WHERE session_id = ? AND version = ?"
 INSERT_WEBHOOK = f"INSERT INTO webhook_deliveries ({WEBHOOK_COLUMNS}) VALUES ({', '.join('?' * len(_WEBHOOK_NAMES))})"
 
@@ -509,6 +512,26 @@ class SqliteStore(SessionStore):
 
         taken, data = await self._transaction(work)
         return taken, AuthSession.from_dict(json.loads(data)) if data else None
+
+    async def claim_idempotency(self, tenant: str, key: str, owner: str, seconds: float) -> IdempotencyClaim:
+        """The look-up and the reservation in one transaction (one hand-off instead of three operations)."""
+        if not key:
+            return await super().claim_idempotency(tenant, key, owner, seconds)
+        await self._maybe_purge()
+        now = time.time()
+        find = (tenant, key, self.clock.now())
+        lease = (idempotency_lease(tenant, key), owner, now + seconds, now, owner)
+
+        def work(conn: sqlite3.Connection) -> tuple[bool, str | None]:
+            row = conn.execute(SELECT_IDEMPOTENT, find).fetchone()
+            if row:
+                return False, str(row[0])
+            return bool(conn.execute(ACQUIRE_LEASE, lease).rowcount), None
+
+        claimed, data = await self._transaction(work)
+        if data is not None:
+            return IdempotencyClaim(session=AuthSession.from_dict(json.loads(data)))
+        return IdempotencyClaim(claimed=claimed)
 
     async def release_lease(self, name: str, owner: str) -> None:
         await self._write(RELEASE_LEASE, (name, owner))
