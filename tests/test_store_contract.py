@@ -471,6 +471,16 @@ async def test_redis_wait_refuses_writes_no_replica_confirmed(redis_url: str) ->
         with pytest.raises(ReplicationTimeout):
             await store.claim_vendor_token(key, "ses_a", clock.now() + 60)
         assert await store.claim_vendor_token(key, "ses_b", clock.now() + 60) == "ses_a"  # lost the race: no wait
+        # The combined claim + update: waits when it claimed (and wrote), not when the token was another's.
+        fresh = await plain.insert(make_session(clock))
+        result = VerificationResult(passed=True, complete_time=clock.now())
+        with pytest.raises(ReplicationTimeout):
+            await store.record_result(
+                vendor_token_key("megvii", "biz-2"), fresh.evolve(state=SessionState.EXCHANGED, result=result), 1e12
+            )
+        assert (await plain.get(fresh.session_id)).state is SessionState.EXCHANGED  # type: ignore[union-attr]
+        refused = await store.record_result(key, fresh.evolve(result=result), 1e12)
+        assert refused.owner == "ses_a" and refused.session is None
     finally:
         await store.close()
         await plain.close()
