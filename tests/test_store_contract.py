@@ -610,3 +610,20 @@ async def test_redis_idempotency_reservation_is_one_script(redis_url: str) -> No
         await store.close()
     assert done.session == s and not done.claimed
     assert ops == ["claim_idempotency", "insert", "claim_idempotency"]
+
+
+async def test_redis_index_reads_are_one_script(redis_url: str) -> None:  # noqa: F811
+    """get_by_token and find_idempotent read the index and the session it names in one script; an index naming a
+    session that is gone reads as absent."""
+    clock = Clock()
+    store = await opened(RedisStore(redis_url))
+    try:
+        s = await store.insert(make_session(clock, idempotency_key="order-ix"))
+        assert await store.get_by_token(s.token) == s
+        assert await store.find_idempotent("t1", "order-ix") == s
+        assert await store.find_idempotent("t2", "order-ix") is None
+        await store.r.set(store._token_key("tok-orphan"), "ses_gone")  # left by a replica that died mid-write
+        assert await store.get_by_token("tok-orphan") is None
+        assert await store.get_by_token("tok-never") is None
+    finally:
+        await store.close()

@@ -286,6 +286,16 @@ end
 return {1}
 """
 
+# KEYS: an index (token, idempotency). ARGV: session key prefix. The JSON of the session it names, or nil.
+# Standalone only: the session's key is not one of KEYS (redis_cluster.py reads the index, then the session).
+READ_INDEXED = """
+local sid = redis.call('GET', KEYS[1])
+if not sid then
+  return false
+end
+return redis.call('HGET', ARGV[1] .. sid, 'd')
+"""
+
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -442,6 +452,7 @@ class RedisStore(SessionStore):
         self._acquire_get = self.r.register_script(ACQUIRE_GET)
         self._record_result = self.r.register_script(RECORD)
         self._claim_idempotency = self.r.register_script(CLAIM_IDEMPOTENCY)
+        self._read_indexed = self.r.register_script(READ_INDEXED)
 
     async def open(self) -> None:
         self._r = self._client()
@@ -615,8 +626,9 @@ class RedisStore(SessionStore):
         return AuthSession.from_dict(json.loads(data)) if data else None
 
     async def _get_indexed(self, key: str) -> AuthSession | None:
-        sid = await self.r.get(key)
-        return await self.get(_bytes(sid).decode()) if sid else None
+        """The session an index key names, in one script (one round trip instead of two)."""
+        data = await self._read_indexed(keys=[key], args=[self.prefix + "s:"])
+        return AuthSession.from_dict(json.loads(data)) if data else None
 
     async def get_by_token(self, token: str) -> AuthSession | None:
         return await self._get_indexed(self._token_key(token)) if token else None

@@ -476,6 +476,11 @@ class RedisClusterStore(RedisStore):
             return await super().acquire_lease_get(name, owner, seconds, session_id)
         return await SessionStore.acquire_lease_get(self, name, owner, seconds, session_id)
 
+    async def _get_indexed(self, key: str) -> AuthSession | None:
+        """Two reads: the index lives in its own slot (``t:{token}``, ``i:{h}``), the session in its own."""
+        sid = await self.r.get(key)
+        return await self.get(_bytes(sid).decode()) if sid else None
+
     @in_steps
     async def claim_idempotency(self, tenant: str, key: str, owner: str, seconds: float) -> IdempotencyClaim:
         """The separate steps: the index and the lease share a slot, but the session they point to does not."""
