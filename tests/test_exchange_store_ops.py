@@ -6,6 +6,7 @@ update, release."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,3 +42,38 @@ async def test_an_exchange_is_three_store_operations(
     # Asking again: the stored result (the vendor is not asked), and the lease is released as usual.
     assert again.result.group_id == resp.result.group_id
     assert ops[len(first) :] == ["get", "acquire_lease_get", "release_lease"]
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_a_write_between_the_lease_read_and_the_result_is_retried_on_a_fresh_read(
+    kind: str, make_realauth: ServerFactory, tmp_path: Path
+) -> None:
+    """Another writer moves the session on just before the result is recorded (the combined write then conflicts):
+    the token stays claimed by this session, the result is written on a fresh read, and it is written once."""
+    url = {"memory": "memory://", "sqlite": f"sqlite:///{tmp_path}/x.db"}[kind]
+    realauth = await make_realauth(store=url)
+    store = realauth.server.store
+    session = await realauth.create(model=FAST)
+    await realauth.vendor_redirect(session)
+    real = store.record_result
+    calls: list[int] = []
+
+    async def interloper_first(key: str, written: Any, until: float, lease: Any = None) -> Any:
+        calls.append(1)
+        if len(calls) == 1:  # another replica's write lands first: the combined write must conflict
+            stored = await store.get(written.session_id)
+            assert stored is not None
+            await store.update(stored.evolve(update_time=stored.update_time + 1))
+        return await real(key, written, until, lease)
+
+    before = await store.get(session.session_id)
+    assert before is not None
+    store.record_result = interloper_first  # type: ignore[method-assign]
+    resp = await realauth.stub.ExchangeToken(pb.ExchangeTokenRequest(session_id=session.session_id))
+    assert resp.result.passed and resp.session.state == pb.AUTH_SESSION_STATE_EXCHANGED
+    stored = await store.get(session.session_id)
+    assert stored is not None and stored.state.value == "exchanged" and stored.result is not None
+    assert calls == [1]  # the retry is a plain update on the fresh read: the claim is already this session's
+    assert stored.version == before.version + 2  # the interloper's write, then the result's: once
+    # The lease was released by the service (the combined write that would have released it did not happen).
+    assert await store.acquire_lease(f"exchange:{session.session_id}", "someone-else", 5)

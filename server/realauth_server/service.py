@@ -794,12 +794,14 @@ class AuthService:
             if held is not None and recorded.released:
                 held.released = True
             return recorded.session
-        for _attempt in range(2):
+        for attempt in range(3):  # after each conflict: read, then write again (three writes in all, as before)
             fresh = await self.store.get(session.session_id)
             if fresh is None:
                 break
             if fresh.result is not None:
                 return fresh
+            if attempt == 2:
+                break
             session = fresh
             try:
                 return await self.store.update(written(session))
