@@ -314,7 +314,7 @@ class SqliteStore(SessionStore):
     async def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """``work`` in one write transaction (``BEGIN IMMEDIATE`` … ``COMMIT``, as :meth:`_immediate`), run whole on
         the connection's thread: one hand-off to that thread and back instead of one per statement (three for a
-        single-statement write, five for a session update with its webhook records).
+        single-statement write, up to seven for a session update with its webhook records).
 
         ``work`` runs on aiosqlite's thread and must only use the connection it is given. The ``_writing`` lock still
         keeps it out of a multi-statement transaction another coroutine has open (:meth:`_immediate`).
