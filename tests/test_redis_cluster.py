@@ -38,11 +38,13 @@ from .test_replicas import (  # noqa: F401  (run again here, on the cluster)
 from .test_store_contract import (  # noqa: F401  (the contract, run again here, on the cluster)
     make_session,
     opened,
+    test_acquire_lease_get_reads_the_session_under_the_lease,
     test_changes_are_published_in_version_order,
     test_concurrent_updates_exactly_one_wins,
     test_idempotency_claim_reserves_before_the_vendor_call,
     test_insert_read_update_with_version_check,
     test_leases_are_exclusive_reentrant_released_and_expire,
+    test_record_result_claims_the_token_and_writes_once,
     test_shared_secret_is_the_same_for_every_replica,
     test_vendor_token_claim_first_writer_wins_across_replicas,
     test_webhook_claims_are_exclusive_and_finish_only_with_the_claim,
@@ -72,6 +74,7 @@ WAIT_TOO = {
     "test_concurrent_updates_exactly_one_wins",
     "test_idempotency_claim_reserves_before_the_vendor_call",
     "test_vendor_token_claim_first_writer_wins_across_replicas",
+    "test_record_result_claims_the_token_and_writes_once",
     "test_watchers_hear_changes_from_every_shard",
     "test_webhook_records_are_written_with_state_changes_only",
 }

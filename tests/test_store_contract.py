@@ -471,6 +471,159 @@ async def test_redis_wait_refuses_writes_no_replica_confirmed(redis_url: str) ->
         with pytest.raises(ReplicationTimeout):
             await store.claim_vendor_token(key, "ses_a", clock.now() + 60)
         assert await store.claim_vendor_token(key, "ses_b", clock.now() + 60) == "ses_a"  # lost the race: no wait
+        # The combined claim + update: waits when it claimed (and wrote), not when the token was another's.
+        fresh = await plain.insert(make_session(clock))
+        result = VerificationResult(passed=True, complete_time=clock.now())
+        with pytest.raises(ReplicationTimeout):
+            await store.record_result(
+                vendor_token_key("megvii", "biz-2"), fresh.evolve(state=SessionState.EXCHANGED, result=result), 1e12
+            )
+        assert (await plain.get(fresh.session_id)).state is SessionState.EXCHANGED  # type: ignore[union-attr]
+        refused = await store.record_result(key, fresh.evolve(result=result), 1e12)
+        assert refused.owner == "ses_a" and refused.session is None
     finally:
         await store.close()
         await plain.close()
+
+
+# --- the exchange's combined operations (one round trip each where the backend can) --------------------------------
+
+
+async def test_acquire_lease_get_reads_the_session_under_the_lease(make_store: StoreFactory) -> None:
+    """The lease as acquire_lease takes it (exclusive, re-entrant, expiring), and the session as it stands then."""
+    clock = Clock()
+    a = await opened(make_store(clock))
+    b = await opened(make_store(clock))
+    s = await a.insert(make_session(clock))
+    s = await a.update(s.evolve(state=SessionState.COMPLETED))
+    name = f"exchange:{s.session_id}"
+    taken, seen = await b.acquire_lease_get(name, "owner-b", 5, s.session_id)
+    assert taken and seen == s  # the latest version, written by another replica
+    assert await a.acquire_lease_get(name, "owner-a", 5, s.session_id) == (False, None)
+    assert not await a.acquire_lease(name, "owner-a", 5)  # the same lease as acquire_lease's
+    taken, seen = await b.acquire_lease_get(name, "owner-b", 5, s.session_id)  # its owner again: extends
+    assert taken and seen is not None and seen.version == s.version
+    await b.release_lease(name, "owner-b")
+    gone = new_session_id()
+    assert await a.acquire_lease_get(f"exchange:{gone}", "owner-a", 0.3, gone) == (True, None)
+    assert await b.acquire_lease_get(f"exchange:{gone}", "owner-b", 5, gone) == (False, None)
+    await asyncio.sleep(0.45)  # a holder that died: the lease lapses on its own
+    assert await b.acquire_lease_get(f"exchange:{gone}", "owner-b", 5, gone) == (True, None)
+
+
+async def test_record_result_claims_the_token_and_writes_once(make_store: StoreFactory) -> None:
+    """Claim + update (+ the lease's release where the backend does it in the same write): a token completes one
+    session, a refused claim writes nothing, a stale version writes nothing but keeps the claim, and the write
+    carries its webhook records and is reported finished exactly once."""
+    from realauth_server.store import base
+
+    clock = Clock()
+    a = await opened(make_store(clock))
+    b = await opened(make_store(clock))
+    for store in (a, b):
+        store.use_outbox(_outbox_for_transitions(clock))
+    events: list[tuple[str, str]] = []
+    base._session_observers.append(lambda event, session: events.append((event, session.session_id)))
+    try:
+        s = await a.insert(make_session(clock))
+        name = f"exchange:{s.session_id}"
+        assert await a.acquire_lease(name, "owner-a", 5)
+        key = vendor_token_key("seedance", "vendor-token-1")
+        result = VerificationResult(passed=True, complete_time=clock.now())
+        done = s.evolve(state=SessionState.EXCHANGED, result=result)
+        recorded = await a.record_result(key, done, clock.now() + 60, lease=(name, "owner-a"))
+        assert recorded.owner == s.session_id and recorded.session is not None
+        assert recorded.session.version == s.version + 1 and recorded.session.state is SessionState.EXCHANGED
+        assert await b.get(s.session_id) == recorded.session
+        assert await b.vendor_token_owner(key) == s.session_id
+        # Released with the write, or (a backend doing separate steps) left to the caller: never both.
+        assert await b.acquire_lease(name, "owner-b", 5) is recorded.released
+        page, _ = await b.list_webhooks("t1", s.session_id, None, 0, 10)
+        assert [d.event_type for d in page] == ["session.exchanged"]
+        assert events.count(("finished", s.session_id)) == 1
+
+        # The same vendor token for another session: refused, nothing written, its lease kept.
+        other = await b.insert(make_session(clock))
+        other_lease = f"exchange:{other.session_id}"
+        assert await b.acquire_lease(other_lease, "owner-b", 5)
+        refused = await b.record_result(
+            key, other.evolve(state=SessionState.EXCHANGED, result=result), clock.now() + 60, (other_lease, "owner-b")
+        )
+        assert refused.owner == s.session_id and refused.session is None and not refused.released
+        assert await a.get(other.session_id) == other
+        assert not await a.acquire_lease(other_lease, "owner-a", 5)
+        assert ("finished", other.session_id) not in events
+
+        # A stale version: StoreConflict, nothing written, but the claim is this session's (a retry re-claims it).
+        key2 = vendor_token_key("seedance", "vendor-token-2")
+        moved = await a.update(other.evolve(update_time=clock.now() + 1))
+        with pytest.raises(StoreConflict):
+            await b.record_result(key2, other.evolve(state=SessionState.FAILED, result=result), clock.now() + 60)
+        assert await a.get(other.session_id) == moved
+        assert await a.vendor_token_owner(key2) == other.session_id
+        again = await a.record_result(key2, moved.evolve(state=SessionState.FAILED, result=result), clock.now() + 60)
+        assert again.session is not None and again.session.state is SessionState.FAILED and not again.released
+        assert events.count(("finished", other.session_id)) == 1
+    finally:
+        base._session_observers.pop()
+
+
+async def test_redis_store_commands_beyond_the_pool_wait_instead_of_failing(redis_url: str) -> None:  # noqa: F811
+    """More store commands in flight than the pool has connections (a burst after a stall): they queue for a
+    connection (QueueingPool) instead of failing at once with MaxConnectionsError (UNAVAILABLE to the caller)."""
+    clock = Clock()
+    small = RedisStore(redis_url + "?max_connections=3")
+    default = RedisStore(redis_url)
+    await small.open()
+    await default.open()
+    try:
+        s = await small.insert(make_session(clock))
+        got = await asyncio.gather(*(small.get(s.session_id) for _ in range(60)))
+        assert all(g == s for g in got)
+        got = await asyncio.gather(*(default.get(s.session_id) for _ in range(300)))  # redis-py's default: 100
+        assert all(g == s for g in got)
+        # A waiter whose call is cancelled gives up its turn; the others still get theirs.
+        waiting = [asyncio.ensure_future(small.get(s.session_id)) for _ in range(20)]
+        await asyncio.sleep(0)
+        waiting[5].cancel()
+        done = await asyncio.gather(*waiting, return_exceptions=True)
+        assert isinstance(done[5], asyncio.CancelledError) and all(g == s for i, g in enumerate(done) if i != 5)
+    finally:
+        await small.close()
+        await default.close()
+
+
+async def test_redis_idempotency_reservation_is_one_script(redis_url: str) -> None:  # noqa: F811
+    """One round trip (look-up and lease in one script) instead of the default's up to five."""
+    from realauth_server.store import base
+
+    clock = Clock()
+    store = await opened(RedisStore(redis_url))
+    ops: list[str] = []
+    base._store_observers.append(lambda backend, op, outcome, seconds: ops.append(op))
+    try:
+        assert (await store.claim_idempotency("t1", "order-9", "claim-a", 10)).claimed
+        s = await store.insert(make_session(clock, idempotency_key="order-9"))
+        done = await store.claim_idempotency("t1", "order-9", "claim-b", 10)
+    finally:
+        base._store_observers.pop()
+        await store.close()
+    assert done.session == s and not done.claimed
+    assert ops == ["claim_idempotency", "insert", "claim_idempotency"]
+
+
+async def test_redis_index_reads_are_one_script(redis_url: str) -> None:  # noqa: F811
+    """get_by_token and find_idempotent read the index and the session it names in one script; an index naming a
+    session that is gone reads as absent."""
+    clock = Clock()
+    store = await opened(RedisStore(redis_url))
+    try:
+        s = await store.insert(make_session(clock, idempotency_key="order-ix"))
+        assert await store.get_by_token(s.token) == s
+        assert await store.find_idempotent("t1", "order-ix") == s
+        assert await store.find_idempotent("t2", "order-ix") is None
+        await store.r.set(store._token_key("tok-orphan"), "ses_gone")  # left by a replica that died mid-write
+        assert await store.get_by_token("tok-orphan") is None
+        assert await store.get_by_token("tok-never") is None
+    finally:
+        await store.close()

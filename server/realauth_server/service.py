@@ -220,6 +220,16 @@ def validate_short(field_name: str, value: str) -> None:
         raise E.InvalidParameter(field_name, bad)
 
 
+@dataclass
+class Held:
+    """A store lease held by :meth:`AuthService._lease`."""
+
+    name: str
+    owner: str
+    session: AuthSession | None = None  # read with the lease when asked (None: gone, or not asked)
+    released: bool = False  # released by the store write that recorded the result
+
+
 class AuthService:
     def __init__(
         self,
@@ -267,17 +277,27 @@ class AuthService:
             yield
 
     @asynccontextmanager
-    async def _lease(self, name: str, seconds: float, busy: str) -> AsyncIterator[None]:
-        """Hold a store lease (single flight across replicas), waiting within the call's budget."""
-        owner = uuid.uuid4().hex
+    async def _lease(self, name: str, seconds: float, busy: str, read: str = "") -> AsyncIterator[Held]:
+        """Hold a store lease (single flight across replicas), waiting within the call's budget.
+
+        ``read``: also read that session with the lease, in the same store operation (``Held.session``).
+        """
+        held = Held(name, uuid.uuid4().hex)
         async with aclosing(single_flight_tries(busy)) as tries:
             async for _ in tries:
-                if await self.store.acquire_lease(name, owner, seconds + LEASE_MARGIN):
+                if read:
+                    taken, held.session = await self.store.acquire_lease_get(
+                        name, held.owner, seconds + LEASE_MARGIN, read
+                    )
+                else:
+                    taken = await self.store.acquire_lease(name, held.owner, seconds + LEASE_MARGIN)
+                if taken:
                     break
         try:
-            yield
+            yield held
         finally:
-            await self._release(name, owner)
+            if not held.released:  # not already released with the write that recorded the result
+                await self._release(name, held.owner)
 
     async def _move(
         self, session: AuthSession, state: SessionState, now: float, *, reread_on_conflict: bool = False
@@ -694,10 +714,10 @@ class AuthService:
                 exchange_lease(sid),
                 min(window, max(deadlines.remaining(), 0.0)),
                 f"the exchange of session {sid} is in progress elsewhere; retry",
-            ),
+                read=sid,
+            ) as held,
         ):
-            fresh = await self.store.get(sid)
-            session = fresh or session
+            session = held.session or session
             if session.state is SessionState.EXCHANGED or (
                 session.state is SessionState.FAILED and session.result is not None
             ):
@@ -733,10 +753,15 @@ class AuthService:
                 except E.TokenExpired:
                     await self._move(session, SessionState.EXPIRED, self.clock.now())
                     raise
-            return await self._record(session, result, token)
+            return await self._record(session, result, token, held=held)
 
     async def _record(
-        self, session: AuthSession, result: VerificationResult, token: str, bind: bool = False
+        self,
+        session: AuthSession,
+        result: VerificationResult,
+        token: str,
+        bind: bool = False,
+        held: Held | None = None,
     ) -> AuthSession:
         """Store a vendor result. It was fetched with a single-use token: it wins over any other write.
 
@@ -747,29 +772,48 @@ class AuthService:
         if not token:
             raise E.InternalError(f"the result of session {session.session_id} names no vendor token")
         key = vendor_token_key(session.provider_kind, token)
-        owner = await self.store.claim_vendor_token(key, session.session_id, self.store.retain_until(session))
-        if owner != session.session_id:
-            log.warning(
-                "vendor result refused: its token completed another session",
-                extra={"session_id": session.session_id, "provider": session.provider},
-            )
-            raise TokenClaimed(
-                "this vendor result already completed another verification session", provider=session.provider
-            )
         state = SessionState.EXCHANGED if result.passed else SessionState.FAILED
-        for _attempt in range(3):
-            vendor_data = {**session.vendor_data, BOUND_TOKEN: token} if bind else session.vendor_data
-            try:
-                return await self.store.update(
-                    session.evolve(state=state, result=result, vendor_data=vendor_data, update_time=self.clock.now())
+
+        def written(s: AuthSession) -> AuthSession:
+            vendor_data = {**s.vendor_data, BOUND_TOKEN: token} if bind else s.vendor_data
+            return s.evolve(state=state, result=result, vendor_data=vendor_data, update_time=self.clock.now())
+
+        # The claim and the first write in one store operation (and the lease's release with it, where the store
+        # can); a conflict leaves the claim made, and the writes below retry on a fresh read.
+        try:
+            recorded = await self.store.record_result(
+                key,
+                written(session),
+                self.store.retain_until(session),
+                lease=(held.name, held.owner) if held is not None else None,
+            )
+        except StoreConflict:
+            pass
+        else:
+            if recorded.session is None:
+                log.warning(
+                    "vendor result refused: its token completed another session",
+                    extra={"session_id": session.session_id, "provider": session.provider},
                 )
+                raise TokenClaimed(
+                    "this vendor result already completed another verification session", provider=session.provider
+                )
+            if held is not None and recorded.released:
+                held.released = True
+            return recorded.session
+        for attempt in range(3):  # after each conflict: read, then write again (three writes in all, as before)
+            fresh = await self.store.get(session.session_id)
+            if fresh is None:
+                break
+            if fresh.result is not None:
+                return fresh
+            if attempt == 2:
+                break
+            session = fresh
+            try:
+                return await self.store.update(written(session))
             except StoreConflict:
-                fresh = await self.store.get(session.session_id)
-                if fresh is None:
-                    break
-                if fresh.result is not None:
-                    return fresh
-                session = fresh
+                continue
         raise E.InternalError(f"could not record the result of session {session.session_id}")
 
     async def watch(self, tenant: str, session_id: str) -> AsyncIterator[AuthSession]:

@@ -35,6 +35,15 @@ class IdempotencyClaim:
     # neither: another request (maybe on another replica) is calling the vendor right now: wait
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """Outcome of :meth:`SessionStore.record_result`."""
+
+    owner: str  # the session that owns the vendor token (not this one: nothing was written)
+    session: AuthSession | None  # the session as written (None: the token completed another session)
+    released: bool = False  # the lease passed to record_result was released in the same write
+
+
 #: A listing position: (create_time, session_id) of the last session seen. Sessions are listed newest first, by
 #: that pair descending, so "after" a cursor means a strictly smaller pair.
 Cursor = tuple[float, str]
@@ -115,6 +124,9 @@ TIMED_OPS = (
     "release_lease",
     "claim_vendor_token",
     "vendor_token_owner",
+    "acquire_lease_get",
+    "record_result",
+    "claim_idempotency",
 )
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -129,7 +141,13 @@ def add_session_observer(fn: Callable[[str, AuthSession], None]) -> None:
 
 
 def _session_event(op: str, args: tuple[Any, ...], result: Any) -> None:
-    if not _session_observers or not isinstance(result, AuthSession):
+    if not _session_observers:
+        return
+    if isinstance(result, Recorded):
+        if result.session is None:
+            return
+        op, result = "update", result.session
+    if not isinstance(result, AuthSession):
         return
     if op == "insert" and args and getattr(args[0], "session_id", None) == result.session_id:
         event = "created"  # not an idempotent duplicate, which returns the earlier session
@@ -161,6 +179,12 @@ def _timed(op: str, method: F) -> F:
 
     timed._realauth_timed = True  # type: ignore[attr-defined]
     return timed  # type: ignore[return-value]
+
+
+def in_steps(method: F) -> F:
+    """Marks a default made of other (timed) operations: it is not timed again, nor reported twice."""
+    method._realauth_timed = True  # type: ignore[attr-defined]
+    return method
 
 
 #: Given a session about to be written, the webhook records to write with it should its state change.
@@ -268,6 +292,36 @@ class SessionStore(abc.ABC):
     async def vendor_token_owner(self, key: str) -> str | None:
         """The session that claimed this vendor token, if any (a look-up only: it never claims)."""
 
+    @in_steps
+    async def acquire_lease_get(
+        self, name: str, owner: str, seconds: float, session_id: str
+    ) -> tuple[bool, AuthSession | None]:
+        """:meth:`acquire_lease`, then, if it was taken, :meth:`get` of ``session_id`` (the session as it stands
+        under the lease; None when the lease was not taken or the session is gone).
+
+        Backends that can do both in one round trip (one script, one transaction) override this; this default is
+        the two steps, which is what a Redis Cluster must do when the lease and the session live in other slots.
+        """
+        if not await self.acquire_lease(name, owner, seconds):
+            return False, None
+        return True, await self.get(session_id)
+
+    @in_steps
+    async def record_result(
+        self, key: str, session: AuthSession, until: float, lease: tuple[str, str] | None = None
+    ) -> Recorded:
+        """Claim the vendor token ``key`` for ``session`` (:meth:`claim_vendor_token`) and, if this session owns
+        it, write ``session`` back (:meth:`update`, with its webhook records). StoreConflict when the session moved
+        on: the claim then stays made (the owner's re-claim is a no-op), as it would with the two steps.
+
+        ``lease`` (name, owner) may be released in the same write when it succeeds (``Recorded.released``); a
+        backend that cannot (this default, which is the two separate steps) leaves it to the caller.
+        """
+        owner = await self.claim_vendor_token(key, session.session_id, until)
+        if owner != session.session_id:
+            return Recorded(owner, None)
+        return Recorded(owner, await self.update(session))
+
     async def ping(self) -> None:
         """Raise when the store cannot serve right now (the readiness probe calls this periodically)."""
         return None
@@ -287,8 +341,12 @@ class SessionStore(abc.ABC):
         self._windows[key] = (index, hits)
         return hits, (index + 1) * window_seconds - now
 
+    @in_steps
     async def claim_idempotency(self, tenant: str, key: str, owner: str, seconds: float) -> IdempotencyClaim:
-        """Reserve (tenant, key) before the vendor call, or report who has it."""
+        """Reserve (tenant, key) before the vendor call, or report who has it.
+
+        This default is three steps (look-up, lease, look-up again); SQLite and Redis do it in one transaction or
+        script, where the second look-up is not needed (nothing can store the session in between)."""
         done = await self.find_idempotent(tenant, key)
         if done is not None:
             return IdempotencyClaim(session=done)

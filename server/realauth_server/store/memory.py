@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from ..domain import AuthSession
 from ..outbox import WEBHOOK_RETENTION, DeliveryStatus, WebhookDelivery
-from .base import Cursor, SessionFilter, SessionStore, StoreConflict, position
+from .base import Cursor, Recorded, SessionFilter, SessionStore, StoreConflict, position
 from .retention import Retention
 
 #: Vendor-token claims are swept of expired entries once there are more than this many.
@@ -93,6 +93,9 @@ class MemoryStore(SessionStore):
         return self._secrets.setdefault(name, secrets.token_bytes(32))
 
     async def update(self, session: AuthSession) -> AuthSession:
+        return self._update(session)
+
+    def _update(self, session: AuthSession) -> AuthSession:
         self._purge()
         row = self._rows.get(session.session_id)
         if row is None or row["version"] != session.version:
@@ -180,6 +183,29 @@ class MemoryStore(SessionStore):
         return sum(1 for d in self._webhooks.values() if d.status is DeliveryStatus.PENDING)
 
     async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
+        return self._acquire(name, owner, seconds)
+
+    async def acquire_lease_get(
+        self, name: str, owner: str, seconds: float, session_id: str
+    ) -> tuple[bool, AuthSession | None]:
+        if not self._acquire(name, owner, seconds):
+            return False, None
+        self._purge()
+        row = self._rows.get(session_id)
+        return True, AuthSession.from_dict(row) if row is not None else None
+
+    async def record_result(
+        self, key: str, session: AuthSession, until: float, lease: tuple[str, str] | None = None
+    ) -> Recorded:
+        owner = self._claim(key, session.session_id, until)
+        if owner != session.session_id:
+            return Recorded(owner, None)
+        written = self._update(session)
+        if lease is not None:
+            self._release(*lease)
+        return Recorded(owner, written, released=lease is not None)
+
+    def _acquire(self, name: str, owner: str, seconds: float) -> bool:
         now = time.monotonic()
         held = self._leases.get(name)
         if held is not None and held[1] > now and held[0] != owner:
@@ -188,11 +214,17 @@ class MemoryStore(SessionStore):
         return True
 
     async def release_lease(self, name: str, owner: str) -> None:
+        self._release(name, owner)
+
+    def _release(self, name: str, owner: str) -> None:
         held = self._leases.get(name)
         if held is not None and held[0] == owner:
             del self._leases[name]
 
     async def claim_vendor_token(self, key: str, session_id: str, until: float) -> str:
+        return self._claim(key, session_id, until)
+
+    def _claim(self, key: str, session_id: str, until: float) -> str:
         held = self._claims.get(key)
         free = held is None or held[1] < self.clock.now()
         if free or (held is not None and held[0] == session_id and held[1] < until):

@@ -28,6 +28,7 @@ several keys must only touch keys sharing one tag, or it cannot run on a cluster
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import json
@@ -40,12 +41,22 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..domain import AuthSession
 from ..outbox import WEBHOOK_RETENTION, DeliveryStatus, WebhookDelivery
-from .base import Cursor, SessionFilter, SessionStore, StoreConflict, StoreUnavailable
+from .base import (
+    Cursor,
+    IdempotencyClaim,
+    Recorded,
+    SessionFilter,
+    SessionStore,
+    StoreConflict,
+    StoreUnavailable,
+    idempotency_lease,
+)
 from .retention import Retention
 
 log = logging.getLogger("realauth.store")
@@ -204,6 +215,87 @@ end
 return owner
 """
 
+# KEYS: lease, session. ARGV: owner, ttl ms. The lease (as acquire_lease: SET NX PX, re-entrant for its owner) and,
+# when it was taken, the session's JSON as it stands under it ('' if gone); 0 when another owner holds the lease.
+ACQUIRE_GET = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+    return 0
+  end
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return {1, redis.call('HGET', KEYS[2], 'd') or ''}
+"""
+
+
+def _as_function(name: str, script: str) -> str:
+    """A write script as a local Lua function of (K, A) instead of (KEYS, ARGV), to run inside another script."""
+    body = script.replace("#ARGV", "#A").replace("KEYS[", "K[").replace("ARGV[", "A[")
+    return f"local function {name}(K, A)\n{body}\nend\n"
+
+
+# KEYS: vendor-token claim, lease, then the keys of UPDATE_OUTBOX. ARGV: session id, claim ttl ms, lease owner
+# ('': release none), '1' when webhook records come (UPDATE_OUTBOX) else '0' (UPDATE), then that script's ARGV.
+# The claim (as CLAIM), then only if this session owns the token the update, then the lease release: one script.
+# Returns {0, owner} (the token is another session's: nothing written), {1} (claimed, the update conflicted) or
+# {2, the update's result, 1 if the lease was released}.
+RECORD = (
+    _as_function("update", UPDATE)
+    + _as_function("update_outbox", UPDATE_OUTBOX)
+    + """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local owner = redis.call('GET', KEYS[1])
+  if owner ~= ARGV[1] then
+    return {0, owner}
+  end
+  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+end
+local K = {KEYS[3], KEYS[4], KEYS[5], KEYS[6]}
+local A = {}
+for i = 5, #ARGV do A[#A + 1] = ARGV[i] end
+local got
+if ARGV[4] == '1' then got = update_outbox(K, A) else got = update(K, A) end
+if got == 0 then
+  return {1}
+end
+local released = 0
+if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then
+  released = redis.call('DEL', KEYS[2])
+end
+return {2, got, released}
+"""
+)
+
+# KEYS: idempotency index, its reservation lease. ARGV: session key prefix, owner, ttl ms. {2, session JSON} when
+# the key already stored a session that still exists; else the lease as ACQUIRE_GET takes it: {1} taken, {0} held
+# by another owner (wait). Standalone only: the session's key is not one of KEYS (redis_cluster.py keeps the steps).
+CLAIM_IDEMPOTENCY = """
+local sid = redis.call('GET', KEYS[1])
+if sid then
+  local data = redis.call('HGET', ARGV[1] .. sid, 'd')
+  if data then
+    return {2, data}
+  end
+end
+if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then
+  if redis.call('GET', KEYS[2]) ~= ARGV[2] then
+    return {0}
+  end
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+end
+return {1}
+"""
+
+# KEYS: an index (token, idempotency). ARGV: session key prefix. The JSON of the session it names, or nil.
+# Standalone only: the session's key is not one of KEYS (redis_cluster.py reads the index, then the session).
+READ_INDEXED = """
+local sid = redis.call('GET', KEYS[1])
+if not sid then
+  return false
+end
+return redis.call('HGET', ARGV[1] .. sid, 'd')
+"""
+
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -222,6 +314,8 @@ LIST_BATCH = 200
 
 #: How long open() waits for Redis and for the change subscription.
 CONNECT_TIMEOUT = 5.0
+#: How long a store command waits for a free connection when all of the pool's are in use (QueueingPool).
+POOL_WAIT = 5.0
 #: How long a durable write waits for its replicas (``?wait_timeout=`` seconds in the store URL).
 DEFAULT_WAIT_TIMEOUT = 0.5
 
@@ -251,6 +345,54 @@ Wrote = Callable[[Any], bool]
 
 def _always(result: Any) -> bool:
     return True
+
+
+class QueueingPool(aioredis.ConnectionPool):
+    """redis-py's connection pool, except that a command finding all ``max_connections`` in use waits for one to be
+    released (up to :data:`POOL_WAIT` seconds) instead of failing at once with ``MaxConnectionsError``.
+
+    A burst of calls (the process was starved of CPU for a moment, an open-loop client caught up) otherwise turns
+    into UNAVAILABLE errors as soon as more than ``max_connections`` (redis-py's default: 100; ``?max_connections=N``
+    in the store URL) store commands are in flight at once. The fast path (a connection free) is redis-py's own.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._turns: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.can_get_connection():
+            await self._wait_turn()
+        return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+    async def _wait_turn(self) -> None:
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + POOL_WAIT
+        first = False
+        while not self.can_get_connection():
+            left = ends - loop.time()
+            if left <= 0:
+                raise RedisConnectionError(f"no Redis connection free within {POOL_WAIT:g} s") from None
+            turn: asyncio.Future[None] = loop.create_future()
+            # A waiter woken whose connection another caller took first keeps its place at the front.
+            (self._turns.appendleft if first else self._turns.append)(turn)
+            first = True
+            try:
+                await asyncio.wait_for(turn, left)
+            except TimeoutError:
+                raise RedisConnectionError(f"no Redis connection free within {POOL_WAIT:g} s") from None
+            finally:
+                if not turn.done() or turn.cancelled():
+                    with contextlib.suppress(ValueError):
+                        self._turns.remove(turn)
+
+    async def release(self, connection: Any) -> None:
+        await super().release(connection)
+        while self._turns:
+            turn = self._turns.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
 
 
 class ReplicationTimeout(RedisTimeoutError):
@@ -292,9 +434,10 @@ class RedisStore(SessionStore):
         return f"{parts.hostname}:{parts.port or 6379}{parts.path}"
 
     def _client(self) -> Any:
-        return aioredis.Redis.from_url(
+        pool = QueueingPool.from_url(
             self.url, socket_connect_timeout=CONNECT_TIMEOUT, health_check_interval=30, decode_responses=False
         )
+        return aioredis.Redis.from_pool(pool)  # the client closes the pool with itself
 
     def _register_scripts(self) -> None:
         self._insert = self.r.register_script(INSERT)
@@ -306,6 +449,10 @@ class RedisStore(SessionStore):
         self._claim_webhooks = self.r.register_script(CLAIM_WEBHOOKS)
         self._finish_webhook = self.r.register_script(FINISH_WEBHOOK)
         self._redeliver_webhook = self.r.register_script(REDELIVER_WEBHOOK)
+        self._acquire_get = self.r.register_script(ACQUIRE_GET)
+        self._record_result = self.r.register_script(RECORD)
+        self._claim_idempotency = self.r.register_script(CLAIM_IDEMPOTENCY)
+        self._read_indexed = self.r.register_script(READ_INDEXED)
 
     async def open(self) -> None:
         self._r = self._client()
@@ -347,7 +494,10 @@ class RedisStore(SessionStore):
                     if message is None or message.get("type") != "message":
                         continue
                     try:
-                        session = AuthSession.from_dict(json.loads(message["data"]))
+                        data = json.loads(message["data"])
+                        if not self.feed.listening(data["session_id"]):
+                            continue  # nobody here watches it: every replica hears every write, most unwatched
+                        session = AuthSession.from_dict(data)
                     except (ValueError, TypeError, KeyError):
                         log.warning("ignoring a malformed change notification")
                         continue
@@ -476,8 +626,9 @@ class RedisStore(SessionStore):
         return AuthSession.from_dict(json.loads(data)) if data else None
 
     async def _get_indexed(self, key: str) -> AuthSession | None:
-        sid = await self.r.get(key)
-        return await self.get(_bytes(sid).decode()) if sid else None
+        """The session an index key names, in one script (one round trip instead of two)."""
+        data = await self._read_indexed(keys=[key], args=[self.prefix + "s:"])
+        return AuthSession.from_dict(json.loads(data)) if data else None
 
     async def get_by_token(self, token: str) -> AuthSession | None:
         return await self._get_indexed(self._token_key(token)) if token else None
@@ -532,18 +683,14 @@ class RedisStore(SessionStore):
             raise StoreUnavailable(f"shared secret {name!r} vanished from Redis")
         return _bytes(value)
 
-    async def update(self, session: AuthSession) -> AuthSession:
-        new = session.evolve(version=session.version + 1)
+    def _update_args(self, session: AuthSession, new: AuthSession) -> tuple[bool, list[str], list[Any]]:
+        """The keys and ARGV of UPDATE (no webhook records) or UPDATE_OUTBOX (the first item: which one)."""
         keys, args = self._write_args(new)
         records = self.outbox_for(new)
         if not records:
-            ok = await self._eval(self._update, keys[0], keys, [session.version, *args, new.session_id], wrote=bool)
-            if not ok:
-                raise StoreConflict(session.session_id)
-            return new
-        got = await self._eval(
-            self._update_outbox,
-            keys[0],
+            return False, keys, [session.version, *args, new.session_id]
+        return (
+            True,
             [*keys, self._due_key],
             [
                 session.version,
@@ -555,13 +702,43 @@ class RedisStore(SessionStore):
                 WEBHOOK_RETENTION,
                 *(json.dumps(r.to_strings()) for r in records),
             ],
-            wrote=bool,
         )
+
+    async def update(self, session: AuthSession) -> AuthSession:
+        new = session.evolve(version=session.version + 1)
+        outbox, keys, args = self._update_args(session, new)
+        got = await self._eval(self._update_outbox if outbox else self._update, keys[0], keys, args, wrote=bool)
         if not got:
             raise StoreConflict(session.session_id)
-        if int(got) == 2:
+        if outbox and int(got) == 2:
             self.enqueued()
         return new
+
+    async def record_result(
+        self, key: str, session: AuthSession, until: float, lease: tuple[str, str] | None = None
+    ) -> Recorded:
+        """The claim, the update and the lease release in one script (one round trip instead of three)."""
+        new = session.evolve(version=session.version + 1)
+        outbox, keys, args = self._update_args(session, new)
+        if not outbox:
+            keys.append(self._due_key)  # unused by UPDATE: keeps the update's keys at fixed positions
+        claim = self._claim_key(key)
+        lease_name, lease_owner = lease if lease is not None else ("", "")
+        got = await self._eval(
+            self._record_result,
+            claim,
+            [claim, self._lease_key(lease_name), *keys],
+            [session.session_id, _ms(until - self.clock.now()), lease_owner, "1" if outbox else "0", *args],
+            wrote=lambda r: int(r[0]) != 0,  # a claim taken (and maybe a write): must reach the replicas
+        )
+        code = int(got[0])
+        if code == 0:
+            return Recorded(_bytes(got[1]).decode(), None)
+        if code == 1:
+            raise StoreConflict(session.session_id)
+        if outbox and int(got[1]) == 2:
+            self.enqueued()
+        return Recorded(session.session_id, new, released=bool(int(got[2])))
 
     # --- webhook outbox -------------------------------------------------------------------------
 
@@ -669,6 +846,31 @@ class RedisStore(SessionStore):
             await self.r.pexpire(key, ms)
             return True
         return False
+
+    async def acquire_lease_get(
+        self, name: str, owner: str, seconds: float, session_id: str
+    ) -> tuple[bool, AuthSession | None]:
+        """The lease and the session in one script (one round trip instead of two)."""
+        got = await self._acquire_get(
+            keys=[self._lease_key(name), self._session_key(session_id)], args=[owner, _ms(seconds)]
+        )
+        if not got:
+            return False, None
+        data = got[1]
+        return True, AuthSession.from_dict(json.loads(data)) if data else None
+
+    async def claim_idempotency(self, tenant: str, key: str, owner: str, seconds: float) -> IdempotencyClaim:
+        """The look-up and the reservation in one script (one round trip instead of up to five)."""
+        if not key:
+            return await super().claim_idempotency(tenant, key, owner, seconds)
+        got = await self._claim_idempotency(
+            keys=[self._idem_key(tenant, key), self._lease_key(idempotency_lease(tenant, key))],
+            args=[self.prefix + "s:", owner, _ms(seconds)],
+        )
+        code = int(got[0])
+        if code == 2:
+            return IdempotencyClaim(session=AuthSession.from_dict(json.loads(got[1])))
+        return IdempotencyClaim(claimed=code == 1)
 
     async def release_lease(self, name: str, owner: str) -> None:
         await self._release(keys=[self._lease_key(name)], args=[owner])

@@ -72,7 +72,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..domain import AuthSession
 from ..outbox import WEBHOOK_RETENTION, DeliveryStatus, WebhookDelivery
-from .base import StoreConflict
+from .base import IdempotencyClaim, Recorded, SessionStore, StoreConflict, in_steps
 from .redis import (
     CONNECT_TIMEOUT,
     DEFAULT_WAIT_TIMEOUT,
@@ -466,6 +466,34 @@ class RedisClusterStore(RedisStore):
             raise StoreConflict(sid)
         return session
 
+    @in_steps  # timed by the operations it calls
+    async def acquire_lease_get(
+        self, name: str, owner: str, seconds: float, session_id: str
+    ) -> tuple[bool, AuthSession | None]:
+        """One script when the lease shares the session's slot (``l:exchange:{sid}`` and ``s:{sid}`` do), else the
+        two steps."""
+        if key_slot(self._lease_key(name).encode()) == key_slot(self._session_key(session_id).encode()):
+            return await super().acquire_lease_get(name, owner, seconds, session_id)
+        return await SessionStore.acquire_lease_get(self, name, owner, seconds, session_id)
+
+    async def _get_indexed(self, key: str) -> AuthSession | None:
+        """Two reads: the index lives in its own slot (``t:{token}``, ``i:{h}``), the session in its own."""
+        sid = await self.r.get(key)
+        return await self.get(_bytes(sid).decode()) if sid else None
+
+    @in_steps
+    async def claim_idempotency(self, tenant: str, key: str, owner: str, seconds: float) -> IdempotencyClaim:
+        """The separate steps: the index and the lease share a slot, but the session they point to does not."""
+        return await SessionStore.claim_idempotency(self, tenant, key, owner, seconds)
+
+    @in_steps
+    async def record_result(
+        self, key: str, session: AuthSession, until: float, lease: tuple[str, str] | None = None
+    ) -> Recorded:
+        """The separate steps (claim, then update; the caller releases the lease): the vendor-token claim lives in
+        the token's slot, the session in its own, so no one script can do both here."""
+        return await SessionStore.record_result(self, key, session, until, lease)
+
     async def update(self, session: AuthSession) -> AuthSession:
         new = session.evolve(version=session.version + 1)
         records = self.outbox_for(new)
@@ -756,7 +784,10 @@ class RedisClusterStore(RedisStore):
             if kind != b"smessage":
                 continue  # a pong
             try:
-                session = AuthSession.from_dict(json.loads(reply[2]))
+                data = json.loads(reply[2])
+                if not self.feed.listening(data["session_id"]):
+                    continue  # nobody here watches it (as in standalone: no decoding for nothing)
+                session = AuthSession.from_dict(data)
             except (ValueError, TypeError, KeyError, IndexError):
                 log.warning("ignoring a malformed change notification")
                 continue

@@ -10,15 +10,17 @@ import asyncio
 import contextlib
 import json
 import secrets
+import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 import aiosqlite
 
 from ..domain import AuthSession
 from ..outbox import WEBHOOK_RETENTION, DeliveryStatus, WebhookDelivery
-from .base import Cursor, SessionFilter, SessionStore, StoreConflict
+from .base import Cursor, IdempotencyClaim, Recorded, SessionFilter, SessionStore, StoreConflict, idempotency_lease
 from .retention import Retention
 
 SCHEMA = """
@@ -99,8 +101,52 @@ PURGE_EVERY = 60.0
 #: here wakes within this of a write by a sibling worker), and how long change rows are kept.
 FOLLOW_EVERY = 0.02
 CHANGES_KEPT_SECONDS = 300.0
+T = TypeVar("T")
+
 #: Change rows read per poll; a process further behind catches up over the next polls (watchers also resync).
 FOLLOW_BATCH = 5000
+
+
+INSERT_SESSION = (
+    "INSERT INTO sessions (session_id, tenant, token, idempotency_key, state, version, expire_at,"
+    " retain_until, data, create_time, subject_id, provider)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+UPDATE_SESSION = (
+    "UPDATE sessions SET token = ?, state = ?, version = ?, expire_at = ?, retain_until = ?, data = ?"
+    " WHERE session_id = ? AND version = ? AND retain_until >= ?"
+)
+ACQUIRE_LEASE = (
+    "INSERT INTO leases (name, owner, until) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE"
+    " SET owner = excluded.owner, until = excluded.until WHERE leases.until < ? OR leases.owner = ?"
+)
+RELEASE_LEASE = "DELETE FROM leases WHERE name = ? AND owner = ?"
+#: The primary key makes the first writer win; a claim past retention may be retaken; the owner's re-claim only
+#: lengthens it.
+CLAIM_TOKEN = (
+    "INSERT INTO vendor_claims (key, session_id, retain_until) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE"
+    " SET session_id = excluded.session_id, retain_until = max(excluded.retain_until, retain_until)"
+    " WHERE vendor_claims.retain_until < ? OR vendor_claims.session_id = excluded.session_id"
+)
+TOKEN_OWNER = "SELECT session_id FROM vendor_claims WHERE key = ? AND retain_until >= ?"
+SELECT_SESSION = "SELECT data FROM sessions WHERE session_id = ? AND retain_until >= ?"
+SELECT_IDEMPOTENT = (
+    "SELECT data FROM sessions WHERE tenant = ? AND idempotency_key = ? AND idempotency_key != '' AND retain_until >= ?"
+)
+SELECT_STATE = "SELECT state FROM sessions WHERE session_id = ? AND version = ?"
+INSERT_WEBHOOK = f"INSERT INTO webhook_deliveries ({WEBHOOK_COLUMNS}) VALUES ({', '.join('?' * len(_WEBHOOK_NAMES))})"
+
+
+def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """On the connection's thread: ``work`` between ``BEGIN IMMEDIATE`` and ``COMMIT`` (rolled back if it raises)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        out = work(conn)
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+    return out
 
 
 class SqliteStore(SessionStore):
@@ -265,19 +311,30 @@ class SqliteStore(SessionStore):
                 raise
             await self.db.commit()
 
+    async def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work`` in one write transaction (``BEGIN IMMEDIATE`` … ``COMMIT``, as :meth:`_immediate`), run whole on
+        the connection's thread: one hand-off to that thread and back instead of one per statement (three for a
+        single-statement write, up to seven for a session update with its webhook records).
+
+        ``work`` runs on aiosqlite's thread and must only use the connection it is given. The ``_writing`` lock still
+        keeps it out of a multi-statement transaction another coroutine has open (:meth:`_immediate`).
+        """
+        db = self.db
+        async with self._writing:
+            # aiosqlite runs every call through Connection._execute (its worker-thread queue); this hands it a
+            # whole transaction. Pinned by tests/test_sqlite_transactions.py.
+            return await db._execute(_in_transaction, db._conn, work)  # type: ignore[no-untyped-call,no-any-return]
+
     async def _write(self, sql: str, args: Iterable[object]) -> int:
         """One statement in its own write transaction; returns its row count."""
-        async with self._immediate():
-            cur = await self.db.execute(sql, tuple(args))
-            return cur.rowcount
+        params = tuple(args)
+        return await self._transaction(lambda conn: conn.execute(sql, params).rowcount)
 
     async def insert(self, session: AuthSession) -> AuthSession:
         await self._maybe_purge()
         for _attempt in range(2):
             rowcount = await self._write(
-                "INSERT INTO sessions (session_id, tenant, token, idempotency_key, state, version, expire_at,"
-                " retain_until, data, create_time, subject_id, provider)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                INSERT_SESSION,
                 (
                     session.session_id,
                     session.tenant,
@@ -306,9 +363,10 @@ class SqliteStore(SessionStore):
     async def _one(self, where: str, args: tuple[object, ...]) -> AuthSession | None:
         await self._maybe_purge()
         sql = f"SELECT data FROM sessions WHERE {where} AND retain_until >= ?"
-        async with self.db.execute(sql, (*args, self.clock.now())) as cur:
-            row = await cur.fetchone()
-        return AuthSession.from_dict(json.loads(row[0])) if row else None
+        rows = await self.db.execute_fetchall(sql, (*args, self.clock.now()))  # one hop: no cursor round trips
+        for row in rows:
+            return AuthSession.from_dict(json.loads(row[0]))
+        return None
 
     async def get(self, session_id: str) -> AuthSession | None:
         return await self._one("session_id = ?", (session_id,))
@@ -360,46 +418,39 @@ class SqliteStore(SessionStore):
         assert row is not None
         return bytes(row[0])
 
-    async def _update_rows(
-        self, session: AuthSession, new: AuthSession, records: list[WebhookDelivery]
-    ) -> tuple[int, bool]:
-        """The session row at its read version, and its webhook records when the state changes: (rows, written)."""
-        old_state = None
-        if records:  # the state at one version never changes: read it, then update that version only
-            sql = "SELECT state FROM sessions WHERE session_id = ? AND version = ?"
-            async with self.db.execute(sql, (session.session_id, session.version)) as c:
-                row = await c.fetchone()
-            old_state = row[0] if row else None
-        cur = await self.db.execute(
-            "UPDATE sessions SET token = ?, state = ?, version = ?, expire_at = ?, retain_until = ?, data = ?"
-            " WHERE session_id = ? AND version = ? AND retain_until >= ?",
-            (
-                new.token,
-                new.state.value,
-                new.version,
-                new.expire_time,
-                self.retain_until(new),
-                json.dumps(new.to_dict()),
-                session.session_id,
-                session.version,
-                self.clock.now(),
-            ),
-        )
-        written = bool(cur.rowcount == 1 and records and old_state != new.state.value)
-        if written:
-            marks = ", ".join("?" * len(_WEBHOOK_NAMES))
-            await self.db.executemany(
-                f"INSERT INTO webhook_deliveries ({WEBHOOK_COLUMNS}) VALUES ({marks})",
-                [_webhook_row(r) for r in records],
-            )
-        return cur.rowcount, written
+    def _update_work(self, session: AuthSession, new: AuthSession) -> Callable[[sqlite3.Connection], tuple[int, bool]]:
+        """The session row at its read version, and its webhook records when the state changes: (rows, written).
 
-    async def update(self, session: AuthSession) -> AuthSession:
-        new = session.evolve(version=session.version + 1)
-        records = self.outbox_for(new)
-        # The session and its webhook records are one transaction, so a crash can never keep one without the other.
-        async with self._immediate():
-            rows, written = await self._update_rows(session, new, records)
+        Built on the event loop (the JSON, the records), run on the connection's thread inside a transaction.
+        """
+        records = [_webhook_row(r) for r in self.outbox_for(new)]
+        params = (
+            new.token,
+            new.state.value,
+            new.version,
+            new.expire_time,
+            self.retain_until(new),
+            json.dumps(new.to_dict()),
+            session.session_id,
+            session.version,
+            self.clock.now(),
+        )
+        key, version, state = session.session_id, session.version, new.state.value
+
+        def work(conn: sqlite3.Connection) -> tuple[int, bool]:
+            old_state = None
+            if records:  # the state at one version never changes: read it, then update that version only
+                row = conn.execute(SELECT_STATE, (key, version)).fetchone()
+                old_state = row[0] if row else None
+            rowcount = conn.execute(UPDATE_SESSION, params).rowcount
+            written = bool(rowcount == 1 and records and old_state != state)
+            if written:
+                conn.executemany(INSERT_WEBHOOK, records)
+            return rowcount, written
+
+        return work
+
+    def _updated(self, session: AuthSession, new: AuthSession, rows: int, written: bool) -> AuthSession:
         if rows == 0:
             raise StoreConflict(session.session_id)
         self.feed.publish(new)
@@ -407,36 +458,102 @@ class SqliteStore(SessionStore):
             self.enqueued()
         return new
 
+    async def update(self, session: AuthSession) -> AuthSession:
+        new = session.evolve(version=session.version + 1)
+        # The session and its webhook records are one transaction, so a crash can never keep one without the other.
+        rows, written = await self._transaction(self._update_work(session, new))
+        return self._updated(session, new, rows, written)
+
+    async def record_result(
+        self, key: str, session: AuthSession, until: float, lease: tuple[str, str] | None = None
+    ) -> Recorded:
+        """The claim, the update (with its webhook records) and the lease release in one transaction."""
+        new = session.evolve(version=session.version + 1)
+        update = self._update_work(session, new)
+        sid, now = session.session_id, self.clock.now()
+
+        def work(conn: sqlite3.Connection) -> tuple[str | None, int, bool, bool]:
+            conn.execute(CLAIM_TOKEN, (key, sid, until, now))
+            row = conn.execute(TOKEN_OWNER, (key, now)).fetchone()
+            owner = str(row[0]) if row else None
+            if owner != sid:
+                return owner, 0, False, False
+            rows, written = update(conn)
+            released = False
+            if rows and lease is not None:
+                released = conn.execute(RELEASE_LEASE, lease).rowcount == 1
+            return owner, rows, written, released
+
+        owner, rows, written, released = await self._transaction(work)
+        if owner is None:  # pragma: no cover - only if the claim expired between the two statements
+            raise StoreConflict(sid)
+        if owner != sid:
+            return Recorded(owner, None)
+        return Recorded(owner, self._updated(session, new, rows, written), released=released)
+
     async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
         now = time.time()  # leases bound real vendor calls: real time, shared by processes on this host
-        rowcount = await self._write(
-            "INSERT INTO leases (name, owner, until) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE"
-            " SET owner = excluded.owner, until = excluded.until WHERE leases.until < ? OR leases.owner = ?",
-            (name, owner, now + seconds, now, owner),
-        )
-        return bool(rowcount)
+        return bool(await self._write(ACQUIRE_LEASE, (name, owner, now + seconds, now, owner)))
+
+    async def acquire_lease_get(
+        self, name: str, owner: str, seconds: float, session_id: str
+    ) -> tuple[bool, AuthSession | None]:
+        """The lease and the session's row in one transaction (one hand-off to the connection's thread)."""
+        await self._maybe_purge()
+        now = time.time()
+        lease = (name, owner, now + seconds, now, owner)
+        read = (session_id, self.clock.now())
+
+        def work(conn: sqlite3.Connection) -> tuple[bool, str | None]:
+            if not conn.execute(ACQUIRE_LEASE, lease).rowcount:
+                return False, None
+            row = conn.execute(SELECT_SESSION, read).fetchone()
+            return True, (str(row[0]) if row else None)
+
+        taken, data = await self._transaction(work)
+        return taken, AuthSession.from_dict(json.loads(data)) if data else None
+
+    async def claim_idempotency(self, tenant: str, key: str, owner: str, seconds: float) -> IdempotencyClaim:
+        """The look-up and the reservation in one transaction (one hand-off instead of three operations)."""
+        if not key:
+            return await super().claim_idempotency(tenant, key, owner, seconds)
+        await self._maybe_purge()
+        now = time.time()
+        find = (tenant, key, self.clock.now())
+        lease = (idempotency_lease(tenant, key), owner, now + seconds, now, owner)
+
+        def work(conn: sqlite3.Connection) -> tuple[bool, str | None]:
+            row = conn.execute(SELECT_IDEMPOTENT, find).fetchone()
+            if row:
+                return False, str(row[0])
+            return bool(conn.execute(ACQUIRE_LEASE, lease).rowcount), None
+
+        claimed, data = await self._transaction(work)
+        if data is not None:
+            return IdempotencyClaim(session=AuthSession.from_dict(json.loads(data)))
+        return IdempotencyClaim(claimed=claimed)
 
     async def release_lease(self, name: str, owner: str) -> None:
-        await self._write("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
+        await self._write(RELEASE_LEASE, (name, owner))
 
     async def claim_vendor_token(self, key: str, session_id: str, until: float) -> str:
-        # One statement: the primary key makes the first writer win; a claim past retention may be retaken.
-        await self._write(
-            "INSERT INTO vendor_claims (key, session_id, retain_until) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE"
-            " SET session_id = excluded.session_id, retain_until = max(excluded.retain_until, retain_until)"
-            " WHERE vendor_claims.retain_until < ? OR vendor_claims.session_id = excluded.session_id",
-            (key, session_id, until, self.clock.now()),
-        )
-        owner = await self.vendor_token_owner(key)
+        now = self.clock.now()
+
+        def work(conn: sqlite3.Connection) -> str | None:  # the claim and its read in one transaction
+            conn.execute(CLAIM_TOKEN, (key, session_id, until, now))
+            row = conn.execute(TOKEN_OWNER, (key, now)).fetchone()
+            return str(row[0]) if row else None
+
+        owner = await self._transaction(work)
         if owner is None:  # pragma: no cover - only if the claim expired between the two statements
             raise StoreConflict(session_id)
         return owner
 
     async def vendor_token_owner(self, key: str) -> str | None:
-        sql = "SELECT session_id FROM vendor_claims WHERE key = ? AND retain_until >= ?"
-        async with self.db.execute(sql, (key, self.clock.now())) as cur:
-            row = await cur.fetchone()
-        return str(row[0]) if row else None
+        rows = await self.db.execute_fetchall(TOKEN_OWNER, (key, self.clock.now()))
+        for row in rows:
+            return str(row[0])
+        return None
 
     async def count_hit(self, key: str, window_seconds: float) -> tuple[int, float]:
         """Alone on the file: counted in process. Shared with sibling workers: one counter row per key in the file,

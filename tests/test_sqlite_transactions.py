@@ -1,0 +1,115 @@
+"""SQLite: a write transaction is one hand-off to aiosqlite's thread (not one per statement), and stays one
+transaction: all or nothing, and ``BEGIN IMMEDIATE`` so a second connection on the file waits its turn."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from realauth_server.clock import Clock
+from realauth_server.domain import SessionState, VerificationResult
+from realauth_server.store.base import vendor_token_key
+from realauth_server.store.sqlite import SqliteStore
+
+from .test_store_contract import _outbox_for_transitions, make_session
+
+
+@pytest.fixture
+async def stores(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, SqliteStore]]:
+    a, b = SqliteStore(str(tmp_path / "s.db")), SqliteStore(str(tmp_path / "s.db"))  # two workers on one file
+    await a.open()
+    await b.open()
+    yield a, b
+    await a.close()
+    await b.close()
+
+
+def count_hops(store: SqliteStore) -> list[int]:
+    """Counts the calls handed to the connection's thread (aiosqlite's ``Connection._execute``)."""
+    hops = [0]
+    real = store.db._execute
+
+    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hops[0] += 1
+        return await real(fn, *args, **kwargs)
+
+    store.db._execute = counted  # type: ignore[method-assign]
+    return hops
+
+
+async def test_each_exchange_write_is_one_hop(stores: tuple[SqliteStore, SqliteStore]) -> None:
+    a, _ = stores
+    clock = Clock()
+    a.use_clock(clock)
+    a.use_outbox(_outbox_for_transitions(clock))
+    s = await a.insert(make_session(clock))
+    await a.purge()  # not due again for a minute: the counts below are the operations' own
+    hops = count_hops(a)
+    name = f"exchange:{s.session_id}"
+    taken, seen = await a.acquire_lease_get(name, "o", 5, s.session_id)
+    assert taken and seen == s and hops[0] == 1
+    result = VerificationResult(passed=True, complete_time=clock.now())
+    key = vendor_token_key("seedance", "tok")
+    recorded = await a.record_result(key, s.evolve(state=SessionState.EXCHANGED, result=result), 1e12, (name, "o"))
+    assert recorded.released and hops[0] == 2  # claim, owner read, state read, update, webhook row, release
+    assert await a.get(s.session_id) == recorded.session and hops[0] == 3
+    s2 = await a.insert(make_session(clock))
+    assert hops[0] == 4
+    await a.update(s2.evolve(state=SessionState.COMPLETED))
+    assert hops[0] == 5
+
+
+async def test_a_failing_transaction_writes_nothing(stores: tuple[SqliteStore, SqliteStore]) -> None:
+    a, b = stores
+    clock = Clock()
+    s = await a.insert(make_session(clock))
+
+    def half(conn: sqlite3.Connection) -> None:
+        conn.execute("UPDATE sessions SET state = 'exchanged' WHERE session_id = ?", (s.session_id,))
+        raise sqlite3.IntegrityError("boom")
+
+    with pytest.raises(sqlite3.IntegrityError):
+        await a._transaction(half)
+    assert await b.get(s.session_id) == s
+    await a.update(s.evolve(state=SessionState.COMPLETED))  # the connection is usable: no transaction left open
+
+
+async def test_writers_on_one_file_wait_their_turn(stores: tuple[SqliteStore, SqliteStore]) -> None:
+    """Many concurrent combined writes from two connections (two workers): none fails with "database is locked",
+    and each token is claimed by exactly one session."""
+    a, b = stores
+    clock = Clock()
+    sessions = [await a.insert(make_session(clock)) for _ in range(20)]
+    result = VerificationResult(passed=True, complete_time=clock.now())
+    keys = [vendor_token_key("seedance", f"tok-{i % 5}") for i in range(20)]
+    got = await asyncio.gather(
+        *(
+            (a if i % 2 else b).record_result(keys[i], s.evolve(state=SessionState.EXCHANGED, result=result), 1e12)
+            for i, s in enumerate(sessions)
+        )
+    )
+    assert sum(1 for r in got if r.session is not None) == 5  # one winner per token
+    for key in set(keys):
+        owners = {r.owner for r, k in zip(got, keys, strict=True) if k == key}
+        assert len(owners) == 1 and await a.vendor_token_owner(key) in owners
+
+
+async def test_an_idempotency_reservation_is_one_hop(stores: tuple[SqliteStore, SqliteStore]) -> None:
+    """The look-up and the lease in one transaction: no session can be stored between them (by a sibling worker
+    either), so the second look-up of the three-step default is not needed."""
+    a, b = stores
+    clock = Clock()
+    await a.purge()
+    hops = count_hops(a)
+    first = await a.claim_idempotency("t1", "order-1", "claim-a", 10)
+    assert first.claimed and hops[0] == 1
+    assert not (await b.claim_idempotency("t1", "order-1", "claim-b", 10)).claimed  # reserved by another worker
+    assert (await a.claim_idempotency("t1", "order-1", "claim-a", 10)).claimed  # its owner again
+    s = await a.insert(make_session(clock, idempotency_key="order-1"))
+    done = await b.claim_idempotency("t1", "order-1", "claim-b", 10)
+    assert not done.claimed and done.session == s
