@@ -162,6 +162,156 @@ def bare_grpc_main() -> None:
     run_loop(main())
 
 
+# --- child: the bare gateway -----------------------------------------------------------------------------------
+
+#: What the bare gateway can add to its plain handler, one at a time (``bench.py experiments``): each is something
+#: realauth does per call (or a server setting it uses), so the difference to the plain gateway is its cost.
+GATEWAY_FEATURES: dict[str, str] = {
+    "interceptor": "one no-op grpc.aio server interceptor",
+    "metadata": "initial metadata (x-request-id) sent before the answer, and trailing metadata",
+    "initial-metadata": "initial metadata (x-request-id) sent before the answer only (what realauth does)",
+    "code": "context.set_code(OK) and set_details",
+    "options": "realauth's server options (max pending calls 100,000, keepalive, max_connection_age, so_reuseport 0)",
+    "services": "a health servicer and reflection registered beside the service",
+    "pool": "grpc.aio.server(migration_thread_pool=a ThreadPoolExecutor)",
+    "awaits": "the handler awaits 5 more futures, each resolved on the next loop iteration",
+    "contextvars": "three ContextVars set and reset, and one copy_context()",
+    "prometheus": "a labelled counter, histogram and gauge updated per call",
+    "timeout": "asyncio.timeout(30) around the POST",
+}
+
+
+def bare_gateway_main(vendor_url: str, features: frozenset[str] = frozenset()) -> None:
+    """A minimal gRPC-to-HTTP gateway: a CreateAuthSession-shaped unary call answered by one plain aiohttp POST of
+    the Seedance create body to the canned vendor (the JSON read, a small response built). Its server CPU per call
+    is the floor of any gateway in Python; ``features`` (GATEWAY_FEATURES) add one thing realauth does at a time.
+    Prints {"target": ...} once listening; serves until stdin closes."""
+    unknown = features - set(GATEWAY_FEATURES)
+    if unknown:
+        raise SystemExit(f"unknown gateway features: {sorted(unknown)}")
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    import aiohttp
+    import grpc
+
+    from realauth.v1 import realauth_pb2 as pb
+
+    done = _stdin_closed()
+    url = vendor_url.rstrip("/") + CREATE_PATH
+    body = json.dumps(CREATE_BODY).encode()
+    headers = {"Authorization": f"Bearer {BENCH_KEY}", "Content-Type": "application/json"}
+    counter = iter(range(1, 1 << 62))
+    cvars = [contextvars.ContextVar(f"bench_{i}", default="") for i in range(3)]
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
+        metrics: tuple[Any, Any, Any] | None = None
+        if "prometheus" in features:
+            from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+            reg = CollectorRegistry()
+            metrics = (
+                Counter("bench_calls", "calls", ["action", "code"], registry=reg).labels("CreateAuthSession", "OK"),
+                Histogram("bench_seconds", "latency", ["action", "code"], registry=reg).labels(
+                    "CreateAuthSession", "OK"
+                ),
+                Gauge("bench_in_flight", "in flight", ["action"], registry=reg).labels("CreateAuthSession"),
+            )
+
+        async def post() -> dict[str, Any]:
+            async with session.post(url, data=body, headers=headers) as r:
+                r.raise_for_status()
+                return dict(json.loads(await r.read()))
+
+        async def create(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            n = next(counter)
+            started = time.monotonic()
+            tokens = [v.set(str(n)) for v in cvars] if "contextvars" in features else []
+            if tokens:
+                contextvars.copy_context()
+            if "metadata" in features or "initial-metadata" in features:
+                await context.send_initial_metadata((("x-request-id", f"req-{n}"),))
+            if metrics is not None:
+                metrics[2].inc()
+            if "awaits" in features:
+                for _ in range(5):
+                    fut = loop.create_future()
+                    loop.call_soon(fut.set_result, None)
+                    await fut
+            if "timeout" in features:
+                async with asyncio.timeout(30):
+                    data = await post()
+            else:
+                data = await post()
+            result = data["Result"]
+            if "metadata" in features:
+                context.set_trailing_metadata((("x-vendor-request-id", data["ResponseMetadata"]["RequestId"]),))
+            if "code" in features:
+                context.set_code(grpc.StatusCode.OK)
+                context.set_details("")
+            if metrics is not None:
+                metrics[2].dec()
+                metrics[0].inc()
+                metrics[1].observe(time.monotonic() - started)
+            for v, t in zip(cvars, tokens, strict=False):
+                v.reset(t)
+            return pb.CreateAuthSessionResponse(
+                session=pb.AuthSession(
+                    session_id=f"as_{n}",
+                    provider="seedance",
+                    verification_url=result["H5Link"],
+                    state=pb.AUTH_SESSION_STATE_PENDING,
+                    callback_url=request.callback_url,
+                )
+            )
+
+        class NoOp(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+            async def intercept_service(self, continuation: Any, details: Any) -> Any:
+                return await continuation(details)
+
+        kwargs: dict[str, Any] = {}
+        if "interceptor" in features:
+            kwargs["interceptors"] = [NoOp()]
+        if "options" in features:
+            sys.path[:0] = [str(ROOT / "server")]
+            from realauth_server.config import load_settings
+            from realauth_server.server import grpc_options
+
+            kwargs["options"] = grpc_options(load_settings(None, store="memory://"))
+        if "pool" in features:
+            kwargs["migration_thread_pool"] = ThreadPoolExecutor(max_workers=4)
+        server = grpc.aio.server(**kwargs)
+        service = pb.DESCRIPTOR.services_by_name["RealAuthService"].full_name
+        handlers = {
+            "CreateAuthSession": grpc.unary_unary_rpc_method_handler(
+                create,
+                request_deserializer=pb.CreateAuthSessionRequest.FromString,
+                response_serializer=pb.CreateAuthSessionResponse.SerializeToString,
+            )
+        }
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+        server.add_registered_method_handlers(service, handlers)  # as the generated code (and realauth) do
+        if "services" in features:
+            from grpc_health.v1 import health_pb2, health_pb2_grpc
+            from grpc_health.v1._async import HealthServicer
+            from grpc_reflection.v1alpha import reflection
+
+            health = HealthServicer()
+            health_pb2_grpc.add_HealthServicer_to_server(health, server)
+            names = (service, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
+            reflection.enable_server_reflection(names, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        print(json.dumps({"target": f"127.0.0.1:{port}"}), flush=True)
+        await _until(done)
+        await server.stop(0)
+        await session.close()
+
+    run_loop(main())
+
+
 # --- child: the load generator --------------------------------------------------------------------------------------
 
 
@@ -558,9 +708,12 @@ def table(seconds: float, rounds: int, out_json: Path, quick: bool = False) -> d
         vendor = Child(_me("vendor"), log)
         bare = Child(_me("bare-grpc"), log)
         redis_cm = redis_server(work) if "redis" in stores else None
+        gateway: Child | None = None
         try:
             vendor_url = json.loads(vendor.line(30))["url"]
             bare_target = json.loads(bare.line(30))["target"]
+            gateway = Child(_me("bare-gateway", "--target", vendor_url), log)
+            gateway_target = json.loads(gateway.line(30))["target"]
             redis_url = redis_cm.__enter__() if redis_cm else ""
             urls = {"memory": "memory://", "sqlite": f"sqlite:///{work}/bench.db", "redis": redis_url}
             warm = 100 if quick else 300
@@ -571,6 +724,9 @@ def table(seconds: float, rounds: int, out_json: Path, quick: bool = False) -> d
                 )
                 raw.setdefault("floor_post", []).append(
                     measure(LoadSpec("post", vendor_url, seconds, warmup=warm), None, log, self_cpu=True)
+                )
+                raw.setdefault("gateway", []).append(
+                    measure(LoadSpec("create", gateway_target, seconds, warmup=warm), gateway.pid, log)
                 )
                 if not quick:
                     raw.setdefault("post_shipped", []).append(
@@ -588,6 +744,7 @@ def table(seconds: float, rounds: int, out_json: Path, quick: bool = False) -> d
                     finally:
                         ra.stop()
             floor = med(raw["floor_grpc"], "cpu_ms") + med(raw["floor_post"], "cpu_ms")
+            gateway_ms = med(raw["gateway"], "cpu_ms")
             rows: dict[str, Any] = {}
             for key, runs in raw.items():
                 rows[key] = {
@@ -598,8 +755,10 @@ def table(seconds: float, rounds: int, out_json: Path, quick: bool = False) -> d
                 }
                 if key.startswith(("create_", "exchange_")):
                     rows[key]["ratio"] = round(rows[key]["cpu_ms"] / floor, 2)
+                    rows[key]["ratio_gateway"] = round(rows[key]["cpu_ms"] / gateway_ms, 2) if gateway_ms else 0.0
                     rows[key]["per_core"] = round(1000 / rows[key]["cpu_ms"], 0) if rows[key]["cpu_ms"] else 0
             results["floor_ms"] = round(floor, 3)
+            results["gateway_ms"] = round(gateway_ms, 3)
             results["rows"] = rows
             if not quick:
                 results["latency"] = latency_rows(work, log, rows, urls, stores, vendor_url, bare_target, seconds)
@@ -611,6 +770,8 @@ def table(seconds: float, rounds: int, out_json: Path, quick: bool = False) -> d
                 redis_cm.__exit__(None, None, None)
             vendor.stop()
             bare.stop()
+            if gateway is not None:
+                gateway.stop()
     print_table(results)
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(results, indent=2) + "\n")
@@ -742,10 +903,11 @@ def print_table(res: dict[str, Any]) -> None:
     print(f"\nload average at the end: {load:.2f} (at the start {res['machine']['loadavg_at_start']:.2f}; 2 cores)")
     rows = res["rows"]
     floor = res["floor_ms"]
-    print(f"\n{'':<34} {'CPU/call':>10} {'x floors':>9} {'calls/s':>9} {'per core':>9} {'errors':>7}")
+    print(f"\n{'':<34} {'CPU/call':>10} {'x floors':>9} {'x gateway':>10} {'calls/s':>9} {'per core':>9} {'errors':>7}")
     names = {
         "floor_grpc": "floor: bare grpc.aio (server)",
         "floor_post": "floor: bare aiohttp POST (client)",
+        "gateway": "bare gateway (server)",
         "post_shipped": "httpx + httpx-aiohttp POST (client)",
     }
     for key, row in rows.items():
@@ -753,12 +915,13 @@ def print_table(res: dict[str, Any]) -> None:
             key, key.replace("_", " ").replace("create", "CreateAuthSession").replace("exchange", "ExchangeToken")
         )
         ratio = f"x{row['ratio']:.2f}" if "ratio" in row else ""
+        ratio_gw = f"x{row['ratio_gateway']:.2f}" if "ratio_gateway" in row else ""
         per_core = f"{row['per_core']:.0f}" if "per_core" in row else ""
         print(
-            f"{label:<34} {row['cpu_ms']:>7.3f} ms {ratio:>9} {row['throughput']:>9.0f}"
+            f"{label:<34} {row['cpu_ms']:>7.3f} ms {ratio:>9} {ratio_gw:>10} {row['throughput']:>9.0f}"
             f" {per_core:>9} {row['errors']:>7}"
         )
-    print(f"(floors added: {floor:.3f} ms)")
+    print(f"(floors added: {floor:.3f} ms; bare gateway: {res.get('gateway_ms', 0.0):.3f} ms)")
     if res.get("latency"):
         print(
             f"\n{'open loop at half saturation':<34} {'rate/s':>8} {'p50 ms':>8} {'p99 ms':>8}"
@@ -865,4 +1028,65 @@ def parts(raw: Path) -> dict[str, int]:
                 name = hit
                 break
         out[name] = out.get(name, 0) + int(count)
+    return out
+
+
+#: The features that together are what realauth's gRPC side does per create (it sends x-request-id before the
+#: answer, sets no code on success, runs no migration pool).
+REALAUTH_LIKE = ("interceptor", "initial-metadata", "options", "services", "contextvars", "prometheus", "timeout")
+
+
+def experiments(seconds: float, rounds: int, chosen: list[str] | None, out_json: Path) -> dict[str, Any]:
+    """The bare gateway with one of realauth's per-call costs added at a time, measured back to back against the
+    plain gateway (a fresh process each window, rounds interleaved, medians), and realauth itself in the same run."""
+    variants = ["", *(chosen or [*GATEWAY_FEATURES, ",".join(REALAUTH_LIKE)])]
+    raw: dict[str, list[dict[str, Any]]] = {}
+    load = os.getloadavg()[0]
+    print(f"{rounds} rounds x {seconds:g} s, 50 concurrent callers, load {load:.2f}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="realauth-exp-") as tmp:
+        work = Path(tmp)
+        log = work / "children.log"
+        vendor = Child(_me("vendor"), log)
+        try:
+            url = json.loads(vendor.line(30))["url"]
+            for r in range(rounds):
+                print(f"round {r + 1}/{rounds} ...", flush=True)
+                for v in variants:
+                    gw = Child(_me("bare-gateway", "--target", url, "--features", v), log)
+                    try:
+                        target = json.loads(gw.line(30))["target"]
+                        raw.setdefault(v, []).append(measure(LoadSpec("create", target, seconds), gw.pid, log))
+                    finally:
+                        gw.stop()
+                ra = Realauth(work, "memory://", url)
+                ra.start()
+                try:
+                    raw.setdefault("realauth", []).append(measure(LoadSpec("create", ra.target, seconds), ra.pid, log))
+                finally:
+                    ra.stop()
+        finally:
+            vendor.stop()
+    plain = med(raw[""], "cpu_ms")
+    rows: dict[str, dict[str, Any]] = {
+        (k or "plain"): {
+            "cpu_ms": round(med(runs, "cpu_ms"), 3),
+            "delta_ms": round(med(runs, "cpu_ms") - plain, 3),
+            "all_ms": [run["cpu_ms"] for run in runs],
+            "throughput": round(med(runs, "throughput"), 1),
+            "errors": sum(sum(run["errors"].values()) for run in runs),
+        }
+        for k, runs in raw.items()
+    }
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
+    print(f"\n{'experiment':<44} {'CPU/call':>10} {'delta':>9} {'calls/s':>8} {'errors':>6}  rounds")
+    for k, row in rows.items():
+        label = "realauth-like: " + "+".join(REALAUTH_LIKE) if k == ",".join(REALAUTH_LIKE) else k
+        print(
+            f"{label[:44]:<44} {row['cpu_ms']:>7.3f} ms {row['delta_ms']:>+9.3f} {row['throughput']:>8.0f}"
+            f" {row['errors']:>6}  {', '.join(f'{x:.3f}' for x in row['all_ms'])}"
+        )
+    out = {"seconds": seconds, "rounds": rounds, "loadavg_at_start": load, "rows": rows}
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\nJSON: {out_json}")
     return out
