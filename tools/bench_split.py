@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import platform
 import re
+import secrets
 import shutil
 import socket
 import statistics
@@ -178,7 +180,50 @@ GATEWAY_FEATURES: dict[str, str] = {
     "contextvars": "three ContextVars set and reset, and one copy_context()",
     "prometheus": "a labelled counter, histogram and gauge updated per call",
     "timeout": "asyncio.timeout(30) around the POST",
+    "logs": "three JSON log records per call through logging.StreamHandler(stderr): one write(2) each",
+    "logs-batched": "the same three records, written with one write(2) per event-loop iteration",
+    "ids": "two ids from secrets.token_urlsafe(16) per call (a getrandom(2) each)",
 }
+
+
+class _JsonLines(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"ts": record.created, "level": record.levelname, "logger": record.name, "msg": record.getMessage()}
+        out.update({k: v for k, v in record.__dict__.items() if k in ("request_id", "action", "n")})
+        return json.dumps(out)
+
+
+class _PerIterationHandler(logging.Handler):
+    """Collects the formatted records and writes them with one write(2) at the end of the loop iteration."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.lines:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.lines.append(self.format(record) + "\n")
+
+    def flush(self) -> None:
+        if self.lines:
+            data, self.lines = "".join(self.lines), []
+            os.write(2, data.encode())
+
+
+def _gateway_logger(features: frozenset[str]) -> logging.Logger | None:
+    """The "logs" experiments' logger (stderr is the harness's log file, as for ``realauth serve``)."""
+    if not features & {"logs", "logs-batched"}:
+        return None
+    logging._srcfile = None  # as realauth's logs.py: no caller lookup, thread or process fields
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    handler = _PerIterationHandler() if "logs-batched" in features else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonLines())
+    logger = logging.getLogger("bench.gateway")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger
 
 
 def bare_gateway_main(vendor_url: str, features: frozenset[str] = frozenset()) -> None:
@@ -202,6 +247,7 @@ def bare_gateway_main(vendor_url: str, features: frozenset[str] = frozenset()) -
     body = json.dumps(CREATE_BODY).encode()
     headers = {"Authorization": f"Bearer {BENCH_KEY}", "Content-Type": "application/json"}
     counter = iter(range(1, 1 << 62))
+    records = _gateway_logger(features)
     cvars = [contextvars.ContextVar(f"bench_{i}", default="") for i in range(3)]
 
     async def main() -> None:
@@ -246,6 +292,11 @@ def bare_gateway_main(vendor_url: str, features: frozenset[str] = frozenset()) -
             else:
                 data = await post()
             result = data["Result"]
+            if records is not None:
+                for msg in ("vendor call", "session created", "rpc"):
+                    records.info(msg, extra={"request_id": f"req-{n}", "action": "CreateAuthSession", "n": n})
+            if "ids" in features:
+                secrets.token_urlsafe(16), secrets.token_urlsafe(16)
             if "metadata" in features:
                 context.set_trailing_metadata((("x-vendor-request-id", data["ResponseMetadata"]["RequestId"]),))
             if "code" in features:
@@ -541,7 +592,9 @@ def _me(*args: str) -> list[str]:
     return [sys.executable, str(ROOT / "tools" / "bench.py"), *args]
 
 
-def measure(spec: LoadSpec, watched: int | None, log: Path, self_cpu: bool = False) -> dict[str, Any]:
+def measure(
+    spec: LoadSpec, watched: int | None, log: Path, self_cpu: bool = False, on_go: Callable[[], Any] | None = None
+) -> dict[str, Any]:
     """Run one load window; CPU per call of ``watched`` (or of the load generator itself when ``self_cpu``)."""
     cmd = _me("load", "--rpc", spec.rpc, "--target", spec.target, "--seconds", str(spec.seconds))
     cmd += ["--concurrency", str(spec.concurrency), "--rate", str(spec.rate), "--warmup", str(spec.warmup)]
@@ -552,6 +605,8 @@ def measure(spec: LoadSpec, watched: int | None, log: Path, self_cpu: bool = Fal
         if ready != "ready":
             raise RuntimeError(f"load generator said {ready!r}")
         pid = child.pid if self_cpu else watched
+        if on_go is not None:  # a profiler attached now samples the window only, not the warm-up
+            on_go()
         before = cpu_seconds(pid) if pid else 0.0
         child.send("go\n")
         result: dict[str, Any] = json.loads(child.line(timeout=spec.seconds + 120))
@@ -955,33 +1010,66 @@ def print_table(res: dict[str, Any]) -> None:
         )
 
 
-def profile(rpc: str, store: str, seconds: float, top: int = 40) -> None:
-    """py-spy on ``realauth serve`` under the closed-loop load: the functions by inclusive share of samples."""
+def profile(
+    rpc: str, store: str, seconds: float, top: int = 40, native: bool = False, server: str = "realauth"
+) -> None:
+    """py-spy on ``realauth serve`` (or the bare gateway) under the closed-loop load: the functions by inclusive
+    share of samples. ``native``: py-spy samples native frames too (``--native``) and the samples are grouped by
+    library, and a second window runs ``perf record`` (when perf is there) for the split by shared object and
+    thread, kernel included."""
     spy = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
+    if server not in ("realauth", "gateway"):
+        raise SystemExit("--server is realauth or gateway")
+    if server == "gateway" and rpc != "create":
+        raise SystemExit("the bare gateway answers creates only (--rpc create)")
+    name = f"{server}-{rpc}-{store.split(':')[0]}" + ("-native" if native else "")
+    keep = ROOT / "var" / f"profile-{name}.txt"
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    perf_keep = ROOT / "var" / f"perf-{name}.txt"
+    perf_got: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="realauth-prof-") as tmp:
         work = Path(tmp)
         log = work / "children.log"
         vendor = Child(_me("vendor"), log)
         try:
             url = json.loads(vendor.line(30))["url"]
-            db = {"memory": "memory://", "sqlite": f"sqlite:///{work}/p.db"}.get(store, store)
-            ra = Realauth(work, db, url)
-            ra.start()
+            ra: Realauth | None = None
+            gw: Child | None = None
+            if server == "gateway":
+                gw = Child(_me("bare-gateway", "--target", url), log)
+                target, pid = json.loads(gw.line(30))["target"], gw.pid
+            else:
+                db = {"memory": "memory://", "sqlite": f"sqlite:///{work}/p.db"}.get(store, store)
+                ra = Realauth(work, db, url)
+                ra.start()
+                target, pid = ra.target, ra.pid
             try:
                 out = work / "raw.txt"
-                cmd = [spy, "record", "--pid", str(ra.pid), "--duration", str(int(seconds)), "--rate", "250"]
-                cmd += ["--format", "raw", "--output", str(out), "--nonblocking"]
-                sampler = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                cmd = [spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250"]
+                # --native unwinds the C stacks, which needs the threads paused while each sample is taken
+                cmd += ["--format", "raw", "--output", str(out)] + (["--native"] if native else ["--nonblocking"])
+                samplers: list[subprocess.Popen[bytes]] = []
+
+                def attach() -> None:  # when the window starts: the warm-up is not sampled
+                    samplers.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log.open("ab")))
+
                 prepare = int(700 * (seconds + 2)) if rpc == "exchange" else 0
-                got = measure(LoadSpec(rpc, ra.target, seconds + 2, warmup=300, prepare=prepare), ra.pid, log)
-                sampler.wait(timeout=60)
+                spec = LoadSpec(rpc, target, seconds + 2, warmup=300, prepare=prepare)
+                got = measure(spec, pid, log, on_go=attach)
+                samplers[0].wait(timeout=60)
+                if not out.exists():
+                    raise RuntimeError(f"py-spy wrote no profile:\n{log.read_text(errors='replace')[-2000:]}")
+                shutil.copy(out, keep)
+                perf = shutil.which("perf")
+                if native and perf:
+                    perf_got = _perf_windows(perf, rpc, target, pid, seconds, prepare, work, log, perf_keep)
             finally:
-                ra.stop()
+                if ra is not None:
+                    ra.stop()
+                if gw is not None:
+                    gw.stop()
         finally:
             vendor.stop()
-        keep = ROOT / "var" / f"profile-{rpc}-{store.split(':')[0]}.txt"
-        keep.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(out, keep)
     inclusive: dict[str, int] = {}
     total = 0
     for line in keep.read_text().splitlines():
@@ -991,13 +1079,181 @@ def profile(rpc: str, store: str, seconds: float, top: int = 40) -> None:
         # by function (the line numbers dropped), each counted once per sample
         for frame in {re.sub(r":\d+\)$", ")", f) for f in stack.split(";")}:
             inclusive[frame] = inclusive.get(frame, 0) + n
-    print(f"{rpc} {store}: {got['cpu_ms']:.3f} ms CPU/call, {got['throughput']:.0f}/s; {total} samples ({keep})")
+    print(
+        f"{server} {rpc} {store}: {got['cpu_ms']:.3f} ms CPU/call, {got['throughput']:.0f}/s; {total} samples ({keep})"
+    )
     print("\nwhere the CPU goes (each sample to the innermost frame of a known part):")
     for part, n in sorted(parts(keep).items(), key=lambda kv: -kv[1]):
         print(f"{100 * n / total:6.1f}%  {n / total * got['cpu_ms']:6.3f} ms  {part}")
+    if native:
+        print(
+            "\nby library (py-spy --native: each sample to its innermost frame's library; in this mode py-spy counts"
+            "\na thread blocked in a system call as busy, so the libc share is mostly waiting: perf below counts CPU):"
+        )
+        for lib, n in sorted(libraries(keep).items(), key=lambda kv: -kv[1]):
+            print(f"{100 * n / total:6.1f}%  {n / total * got['cpu_ms']:6.3f} ms  {lib}")
+    if perf_got is not None:
+        print_perf(perf_keep, perf_got, pid)
     print("\nfunctions by inclusive share:")
     for frame, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
         print(f"{100 * n / total:6.1f}%  {frame}")
+
+
+#: Libraries of a native frame (py-spy --native names a frame "function (file:line)" or "function (library)").
+LIBRARIES = (
+    ("cygrpc (grpc.aio's Cython layer and gRPC C-core, one shared object)", ("cygrpc", "grpc_", "grpc::", "absl")),
+    ("uvloop (its Cython layer and libuv)", ("uvloop", "uv_", "uv__")),
+    ("libpython (the interpreter)", ("libpython", "_Py", "Py")),
+    ("libssl / libcrypto", ("libssl", "libcrypto")),
+    ("libc and kernel entry (syscalls)", ("libc.so", "libc-", "__libc", "syscall", "epoll", "__GI_")),
+)
+
+
+def libraries(raw: Path) -> dict[str, int]:
+    """Samples per library of the innermost frame (py-spy --native); a Python frame innermost is "Python code"."""
+    out: dict[str, int] = {}
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        inner = stack.rsplit(";", 1)[-1]
+        name = "Python code (innermost frame is a .py function)" if ".py:" in inner else "other native"
+        if ".py:" not in inner:
+            name = next((lib for lib, needles in LIBRARIES if any(n in inner for n in needles)), name)
+        out[name] = out.get(name, 0) + int(count)
+    return out
+
+
+def _perf_windows(
+    perf: str, rpc: str, target: str, pid: int, seconds: float, prepare: int, work: Path, log: Path, keep: Path
+) -> dict[str, Any]:
+    """Two more load windows: ``perf record -e cpu-clock`` (every thread, kernel included: where the CPU is, by
+    thread, shared object and symbol) and ``perf trace -s`` (the system calls, counted per thread)."""
+    data = work / "perf.data"
+    secs = str(int(seconds))
+    spec = LoadSpec(rpc, target, seconds + 2, warmup=300, prepare=prepare)
+    cmd = [perf, "record", "-e", "cpu-clock", "-F", "499", "-p", str(pid), "-o", str(data), "--", "sleep", secs]
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def attach(cmd: list[str]) -> Callable[[], None]:
+        return lambda: procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log.open("ab")))
+
+    # each profiler runs for ``seconds`` inside a window of ``seconds + 2``: every sample is under load
+    got = measure(spec, pid, log, on_go=attach(cmd))
+    procs.pop().wait(timeout=60)
+    report = subprocess.run(
+        [perf, "report", "-i", str(data), "--sort", "pid,dso,sym", "--stdio", "-q"],
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    trace_out = work / "trace.txt"
+    cmd = [perf, "trace", "-s", "-p", str(pid), "-o", str(trace_out), "--", "sleep", secs]
+    traced = measure(spec, pid, log, on_go=attach(cmd))
+    procs.pop().wait(timeout=60)
+    trace = trace_out.read_text(errors="replace") if trace_out.exists() else ""
+    keep.write_text(
+        f"# perf record window: {got['calls']} calls, {got['cpu_ms']} ms CPU/call\n"
+        + report.stdout.decode(errors="replace")
+        + f"\n# perf trace -s window: {traced['calls']} calls in {traced['elapsed_s']} s"
+        f" (the trace's own window: {secs} s)\n" + trace
+    )
+    got["trace_calls_per_s"] = traced["throughput"]
+    got["trace_seconds"] = int(seconds)
+    return got
+
+
+PERF_LINE = re.compile(r"^\s*([\d.]+)%\s+(\d+):(\S+)\s+(\S+)\s+\[(.)\]\s+(.*?)\s*$")
+
+
+def perf_rows(report: str, pid: int) -> list[tuple[float, str, str, str]]:
+    """``perf report --sort pid,dso,sym -q`` (perf's "pid" is the thread id) as (percent, thread, object,
+    symbol); the thread is "main" for the event loop's (tid = pid), "python" for the other Python threads, else its
+    name (gRPC core's own threads)."""
+    out = []
+    for line in report.splitlines():
+        m = PERF_LINE.match(line)
+        if not m:
+            continue
+        share, tid, comm, dso, _, sym = m.groups()
+        thread = "main" if int(tid) == pid else comm
+        out.append((float(share), thread, dso, sym))
+    return out
+
+
+def _lib(dso: str, sym: str) -> str:
+    if dso.startswith("[kernel"):
+        return "kernel"
+    if dso.startswith("libpython"):
+        if sym.startswith("_PyEval_EvalFrameDefault"):
+            return "libpython: bytecode (_PyEval_EvalFrameDefault)"
+        if sym.startswith(("gc_", "visit_", "deduce_unreachable", "move_", "subtract_refs", "update_refs")):
+            return "libpython: garbage collector"
+        return "libpython: runtime (objects, calls, dicts, allocation)"
+    if dso.startswith("cygrpc"):
+        return "cygrpc (grpc.aio's Cython layer + gRPC C-core, stripped)"
+    if dso.startswith("loop.cpython"):
+        return "uvloop (Cython + libuv)"
+    if dso.startswith(("libc.so", "libc-")):
+        return "libc"
+    if dso.startswith(("libssl", "libcrypto")):
+        return "libssl/libcrypto"
+    return "other extensions (" + dso.split(".", 1)[0] + ")"
+
+
+def perf_summary(report: str, pid: int) -> dict[str, dict[str, float]]:
+    """Percent of the samples by thread and by library (``_lib``)."""
+    out: dict[str, dict[str, float]] = {}
+    for share, thread, dso, sym in perf_rows(report, pid):
+        lib = _lib(dso, sym)
+        if lib.startswith("other extensions"):
+            lib = "other extensions (aiohttp, multidict, yarl, protobuf, _asyncio, _json, ...)"
+        by = out.setdefault(thread, {})
+        by[lib] = by.get(lib, 0.0) + share
+    return out
+
+
+TRACE_LINE = re.compile(r"^\s+([a-z_0-9]+)\s+(\d+)\s+(\d+)\s+([\d.]+)")
+TRACE_THREAD = re.compile(r"^\s*(\S+) \((\d+)\), (\d+) events")
+
+
+def trace_counts(trace: str, pid: int) -> dict[str, dict[str, int]]:
+    """``perf trace -s`` output as {thread: {syscall: calls}} (thread named as in :func:`perf_rows`)."""
+    out: dict[str, dict[str, int]] = {}
+    thread = ""
+    for line in trace.splitlines():
+        t = TRACE_THREAD.match(line)
+        if t:
+            thread = "main" if int(t.group(2)) == pid else t.group(1)
+            continue
+        m = TRACE_LINE.match(line)
+        if m and thread:
+            by = out.setdefault(thread, {})
+            by[m.group(1)] = by.get(m.group(1), 0) + int(m.group(2))
+    return out
+
+
+def print_perf(keep: Path, got: dict[str, Any], pid: int) -> None:
+    text = keep.read_text()
+    report, _, trace = text.partition("\n# perf trace -s window")
+    ms = got["cpu_ms"]
+    print(f"\nby thread and library (perf record -e cpu-clock, its own window: {ms:.3f} ms CPU/call; {keep}):")
+    summary = perf_summary(report, pid)
+    for thread, libs in sorted(summary.items(), key=lambda kv: -sum(kv[1].values())):
+        total = sum(libs.values())
+        print(f"{total:6.1f}%  {total / 100 * ms:6.3f} ms  thread {thread}")
+        for lib, share in sorted(libs.items(), key=lambda kv: -kv[1]):
+            if share >= 0.3:
+                print(f"  {share:6.1f}%  {share / 100 * ms:6.3f} ms  {lib}")
+    print("\ntop symbols (perf):")
+    for share, thread, dso, sym in sorted(perf_rows(report, pid), reverse=True)[:25]:
+        print(f"{share:6.2f}%  {thread:<14} {dso[:30]:<30} {sym[:60]}")
+    calls = got.get("trace_calls_per_s", 0.0) * got.get("trace_seconds", 0)
+    counts = trace_counts(trace, pid)
+    if counts and calls:
+        print(f"\nsystem calls per call (perf trace -s, ≈ {calls:.0f} calls in its window):")
+        for thread, by in counts.items():
+            per = {k: v / calls for k, v in by.items()}
+            top = ", ".join(f"{k} {v:.2f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.05)
+            print(f"  {thread:<14} {sum(per.values()):5.2f}: {top}")
 
 
 #: Parts of a call, matched against a sample's frames from the innermost outwards (the first match wins).
