@@ -1305,15 +1305,26 @@ def experiments(seconds: float, rounds: int, chosen: list[str] | None, out_json:
         vendor = Child(_me("vendor"), log)
         try:
             url = json.loads(vendor.line(30))["url"]
+
+            def window(features: str) -> dict[str, Any]:
+                gw = Child(_me("bare-gateway", "--target", url, "--features", features), log)
+                try:
+                    target = json.loads(gw.line(30))["target"]
+                    return measure(LoadSpec("create", target, seconds), gw.pid, log)
+                finally:
+                    gw.stop()
+
             for r in range(rounds):
                 print(f"round {r + 1}/{rounds} ...", flush=True)
-                for v in variants:
-                    gw = Child(_me("bare-gateway", "--target", url, "--features", v), log)
-                    try:
-                        target = json.loads(gw.line(30))["target"]
-                        raw.setdefault(v, []).append(measure(LoadSpec("create", target, seconds), gw.pid, log))
-                    finally:
-                        gw.stop()
+                before = window("")
+                raw.setdefault("", []).append(before)
+                for v in variants[1:]:
+                    got = window(v)
+                    after = window("")  # the plain gateway again: each variant sits between two plain windows
+                    raw[""].append(after)
+                    got["paired_delta_ms"] = got["cpu_ms"] - (before["cpu_ms"] + after["cpu_ms"]) / 2
+                    raw.setdefault(v, []).append(got)
+                    before = after
                 ra = Realauth(work, "memory://", url)
                 ra.start()
                 try:
@@ -1326,7 +1337,9 @@ def experiments(seconds: float, rounds: int, chosen: list[str] | None, out_json:
     rows: dict[str, dict[str, Any]] = {
         (k or "plain"): {
             "cpu_ms": round(med(runs, "cpu_ms"), 3),
-            "delta_ms": round(med(runs, "cpu_ms") - plain, 3),
+            # the median over the rounds of (variant - the mean of the plain windows just before and after it)
+            "delta_ms": round(med(runs, "paired_delta_ms"), 3) if k and k != "realauth" else 0.0,
+            "plain_delta_ms": round(med(runs, "cpu_ms") - plain, 3),
             "all_ms": [run["cpu_ms"] for run in runs],
             "throughput": round(med(runs, "throughput"), 1),
             "errors": sum(sum(run["errors"].values()) for run in runs),
@@ -1334,11 +1347,16 @@ def experiments(seconds: float, rounds: int, chosen: list[str] | None, out_json:
         for k, runs in raw.items()
     }
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
+    print(
+        "\ndelta: the median over the rounds of (variant - the mean of the plain windows just before and after);"
+        "\nthe realauth row's delta is its median less the plain gateway's median"
+    )
     print(f"\n{'experiment':<44} {'CPU/call':>10} {'delta':>9} {'calls/s':>8} {'errors':>6}  rounds")
     for k, row in rows.items():
-        label = "realauth-like: " + "+".join(REALAUTH_LIKE) if k == ",".join(REALAUTH_LIKE) else k
+        label = "realauth-like: " + "+".join(REALAUTH_LIKE) if k == ",".join(REALAUTH_LIKE) else (k or "plain")
+        delta = row["plain_delta_ms"] if k == "realauth" else row["delta_ms"]
         print(
-            f"{label[:44]:<44} {row['cpu_ms']:>7.3f} ms {row['delta_ms']:>+9.3f} {row['throughput']:>8.0f}"
+            f"{label[:44]:<44} {row['cpu_ms']:>7.3f} ms {delta:>+9.3f} {row['throughput']:>8.0f}"
             f" {row['errors']:>6}  {', '.join(f'{x:.3f}' for x in row['all_ms'])}"
         )
     out = {"seconds": seconds, "rounds": rounds, "loadavg_at_start": load, "rows": rows}
