@@ -460,6 +460,7 @@ def main() -> None:
             "load",
             "profile",
             "experiments",
+            "instructions",
         ),
     )
     parser.add_argument("-n", type=int, default=1000, help="calls per measurement (default 1000)")
@@ -505,6 +506,9 @@ def main() -> None:
     elif args.scenario == "experiments":
         chosen = [f for f in args.features.split(",") if f] or None
         bench_split.experiments(args.seconds, args.rounds, chosen, Path(args.json).with_name("experiments.json"))
+    elif args.scenario == "instructions":
+        chosen = [f for f in args.features.split(",") if f] or None
+        bench_split.instructions(args.seconds, chosen, Path(args.json).with_name("instructions.json"))
     elif args.scenario == "vendor":
         bench_split.vendor_main(args.latency if "--latency" in sys.argv else 0.0)
     elif args.scenario == "bare-grpc":

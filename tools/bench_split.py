@@ -549,9 +549,9 @@ async def _make_call(spec: LoadSpec) -> tuple[Callable[[Any], Any], Callable[[],
 class Child:
     """A child process whose stdout is read line by line (JSON lines or "ready")."""
 
-    def __init__(self, cmd: list[str], log: Path | None = None, nice: int = 0) -> None:
+    def __init__(self, cmd: list[str], log: Path | None = None, nice: int = 0, wrap: list[str] | None = None) -> None:
         err = log.open("ab") if log else subprocess.DEVNULL
-        prefix = ["nice", "-n", str(nice)] if nice else []
+        prefix = (["nice", "-n", str(nice)] if nice else []) + (wrap or [])
         self.proc = subprocess.Popen(
             prefix + cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, cwd=ROOT, bufsize=0
         )
@@ -627,6 +627,10 @@ class Realauth:
     store: str
     vendor_url: str = ""  # empty: sandbox mode (the built-in emulators inside realauth)
     extra: list[str] = field(default_factory=list)
+    #: benchmark-only patches (tools/bench_patches/sitecustomize.py), e.g. ["no-initial-metadata"]
+    patches: list[str] = field(default_factory=list)
+    #: a command to run it under (valgrind): then started as ``python -m realauth_server``, slower to serve
+    wrap: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     target: str = ""
     started: float = 0.0
@@ -640,13 +644,20 @@ class Realauth:
         )
         self.log = self.work / f"serve-{time.monotonic_ns()}.log"
         port = free_port()
-        cmd = [REALAUTH, "serve", "--config", str(cfg), "--store", self.store, "--host", "127.0.0.1"]
+        program = [*self.wrap, sys.executable, "-m", "realauth_server"] if self.wrap else [REALAUTH]
+        cmd = [*program, "serve", "--config", str(cfg), "--store", self.store, "--host", "127.0.0.1"]
         cmd += ["--port", str(port), "--http-port", "0", "--log-format", "json", *self.extra]
         self.started = time.monotonic()
+        env = None
+        if self.patches:
+            env = dict(os.environ, REALAUTH_BENCH_PATCH=",".join(self.patches))
+            env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(ROOT / "tools" / "bench_patches"), env.get("PYTHONPATH")])
+            )
         with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=out, cwd=self.work)
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=out, cwd=self.work, env=env)
         self.target = f"127.0.0.1:{port}"
-        self.ready_s = wait_serving(self.target, self.proc, self.started)
+        self.ready_s = wait_serving(self.target, self.proc, self.started, 120.0 if self.wrap else 30.0)
         # CPU spent until SERVING: on a busy machine the wall time mostly measures the others' load.
         self.ready_cpu_s = cpu_seconds(self.proc.pid)
 
@@ -1292,10 +1303,14 @@ def parts(raw: Path) -> dict[str, int]:
 REALAUTH_LIKE = ("interceptor", "initial-metadata", "options", "services", "contextvars", "prometheus", "timeout")
 
 
+#: realauth itself with one benchmark-only patch (tools/bench_patches/sitecustomize.py), paired with plain realauth.
+REALAUTH_PATCHES = ("realauth:no-initial-metadata", "realauth:batched-stderr")
+
+
 def experiments(seconds: float, rounds: int, chosen: list[str] | None, out_json: Path) -> dict[str, Any]:
     """The bare gateway with one of realauth's per-call costs added at a time, measured back to back against the
     plain gateway (a fresh process each window, rounds interleaved, medians), and realauth itself in the same run."""
-    variants = ["", *(chosen or [*GATEWAY_FEATURES, ",".join(REALAUTH_LIKE)])]
+    variants = ["", *(chosen or [*GATEWAY_FEATURES, ",".join(REALAUTH_LIKE), *REALAUTH_PATCHES]), "realauth"]
     raw: dict[str, list[dict[str, Any]]] = {}
     load = os.getloadavg()[0]
     print(f"{rounds} rounds x {seconds:g} s, 50 concurrent callers, load {load:.2f}", flush=True)
@@ -1306,8 +1321,16 @@ def experiments(seconds: float, rounds: int, chosen: list[str] | None, out_json:
         try:
             url = json.loads(vendor.line(30))["url"]
 
-            def window(features: str) -> dict[str, Any]:
-                gw = Child(_me("bare-gateway", "--target", url, "--features", features), log)
+            def window(variant: str) -> dict[str, Any]:
+                if variant.startswith("realauth"):  # "realauth" or "realauth:patch+patch"
+                    patches = [p for p in variant.partition(":")[2].split("+") if p]
+                    ra = Realauth(work, "memory://", url, patches=patches)
+                    ra.start()
+                    try:
+                        return measure(LoadSpec("create", ra.target, seconds), ra.pid, log)
+                    finally:
+                        ra.stop()
+                gw = Child(_me("bare-gateway", "--target", url, "--features", variant), log)
                 try:
                     target = json.loads(gw.line(30))["target"]
                     return measure(LoadSpec("create", target, seconds), gw.pid, log)
@@ -1316,21 +1339,22 @@ def experiments(seconds: float, rounds: int, chosen: list[str] | None, out_json:
 
             for r in range(rounds):
                 print(f"round {r + 1}/{rounds} ...", flush=True)
-                before = window("")
+                base, before = "", window("")
                 raw.setdefault("", []).append(before)
                 for v in variants[1:]:
+                    if v == "realauth":
+                        raw.setdefault(v, []).append(window(v))
+                        continue
+                    want = "realauth" if v.startswith("realauth:") else ""
+                    if want != base:
+                        base, before = want, window(want)
+                        raw.setdefault(want, []).append(before)
                     got = window(v)
-                    after = window("")  # the plain gateway again: each variant sits between two plain windows
-                    raw[""].append(after)
+                    after = window(base)  # the baseline again: each variant sits between two baseline windows
+                    raw[base].append(after)
                     got["paired_delta_ms"] = got["cpu_ms"] - (before["cpu_ms"] + after["cpu_ms"]) / 2
                     raw.setdefault(v, []).append(got)
                     before = after
-                ra = Realauth(work, "memory://", url)
-                ra.start()
-                try:
-                    raw.setdefault("realauth", []).append(measure(LoadSpec("create", ra.target, seconds), ra.pid, log))
-                finally:
-                    ra.stop()
         finally:
             vendor.stop()
     plain = med(raw[""], "cpu_ms")
@@ -1338,7 +1362,7 @@ def experiments(seconds: float, rounds: int, chosen: list[str] | None, out_json:
         (k or "plain"): {
             "cpu_ms": round(med(runs, "cpu_ms"), 3),
             # the median over the rounds of (variant - the mean of the plain windows just before and after it)
-            "delta_ms": round(med(runs, "paired_delta_ms"), 3) if k and k != "realauth" else 0.0,
+            "delta_ms": round(med(runs, "paired_delta_ms"), 3) if "paired_delta_ms" in runs[0] else 0.0,
             "plain_delta_ms": round(med(runs, "cpu_ms") - plain, 3),
             "all_ms": [run["cpu_ms"] for run in runs],
             "throughput": round(med(runs, "throughput"), 1),
@@ -1349,7 +1373,7 @@ def experiments(seconds: float, rounds: int, chosen: list[str] | None, out_json:
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
     print(
         "\ndelta: the median over the rounds of (variant - the mean of the plain windows just before and after);"
-        "\nthe realauth row's delta is its median less the plain gateway's median"
+        "\n(realauth:PATCH: against plain realauth); the realauth row's delta is its median less the plain gateway's"
     )
     print(f"\n{'experiment':<44} {'CPU/call':>10} {'delta':>9} {'calls/s':>8} {'errors':>6}  rounds")
     for k, row in rows.items():
@@ -1364,3 +1388,72 @@ def experiments(seconds: float, rounds: int, chosen: list[str] | None, out_json:
     out_json.write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nJSON: {out_json}")
     return out
+
+
+def instructions(seconds: float, chosen: list[str] | None, out_json: Path) -> dict[str, Any]:
+    """User-space instructions per create (valgrind callgrind, every thread), for the gateway variants and realauth:
+    unlike CPU time they do not move with the machine's load. The kernel's work (system calls, the loopback TCP
+    path) is not counted. Instrumentation is switched on when the window starts (the warm-up is not counted)."""
+    control = shutil.which("callgrind_control")
+    valgrind = shutil.which("valgrind")
+    if not control or not valgrind:
+        raise SystemExit("valgrind (with callgrind_control) is needed: apt-get install valgrind")
+    variants = ["", *(chosen or [*GATEWAY_FEATURES, ",".join(REALAUTH_LIKE), "realauth", *REALAUTH_PATCHES])]
+    rows: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="realauth-ir-") as tmp:
+        work = Path(tmp)
+        log = work / "children.log"
+        vendor = Child(_me("vendor"), log)
+        try:
+            url = json.loads(vendor.line(30))["url"]
+            for v in variants:
+                out = work / f"cg-{len(rows)}.out"
+                wrap = [valgrind, "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+                wrap += ["--cache-sim=no", "--branch-sim=no", "--dump-instr=no", "--separate-threads=no"]
+                ra: Realauth | None = None
+                gw: Child | None = None
+                if v.startswith("realauth"):
+                    patches = [p for p in v.partition(":")[2].split("+") if p]
+                    ra = Realauth(work, "memory://", url, patches=patches, wrap=wrap)
+                    ra.start()
+                    target, pid = ra.target, ra.pid
+                else:
+                    gw = Child(_me("bare-gateway", "--target", url, "--features", v), log, wrap=wrap)
+                    target, pid = json.loads(gw.line(300))["target"], gw.pid
+
+                def on(pid: int = pid) -> None:
+                    subprocess.run([control, "-i", "on", str(pid)], capture_output=True, timeout=60, check=True)
+
+                try:
+                    got = measure(LoadSpec("create", target, seconds, warmup=100), None, log, on_go=on)
+                    subprocess.run([control, "-d", str(pid)], capture_output=True, timeout=120, check=True)
+                finally:
+                    if ra is not None:
+                        ra.stop()
+                    if gw is not None:
+                        gw.stop()
+                total = 0
+                for dump in work.glob(f"{out.name}*"):
+                    for line in dump.read_text(errors="replace").splitlines():
+                        if line.startswith(("summary:", "totals:")):
+                            total = max(total, int(line.split()[1]))
+                            break
+                    dump.unlink()
+                calls = max(int(got["calls"]), 1)
+                rows[v or "plain"] = {"instructions_per_call": round(total / calls), "calls": calls}
+                print(
+                    f"{(v or 'plain')[:60]:<60} {total / calls:>12,.0f} instructions/call ({calls} calls)", flush=True
+                )
+        finally:
+            vendor.stop()
+    plain = rows["plain"]["instructions_per_call"]
+    real = rows.get("realauth", {}).get("instructions_per_call", 0)
+    print(f"\n{'variant':<60} {'Ir/call':>12} {'delta':>12}")
+    for k, row in rows.items():
+        base = real if k.startswith("realauth:") else plain
+        row["delta"] = row["instructions_per_call"] - base if k != "plain" else 0
+        print(f"{k[:60]:<60} {row['instructions_per_call']:>12,} {row['delta']:>+12,}")
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps({"seconds": seconds, "rows": rows}, indent=2) + "\n")
+    print(f"\nJSON: {out_json}")
+    return rows
