@@ -20,6 +20,7 @@ the two floors measured in the same run; rounds are interleaved and medians repo
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -355,6 +356,8 @@ def bare_gateway_main(vendor_url: str, features: frozenset[str] = frozenset()) -
             reflection.enable_server_reflection(names, server)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
+        gc.freeze()  # as realauth serve does after start-up (server.tune_gc): the same collector work per call
+        gc.set_threshold(700, 10, 10_000)
         print(json.dumps({"target": f"127.0.0.1:{port}"}), flush=True)
         await _until(done)
         await server.stop(0)
@@ -1433,14 +1436,24 @@ def instructions(seconds: float, chosen: list[str] | None, out_json: Path) -> di
                     if gw is not None:
                         gw.stop()
                 total = 0
-                for dump in work.glob(f"{out.name}*"):
-                    for line in dump.read_text(errors="replace").splitlines():
+                objects: dict[str, int] = {}
+                # only the dump taken at the window's end ("<file>.1"); "<file>" itself is written at exit and holds
+                # the shutdown (interpreter finalisation, its last collection)
+                for dump in work.glob(f"{out.name}.*"):
+                    text = dump.read_text(errors="replace")
+                    for line in text.splitlines():
                         if line.startswith(("summary:", "totals:")):
                             total = max(total, int(line.split()[1]))
                             break
+                    for lib, n in callgrind_objects(text).items():
+                        objects[lib] = objects.get(lib, 0) + n
                     dump.unlink()
                 calls = max(int(got["calls"]), 1)
-                rows[v or "plain"] = {"instructions_per_call": round(total / calls), "calls": calls}
+                rows[v or "plain"] = {
+                    "instructions_per_call": round(total / calls),
+                    "calls": calls,
+                    "by_library": {k: round(n / calls) for k, n in sorted(objects.items(), key=lambda kv: -kv[1])},
+                }
                 print(
                     f"{(v or 'plain')[:60]:<60} {total / calls:>12,.0f} instructions/call ({calls} calls)", flush=True
                 )
@@ -1453,7 +1466,55 @@ def instructions(seconds: float, chosen: list[str] | None, out_json: Path) -> di
         base = real if k.startswith("realauth:") else plain
         row["delta"] = row["instructions_per_call"] - base if k != "plain" else 0
         print(f"{k[:60]:<60} {row['instructions_per_call']:>12,} {row['delta']:>+12,}")
+    if "realauth" in rows:
+        libs = sorted(set(rows["plain"]["by_library"]) | set(rows["realauth"]["by_library"]))
+        print(f"\nby library, instructions per create (self cost): {'bare gateway':>14} {'realauth':>12} {'delta':>12}")
+        order = sorted(libs, key=lambda lib: -rows["realauth"]["by_library"].get(lib, 0))
+        for lib in order:
+            a, b = rows["plain"]["by_library"].get(lib, 0), rows["realauth"]["by_library"].get(lib, 0)
+            if max(a, b) >= 2000:
+                print(f"  {lib[:46]:<46} {a:>14,} {b:>12,} {b - a:>+12,}")
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps({"seconds": seconds, "rows": rows}, indent=2) + "\n")
     print(f"\nJSON: {out_json}")
     return rows
+
+
+def callgrind_objects(text: str) -> dict[str, int]:
+    """Self instructions per library (``_lib``) in a callgrind dump (``--dump-instr=no``: "line cost" lines).
+
+    The format names objects and functions once with an id ("ob=(3) /path", later "ob=(3)"); a cost line after a
+    ``calls=`` line is the call's inclusive cost and is skipped (it is counted in the callee's own lines)."""
+    names: dict[str, str] = {}
+    fn_names: dict[str, str] = {}
+    out: dict[str, int] = {}
+    ob = fn = ""
+    skip = False
+    for line in text.splitlines():
+        if not line:
+            continue
+        c = line[0]
+        if c.isdigit() or c in "+-*":
+            if skip:
+                skip = False
+                continue
+            parts_ = line.split()
+            if len(parts_) >= 2:
+                lib = _lib(Path(ob).name, fn)
+                out[lib] = out.get(lib, 0) + int(parts_[1])
+            continue
+        key, _, value = line.partition("=")
+        if key in ("ob", "fn", "cob", "cfn"):  # ob/cob share one id space, fn/cfn another
+            table_ = names if key.endswith("ob") else fn_names
+            m = re.match(r"\((\d+)\)(?: (.*))?", value)
+            if m:
+                if m.group(2) is not None:
+                    table_[m.group(1)] = m.group(2)
+                value = table_.get(m.group(1), value)
+            if key == "ob":
+                ob = value
+            elif key == "fn":
+                fn = value
+        elif key == "calls":
+            skip = True
+    return out
