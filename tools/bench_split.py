@@ -9,12 +9,16 @@ Parts (all on 127.0.0.1, every loop bounded by time or count):
 - ``vendor``: a canned aiohttp answer to the Seedance relay's two calls (never the bottleneck: no parsing, no signing
   check, a preformatted body), optionally answering after a fixed delay.
 - ``bare-grpc``: a bare grpc.aio server with only grpc.health.v1: the floor of a unary call on the server side.
+- ``bare-gateway``: a grpc.aio server whose CreateAuthSession-shaped handler does one plain aiohttp POST to the
+  vendor: the floor of a gRPC-to-HTTP gateway in Python ("x gateway"). ``--features`` add one of realauth's per-call
+  costs at a time (``GATEWAY_FEATURES``; ``bench.py experiments`` and ``bench.py instructions`` measure them).
 - ``load``: the callers (grpc.aio, 50 concurrent by default; or an open-loop rate for latency), and the bare aiohttp
   client POSTing the Seedance create body to the vendor (the floor of an outbound call on the client side). With
   ``--client shipped`` it POSTs through realauth's outbound client (httpx over httpx-aiohttp) instead.
 
-Every process uses uvloop as ``realauth serve`` does. The ratio reported is realauth's CPU per call over the sum of
-the two floors measured in the same run; rounds are interleaved and medians reported.
+Every process uses uvloop as ``realauth serve`` does. The ratios reported are realauth's CPU per call over the sum of
+the two floors ("x floors") and over the bare gateway ("x gateway"), all measured in the same run; rounds are
+interleaved and medians reported.
 """
 
 from __future__ import annotations
