@@ -514,7 +514,10 @@ def main() -> None:
     elif args.scenario == "bare-grpc":
         bench_split.bare_grpc_main()
     elif args.scenario == "bare-gateway":
-        bench_split.bare_gateway_main(args.target, frozenset(f for f in args.features.split(",") if f))
+        # "a,b" or "a+b" (experiments take a comma-separated list of variants, each of them may combine with "+")
+        bench_split.bare_gateway_main(
+            args.target, frozenset(f for f in args.features.replace("+", ",").split(",") if f)
+        )
     elif args.scenario == "load":
         spec = bench_split.LoadSpec(
             args.rpc, args.target, args.seconds, args.concurrency, args.rate, args.warmup, args.prepare, args.buckets

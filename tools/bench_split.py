@@ -24,6 +24,7 @@ interleaved and medians reported.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import logging
@@ -39,7 +40,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,6 +189,7 @@ GATEWAY_FEATURES: dict[str, str] = {
     "logs": "three JSON log records per call through logging.StreamHandler(stderr): one write(2) each",
     "logs-batched": "the same three records, written with one write(2) per event-loop iteration",
     "ids": "two ids from secrets.token_urlsafe(16) per call (a getrandom(2) each)",
+    "deep": "the POST (and the awaits) run 12 coroutines deep, 6 of them asynccontextmanager scopes, as in realauth",
 }
 
 
@@ -229,6 +231,11 @@ def _gateway_logger(features: frozenset[str]) -> logging.Logger | None:
     logger.setLevel(logging.INFO)
     logger.propagate = False
     return logger
+
+
+#: How deep the "deep" feature awaits the POST (realauth: the ScopeChain's six scopes and its nest coroutines,
+#: then the servicer, the service, the provider's call/attempt/send and the client's layers).
+DEPTH = 12
 
 
 def bare_gateway_main(vendor_url: str, features: frozenset[str] = frozenset()) -> None:
@@ -276,6 +283,30 @@ def bare_gateway_main(vendor_url: str, features: frozenset[str] = frozenset()) -
                 r.raise_for_status()
                 return dict(json.loads(await r.read()))
 
+        async def work() -> dict[str, Any]:
+            if "awaits" in features:
+                for _ in range(5):
+                    fut = loop.create_future()
+                    loop.call_soon(fut.set_result, None)
+                    await fut
+            if "timeout" in features:
+                async with asyncio.timeout(30):
+                    return await post()
+            return await post()
+
+        @contextlib.asynccontextmanager
+        async def scope() -> AsyncIterator[None]:
+            yield
+
+        async def nested(fn: Callable[[], Awaitable[dict[str, Any]]], depth: int) -> dict[str, Any]:
+            """``fn`` awaited ``depth`` coroutines down, every other one inside a scope (ScopeChain's shape)."""
+            if depth == 0:
+                return await fn()
+            if depth % 2:
+                async with scope():
+                    return await nested(fn, depth - 1)
+            return await nested(fn, depth - 1)
+
         async def create(request: Any, context: grpc.aio.ServicerContext) -> Any:
             n = next(counter)
             started = time.monotonic()
@@ -286,16 +317,7 @@ def bare_gateway_main(vendor_url: str, features: frozenset[str] = frozenset()) -
                 await context.send_initial_metadata((("x-request-id", f"req-{n}"),))
             if metrics is not None:
                 metrics[2].inc()
-            if "awaits" in features:
-                for _ in range(5):
-                    fut = loop.create_future()
-                    loop.call_soon(fut.set_result, None)
-                    await fut
-            if "timeout" in features:
-                async with asyncio.timeout(30):
-                    data = await post()
-            else:
-                data = await post()
+            data = await (nested(work, DEPTH) if "deep" in features else work())
             result = data["Result"]
             if records is not None:
                 for msg in ("vendor call", "session created", "rpc"):
