@@ -444,7 +444,21 @@ def main() -> None:
         "scenario",
         nargs="?",
         default="table",
-        choices=("table", "cpu", "overload", "burst", "probe", "workers", "vendor", "bare-grpc", "load", "profile"),
+        choices=(
+            "table",
+            "cpu",
+            "overload",
+            "burst",
+            "probe",
+            "workers",
+            "vendor",
+            "bare-grpc",
+            "bare-gateway",
+            "load",
+            "profile",
+            "experiments",
+            "instructions",
+        ),
     )
     parser.add_argument("-n", type=int, default=1000, help="calls per measurement (default 1000)")
     parser.add_argument("--calls", type=int, default=5000, help="overload/burst: concurrent creates (default 5000)")
@@ -463,6 +477,18 @@ def main() -> None:
     parser.add_argument("--prepare", type=int, default=0, help="load: sessions to create before exchanging")
     parser.add_argument("--buckets", action="store_true", help="load: also report calls per second")
     parser.add_argument(
+        "--features",
+        default="",
+        help="bare-gateway: comma-separated additions to the plain handler (bench_split.GATEWAY_FEATURES); "
+        "experiments: the ones to measure (default: each in turn)",
+    )
+    parser.add_argument(
+        "--native", action="store_true", help="profile: also sample native frames (py-spy --native) and perf"
+    )
+    parser.add_argument(
+        "--server", default="realauth", help="profile: realauth (default) or gateway (the bare gateway)"
+    )
+    parser.add_argument(
         "--store",
         default="",
         help="profile: memory (default), sqlite or a store URL; workers: the store URL (default: a fresh SQLite file)",
@@ -473,11 +499,22 @@ def main() -> None:
     elif args.scenario == "table":
         bench_split.table(args.seconds, args.rounds, Path(args.json), quick=args.quick)
     elif args.scenario == "profile":
-        bench_split.profile(args.rpc, args.store or "memory", args.seconds)
+        bench_split.profile(args.rpc, args.store or "memory", args.seconds, native=args.native, server=args.server)
+    elif args.scenario == "experiments":
+        chosen = [f for f in args.features.split(",") if f] or None
+        bench_split.experiments(args.seconds, args.rounds, chosen, Path(args.json).with_name("experiments.json"))
+    elif args.scenario == "instructions":
+        chosen = [f for f in args.features.split(",") if f] or None
+        bench_split.instructions(args.seconds, chosen, Path(args.json).with_name("instructions.json"))
     elif args.scenario == "vendor":
         bench_split.vendor_main(args.latency if "--latency" in sys.argv else 0.0)
     elif args.scenario == "bare-grpc":
         bench_split.bare_grpc_main()
+    elif args.scenario == "bare-gateway":
+        # "a,b" or "a+b" (experiments take a comma-separated list of variants, each of them may combine with "+")
+        bench_split.bare_gateway_main(
+            args.target, frozenset(f for f in args.features.replace("+", ",").split(",") if f)
+        )
     elif args.scenario == "load":
         spec = bench_split.LoadSpec(
             args.rpc, args.target, args.seconds, args.concurrency, args.rate, args.warmup, args.prepare, args.buckets

@@ -9,23 +9,31 @@ Parts (all on 127.0.0.1, every loop bounded by time or count):
 - ``vendor``: a canned aiohttp answer to the Seedance relay's two calls (never the bottleneck: no parsing, no signing
   check, a preformatted body), optionally answering after a fixed delay.
 - ``bare-grpc``: a bare grpc.aio server with only grpc.health.v1: the floor of a unary call on the server side.
+- ``bare-gateway``: a grpc.aio server whose CreateAuthSession-shaped handler does one plain aiohttp POST to the
+  vendor: the floor of a gRPC-to-HTTP gateway in Python ("x gateway"). ``--features`` add one of realauth's per-call
+  costs at a time (``GATEWAY_FEATURES``; ``bench.py experiments`` and ``bench.py instructions`` measure them).
 - ``load``: the callers (grpc.aio, 50 concurrent by default; or an open-loop rate for latency), and the bare aiohttp
   client POSTing the Seedance create body to the vendor (the floor of an outbound call on the client side). The
   ``post-shipped`` load POSTs it through realauth's own outbound path instead: a provider's ``Provider.send`` (the
   session ``make_http_client`` builds, the neutral ``VendorRequest``, the bearer signer at send time, the budget,
   the breaker and the vendor-call metrics hook), the code every vendor call goes through.
 
-Every process uses uvloop as ``realauth serve`` does. The ratio reported is realauth's CPU per call over the sum of
-the two floors measured in the same run; rounds are interleaved and medians reported.
+Every process uses uvloop as ``realauth serve`` does. The ratios reported are realauth's CPU per call over the sum of
+the two floors ("x floors") and over the bare gateway ("x gateway"), all measured in the same run; rounds are
+interleaved and medians reported.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import json
+import logging
 import os
 import platform
 import re
+import secrets
 import shutil
 import socket
 import statistics
@@ -34,7 +42,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,6 +168,228 @@ def bare_grpc_main() -> None:
         print(json.dumps({"target": f"127.0.0.1:{port}"}), flush=True)
         await _until(done)
         await server.stop(0)
+
+    run_loop(main())
+
+
+# --- child: the bare gateway -----------------------------------------------------------------------------------
+
+#: What the bare gateway can add to its plain handler, one at a time (``bench.py experiments``): each is something
+#: realauth does per call (or a server setting it uses), so the difference to the plain gateway is its cost.
+GATEWAY_FEATURES: dict[str, str] = {
+    "interceptor": "one no-op grpc.aio server interceptor",
+    "metadata": "initial metadata (x-request-id) sent before the answer, and trailing metadata",
+    "initial-metadata": "initial metadata (x-request-id) sent before the answer only (what realauth does)",
+    "code": "context.set_code(OK) and set_details",
+    "options": "realauth's server options (max pending calls 100,000, keepalive, max_connection_age, so_reuseport 0)",
+    "services": "a health servicer and reflection registered beside the service",
+    "pool": "grpc.aio.server(migration_thread_pool=a ThreadPoolExecutor)",
+    "awaits": "the handler awaits 5 more futures, each resolved on the next loop iteration",
+    "contextvars": "three ContextVars set and reset, and one copy_context()",
+    "prometheus": "a labelled counter, histogram and gauge updated per call",
+    "timeout": "asyncio.timeout(30) around the POST",
+    "logs": "three JSON log records per call through logging.StreamHandler(stderr): one write(2) each",
+    "logs-batched": "the same three records, written with one write(2) per event-loop iteration",
+    "ids": "two ids from secrets.token_urlsafe(16) per call (a getrandom(2) each)",
+    "deep": "the POST (and the awaits) run 12 coroutines deep, 6 of them asynccontextmanager scopes, as in realauth",
+}
+
+
+class _JsonLines(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"ts": record.created, "level": record.levelname, "logger": record.name, "msg": record.getMessage()}
+        out.update({k: v for k, v in record.__dict__.items() if k in ("request_id", "action", "n")})
+        return json.dumps(out)
+
+
+class _PerIterationHandler(logging.Handler):
+    """Collects the formatted records and writes them with one write(2) at the end of the loop iteration."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.lines:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.lines.append(self.format(record) + "\n")
+
+    def flush(self) -> None:
+        if self.lines:
+            data, self.lines = "".join(self.lines), []
+            os.write(2, data.encode())
+
+
+def _gateway_logger(features: frozenset[str]) -> logging.Logger | None:
+    """The "logs" experiments' logger (stderr is the harness's log file, as for ``realauth serve``)."""
+    if not features & {"logs", "logs-batched"}:
+        return None
+    logging._srcfile = None  # as realauth's logs.py: no caller lookup, thread or process fields
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    handler = _PerIterationHandler() if "logs-batched" in features else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonLines())
+    logger = logging.getLogger("bench.gateway")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger
+
+
+#: How deep the "deep" feature awaits the POST (realauth: the ScopeChain's six scopes and its nest coroutines,
+#: then the servicer, the service, the provider's call/attempt/send and the client's layers).
+DEPTH = 12
+
+
+def bare_gateway_main(vendor_url: str, features: frozenset[str] = frozenset()) -> None:
+    """A minimal gRPC-to-HTTP gateway: a CreateAuthSession-shaped unary call answered by one plain aiohttp POST of
+    the Seedance create body to the canned vendor (the JSON read, a small response built). Its server CPU per call
+    is the floor of any gateway in Python; ``features`` (GATEWAY_FEATURES) add one thing realauth does at a time.
+    Prints {"target": ...} once listening; serves until stdin closes."""
+    unknown = features - set(GATEWAY_FEATURES)
+    if unknown:
+        raise SystemExit(f"unknown gateway features: {sorted(unknown)}")
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    import aiohttp
+    import grpc
+
+    from realauth.v1 import realauth_pb2 as pb
+
+    done = _stdin_closed()
+    url = vendor_url.rstrip("/") + CREATE_PATH
+    body = json.dumps(CREATE_BODY).encode()
+    headers = {"Authorization": f"Bearer {BENCH_KEY}", "Content-Type": "application/json"}
+    counter = iter(range(1, 1 << 62))
+    records = _gateway_logger(features)
+    cvars = [contextvars.ContextVar(f"bench_{i}", default="") for i in range(3)]
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
+        metrics: tuple[Any, Any, Any] | None = None
+        if "prometheus" in features:
+            from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+            reg = CollectorRegistry()
+            metrics = (
+                Counter("bench_calls", "calls", ["action", "code"], registry=reg).labels("CreateAuthSession", "OK"),
+                Histogram("bench_seconds", "latency", ["action", "code"], registry=reg).labels(
+                    "CreateAuthSession", "OK"
+                ),
+                Gauge("bench_in_flight", "in flight", ["action"], registry=reg).labels("CreateAuthSession"),
+            )
+
+        async def post() -> dict[str, Any]:
+            async with session.post(url, data=body, headers=headers) as r:
+                r.raise_for_status()
+                return dict(json.loads(await r.read()))
+
+        async def work() -> dict[str, Any]:
+            if "awaits" in features:
+                for _ in range(5):
+                    fut = loop.create_future()
+                    loop.call_soon(fut.set_result, None)
+                    await fut
+            if "timeout" in features:
+                async with asyncio.timeout(30):
+                    return await post()
+            return await post()
+
+        @contextlib.asynccontextmanager
+        async def scope() -> AsyncIterator[None]:
+            yield
+
+        async def nested(fn: Callable[[], Awaitable[dict[str, Any]]], depth: int) -> dict[str, Any]:
+            """``fn`` awaited ``depth`` coroutines down, every other one inside a scope (ScopeChain's shape)."""
+            if depth == 0:
+                return await fn()
+            if depth % 2:
+                async with scope():
+                    return await nested(fn, depth - 1)
+            return await nested(fn, depth - 1)
+
+        async def create(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            n = next(counter)
+            started = time.monotonic()
+            tokens = [v.set(str(n)) for v in cvars] if "contextvars" in features else []
+            if tokens:
+                contextvars.copy_context()
+            if "metadata" in features or "initial-metadata" in features:
+                await context.send_initial_metadata((("x-request-id", f"req-{n}"),))
+            if metrics is not None:
+                metrics[2].inc()
+            data = await (nested(work, DEPTH) if "deep" in features else work())
+            result = data["Result"]
+            if records is not None:
+                for msg in ("vendor call", "session created", "rpc"):
+                    records.info(msg, extra={"request_id": f"req-{n}", "action": "CreateAuthSession", "n": n})
+            if "ids" in features:
+                secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+            if "metadata" in features:
+                context.set_trailing_metadata((("x-vendor-request-id", data["ResponseMetadata"]["RequestId"]),))
+            if "code" in features:
+                context.set_code(grpc.StatusCode.OK)
+                context.set_details("")
+            if metrics is not None:
+                metrics[2].dec()
+                metrics[0].inc()
+                metrics[1].observe(time.monotonic() - started)
+            for v, t in zip(cvars, tokens, strict=False):
+                v.reset(t)
+            return pb.CreateAuthSessionResponse(
+                session=pb.AuthSession(
+                    session_id=f"as_{n}",
+                    provider="seedance",
+                    verification_url=result["H5Link"],
+                    state=pb.AUTH_SESSION_STATE_PENDING,
+                    callback_url=request.callback_url,
+                )
+            )
+
+        class NoOp(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+            async def intercept_service(self, continuation: Any, details: Any) -> Any:
+                return await continuation(details)
+
+        kwargs: dict[str, Any] = {}
+        if "interceptor" in features:
+            kwargs["interceptors"] = [NoOp()]
+        if "options" in features:
+            sys.path[:0] = [str(ROOT / "server")]
+            from realauth_server.config import load_settings
+            from realauth_server.server import grpc_options
+
+            kwargs["options"] = grpc_options(load_settings(None, store="memory://"))
+        if "pool" in features:
+            kwargs["migration_thread_pool"] = ThreadPoolExecutor(max_workers=4)
+        server = grpc.aio.server(**kwargs)
+        service = pb.DESCRIPTOR.services_by_name["RealAuthService"].full_name
+        handlers = {
+            "CreateAuthSession": grpc.unary_unary_rpc_method_handler(
+                create,
+                request_deserializer=pb.CreateAuthSessionRequest.FromString,
+                response_serializer=pb.CreateAuthSessionResponse.SerializeToString,
+            )
+        }
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+        server.add_registered_method_handlers(service, handlers)  # as the generated code (and realauth) do
+        if "services" in features:
+            from grpc_health.v1 import health_pb2, health_pb2_grpc
+            from grpc_health.v1._async import HealthServicer
+            from grpc_reflection.v1alpha import reflection
+
+            health = HealthServicer()
+            health_pb2_grpc.add_HealthServicer_to_server(health, server)
+            names = (service, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
+            reflection.enable_server_reflection(names, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        gc.freeze()  # as realauth serve does after start-up (server.tune_gc): the same collector work per call
+        gc.set_threshold(700, 10, 10_000)
+        print(json.dumps({"target": f"127.0.0.1:{port}"}), flush=True)
+        await _until(done)
+        await server.stop(0)
+        await session.close()
 
     run_loop(main())
 
@@ -370,9 +600,9 @@ async def _make_call(spec: LoadSpec) -> tuple[Callable[[Any], Any], Callable[[],
 class Child:
     """A child process whose stdout is read line by line (JSON lines or "ready")."""
 
-    def __init__(self, cmd: list[str], log: Path | None = None, nice: int = 0) -> None:
+    def __init__(self, cmd: list[str], log: Path | None = None, nice: int = 0, wrap: list[str] | None = None) -> None:
         err = log.open("ab") if log else subprocess.DEVNULL
-        prefix = ["nice", "-n", str(nice)] if nice else []
+        prefix = (["nice", "-n", str(nice)] if nice else []) + (wrap or [])
         self.proc = subprocess.Popen(
             prefix + cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, cwd=ROOT, bufsize=0
         )
@@ -413,7 +643,9 @@ def _me(*args: str) -> list[str]:
     return [sys.executable, str(ROOT / "tools" / "bench.py"), *args]
 
 
-def measure(spec: LoadSpec, watched: int | None, log: Path, self_cpu: bool = False) -> dict[str, Any]:
+def measure(
+    spec: LoadSpec, watched: int | None, log: Path, self_cpu: bool = False, on_go: Callable[[], Any] | None = None
+) -> dict[str, Any]:
     """Run one load window; CPU per call of ``watched`` (or of the load generator itself when ``self_cpu``)."""
     cmd = _me("load", "--rpc", spec.rpc, "--target", spec.target, "--seconds", str(spec.seconds))
     cmd += ["--concurrency", str(spec.concurrency), "--rate", str(spec.rate), "--warmup", str(spec.warmup)]
@@ -424,6 +656,8 @@ def measure(spec: LoadSpec, watched: int | None, log: Path, self_cpu: bool = Fal
         if ready != "ready":
             raise RuntimeError(f"load generator said {ready!r}")
         pid = child.pid if self_cpu else watched
+        if on_go is not None:  # a profiler attached now samples the window only, not the warm-up
+            on_go()
         before = cpu_seconds(pid) if pid else 0.0
         child.send("go\n")
         result: dict[str, Any] = json.loads(child.line(timeout=spec.seconds + 120))
@@ -444,6 +678,10 @@ class Realauth:
     store: str
     vendor_url: str = ""  # empty: sandbox mode (the built-in emulators inside realauth)
     extra: list[str] = field(default_factory=list)
+    #: benchmark-only patches (tools/bench_patches/sitecustomize.py), e.g. ["no-initial-metadata"]
+    patches: list[str] = field(default_factory=list)
+    #: a command to run it under (valgrind): then started as ``python -m realauth_server``, slower to serve
+    wrap: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     target: str = ""
     started: float = 0.0
@@ -457,13 +695,20 @@ class Realauth:
         )
         self.log = self.work / f"serve-{time.monotonic_ns()}.log"
         port = free_port()
-        cmd = [REALAUTH, "serve", "--config", str(cfg), "--store", self.store, "--host", "127.0.0.1"]
+        program = [*self.wrap, sys.executable, "-m", "realauth_server"] if self.wrap else [REALAUTH]
+        cmd = [*program, "serve", "--config", str(cfg), "--store", self.store, "--host", "127.0.0.1"]
         cmd += ["--port", str(port), "--http-port", "0", "--log-format", "json", *self.extra]
         self.started = time.monotonic()
+        env = None
+        if self.patches:
+            env = dict(os.environ, REALAUTH_BENCH_PATCH=",".join(self.patches))
+            env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(ROOT / "tools" / "bench_patches"), env.get("PYTHONPATH")])
+            )
         with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=out, cwd=self.work)
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=out, cwd=self.work, env=env)
         self.target = f"127.0.0.1:{port}"
-        self.ready_s = wait_serving(self.target, self.proc, self.started)
+        self.ready_s = wait_serving(self.target, self.proc, self.started, 120.0 if self.wrap else 30.0)
         # CPU spent until SERVING: on a busy machine the wall time mostly measures the others' load.
         self.ready_cpu_s = cpu_seconds(self.proc.pid)
 
@@ -581,9 +826,12 @@ def table(seconds: float, rounds: int, out_json: Path, quick: bool = False) -> d
         vendor = Child(_me("vendor"), log)
         bare = Child(_me("bare-grpc"), log)
         redis_cm = redis_server(work) if "redis" in stores else None
+        gateway: Child | None = None
         try:
             vendor_url = json.loads(vendor.line(30))["url"]
             bare_target = json.loads(bare.line(30))["target"]
+            gateway = Child(_me("bare-gateway", "--target", vendor_url), log)
+            gateway_target = json.loads(gateway.line(30))["target"]
             redis_url = redis_cm.__enter__() if redis_cm else ""
             urls = {"memory": "memory://", "sqlite": f"sqlite:///{work}/bench.db", "redis": redis_url}
             warm = 100 if quick else 300
@@ -594,6 +842,9 @@ def table(seconds: float, rounds: int, out_json: Path, quick: bool = False) -> d
                 )
                 raw.setdefault("floor_post", []).append(
                     measure(LoadSpec("post", vendor_url, seconds, warmup=warm), None, log, self_cpu=True)
+                )
+                raw.setdefault("gateway", []).append(
+                    measure(LoadSpec("create", gateway_target, seconds, warmup=warm), gateway.pid, log)
                 )
                 raw.setdefault("post_shipped", []).append(
                     measure(LoadSpec("post-shipped", vendor_url, seconds, warmup=warm), None, log, self_cpu=True)
@@ -610,6 +861,7 @@ def table(seconds: float, rounds: int, out_json: Path, quick: bool = False) -> d
                     finally:
                         ra.stop()
             floor = med(raw["floor_grpc"], "cpu_ms") + med(raw["floor_post"], "cpu_ms")
+            gateway_ms = med(raw["gateway"], "cpu_ms")
             rows: dict[str, Any] = {}
             for key, runs in raw.items():
                 rows[key] = {
@@ -620,8 +872,10 @@ def table(seconds: float, rounds: int, out_json: Path, quick: bool = False) -> d
                 }
                 if key.startswith(("create_", "exchange_")):
                     rows[key]["ratio"] = round(rows[key]["cpu_ms"] / floor, 2)
+                    rows[key]["ratio_gateway"] = round(rows[key]["cpu_ms"] / gateway_ms, 2) if gateway_ms else 0.0
                     rows[key]["per_core"] = round(1000 / rows[key]["cpu_ms"], 0) if rows[key]["cpu_ms"] else 0
             results["floor_ms"] = round(floor, 3)
+            results["gateway_ms"] = round(gateway_ms, 3)
             results["rows"] = rows
             if not quick:
                 results["latency"] = latency_rows(work, log, rows, urls, stores, vendor_url, bare_target, seconds)
@@ -633,6 +887,8 @@ def table(seconds: float, rounds: int, out_json: Path, quick: bool = False) -> d
                 redis_cm.__exit__(None, None, None)
             vendor.stop()
             bare.stop()
+            if gateway is not None:
+                gateway.stop()
     print_table(results)
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(results, indent=2) + "\n")
@@ -764,10 +1020,11 @@ def print_table(res: dict[str, Any]) -> None:
     print(f"\nload average at the end: {load:.2f} (at the start {res['machine']['loadavg_at_start']:.2f}; 2 cores)")
     rows = res["rows"]
     floor = res["floor_ms"]
-    print(f"\n{'':<34} {'CPU/call':>10} {'x floors':>9} {'calls/s':>9} {'per core':>9} {'errors':>7}")
+    print(f"\n{'':<34} {'CPU/call':>10} {'x floors':>9} {'x gateway':>10} {'calls/s':>9} {'per core':>9} {'errors':>7}")
     names = {
         "floor_grpc": "floor: bare grpc.aio (server)",
         "floor_post": "floor: bare aiohttp POST (client)",
+        "gateway": "bare gateway (server)",
         "post_shipped": "shipped client POST (client)",
     }
     for key, row in rows.items():
@@ -775,12 +1032,13 @@ def print_table(res: dict[str, Any]) -> None:
             key, key.replace("_", " ").replace("create", "CreateAuthSession").replace("exchange", "ExchangeToken")
         )
         ratio = f"x{row['ratio']:.2f}" if "ratio" in row else ""
+        ratio_gw = f"x{row['ratio_gateway']:.2f}" if "ratio_gateway" in row else ""
         per_core = f"{row['per_core']:.0f}" if "per_core" in row else ""
         print(
-            f"{label:<34} {row['cpu_ms']:>7.3f} ms {ratio:>9} {row['throughput']:>9.0f}"
+            f"{label:<34} {row['cpu_ms']:>7.3f} ms {ratio:>9} {ratio_gw:>10} {row['throughput']:>9.0f}"
             f" {per_core:>9} {row['errors']:>7}"
         )
-    print(f"(floors added: {floor:.3f} ms)")
+    print(f"(floors added: {floor:.3f} ms; bare gateway: {res.get('gateway_ms', 0.0):.3f} ms)")
     if res.get("latency"):
         print(
             f"\n{'open loop at half saturation':<34} {'rate/s':>8} {'p50 ms':>8} {'p99 ms':>8}"
@@ -814,33 +1072,66 @@ def print_table(res: dict[str, Any]) -> None:
         )
 
 
-def profile(rpc: str, store: str, seconds: float, top: int = 40) -> None:
-    """py-spy on ``realauth serve`` under the closed-loop load: the functions by inclusive share of samples."""
+def profile(
+    rpc: str, store: str, seconds: float, top: int = 40, native: bool = False, server: str = "realauth"
+) -> None:
+    """py-spy on ``realauth serve`` (or the bare gateway) under the closed-loop load: the functions by inclusive
+    share of samples. ``native``: py-spy samples native frames too (``--native``) and the samples are grouped by
+    library, and a second window runs ``perf record`` (when perf is there) for the split by shared object and
+    thread, kernel included."""
     spy = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
+    if server not in ("realauth", "gateway"):
+        raise SystemExit("--server is realauth or gateway")
+    if server == "gateway" and rpc != "create":
+        raise SystemExit("the bare gateway answers creates only (--rpc create)")
+    name = f"{server}-{rpc}-{store.split(':')[0]}" + ("-native" if native else "")
+    keep = ROOT / "var" / f"profile-{name}.txt"
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    perf_keep = ROOT / "var" / f"perf-{name}.txt"
+    perf_got: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="realauth-prof-") as tmp:
         work = Path(tmp)
         log = work / "children.log"
         vendor = Child(_me("vendor"), log)
         try:
             url = json.loads(vendor.line(30))["url"]
-            db = {"memory": "memory://", "sqlite": f"sqlite:///{work}/p.db"}.get(store, store)
-            ra = Realauth(work, db, url)
-            ra.start()
+            ra: Realauth | None = None
+            gw: Child | None = None
+            if server == "gateway":
+                gw = Child(_me("bare-gateway", "--target", url), log)
+                target, pid = json.loads(gw.line(30))["target"], gw.pid
+            else:
+                db = {"memory": "memory://", "sqlite": f"sqlite:///{work}/p.db"}.get(store, store)
+                ra = Realauth(work, db, url)
+                ra.start()
+                target, pid = ra.target, ra.pid
             try:
                 out = work / "raw.txt"
-                cmd = [spy, "record", "--pid", str(ra.pid), "--duration", str(int(seconds)), "--rate", "250"]
-                cmd += ["--format", "raw", "--output", str(out), "--nonblocking"]
-                sampler = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                cmd = [spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250"]
+                # --native unwinds the C stacks, which needs the threads paused while each sample is taken
+                cmd += ["--format", "raw", "--output", str(out)] + (["--native"] if native else ["--nonblocking"])
+                samplers: list[subprocess.Popen[bytes]] = []
+
+                def attach() -> None:  # when the window starts: the warm-up is not sampled
+                    samplers.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log.open("ab")))
+
                 prepare = int(700 * (seconds + 2)) if rpc == "exchange" else 0
-                got = measure(LoadSpec(rpc, ra.target, seconds + 2, warmup=300, prepare=prepare), ra.pid, log)
-                sampler.wait(timeout=60)
+                spec = LoadSpec(rpc, target, seconds + 2, warmup=300, prepare=prepare)
+                got = measure(spec, pid, log, on_go=attach)
+                samplers[0].wait(timeout=60)
+                if not out.exists():
+                    raise RuntimeError(f"py-spy wrote no profile:\n{log.read_text(errors='replace')[-2000:]}")
+                shutil.copy(out, keep)
+                perf = shutil.which("perf")
+                if native and perf:
+                    perf_got = _perf_windows(perf, rpc, target, pid, seconds, prepare, work, log, perf_keep)
             finally:
-                ra.stop()
+                if ra is not None:
+                    ra.stop()
+                if gw is not None:
+                    gw.stop()
         finally:
             vendor.stop()
-        keep = ROOT / "var" / f"profile-{rpc}-{store.split(':')[0]}.txt"
-        keep.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(out, keep)
     inclusive: dict[str, int] = {}
     total = 0
     for line in keep.read_text().splitlines():
@@ -850,13 +1141,181 @@ def profile(rpc: str, store: str, seconds: float, top: int = 40) -> None:
         # by function (the line numbers dropped), each counted once per sample
         for frame in {re.sub(r":\d+\)$", ")", f) for f in stack.split(";")}:
             inclusive[frame] = inclusive.get(frame, 0) + n
-    print(f"{rpc} {store}: {got['cpu_ms']:.3f} ms CPU/call, {got['throughput']:.0f}/s; {total} samples ({keep})")
+    print(
+        f"{server} {rpc} {store}: {got['cpu_ms']:.3f} ms CPU/call, {got['throughput']:.0f}/s; {total} samples ({keep})"
+    )
     print("\nwhere the CPU goes (each sample to the innermost frame of a known part):")
     for part, n in sorted(parts(keep).items(), key=lambda kv: -kv[1]):
         print(f"{100 * n / total:6.1f}%  {n / total * got['cpu_ms']:6.3f} ms  {part}")
+    if native:
+        print(
+            "\nby library (py-spy --native: each sample to its innermost frame's library; in this mode py-spy counts"
+            "\na thread blocked in a system call as busy, so the libc share is mostly waiting: perf below counts CPU):"
+        )
+        for lib, n in sorted(libraries(keep).items(), key=lambda kv: -kv[1]):
+            print(f"{100 * n / total:6.1f}%  {n / total * got['cpu_ms']:6.3f} ms  {lib}")
+    if perf_got is not None:
+        print_perf(perf_keep, perf_got, pid)
     print("\nfunctions by inclusive share:")
     for frame, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
         print(f"{100 * n / total:6.1f}%  {frame}")
+
+
+#: Libraries of a native frame (py-spy --native names a frame "function (file:line)" or "function (library)").
+LIBRARIES = (
+    ("cygrpc (grpc.aio's Cython layer and gRPC C-core, one shared object)", ("cygrpc", "grpc_", "grpc::", "absl")),
+    ("uvloop (its Cython layer and libuv)", ("uvloop", "uv_", "uv__")),
+    ("libpython (the interpreter)", ("libpython", "_Py", "Py")),
+    ("libssl / libcrypto", ("libssl", "libcrypto")),
+    ("libc and kernel entry (syscalls)", ("libc.so", "libc-", "__libc", "syscall", "epoll", "__GI_")),
+)
+
+
+def libraries(raw: Path) -> dict[str, int]:
+    """Samples per library of the innermost frame (py-spy --native); a Python frame innermost is "Python code"."""
+    out: dict[str, int] = {}
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        inner = stack.rsplit(";", 1)[-1]
+        name = "Python code (innermost frame is a .py function)" if ".py:" in inner else "other native"
+        if ".py:" not in inner:
+            name = next((lib for lib, needles in LIBRARIES if any(n in inner for n in needles)), name)
+        out[name] = out.get(name, 0) + int(count)
+    return out
+
+
+def _perf_windows(
+    perf: str, rpc: str, target: str, pid: int, seconds: float, prepare: int, work: Path, log: Path, keep: Path
+) -> dict[str, Any]:
+    """Two more load windows: ``perf record -e cpu-clock`` (every thread, kernel included: where the CPU is, by
+    thread, shared object and symbol) and ``perf trace -s`` (the system calls, counted per thread)."""
+    data = work / "perf.data"
+    secs = str(int(seconds))
+    spec = LoadSpec(rpc, target, seconds + 2, warmup=300, prepare=prepare)
+    cmd = [perf, "record", "-e", "cpu-clock", "-F", "499", "-p", str(pid), "-o", str(data), "--", "sleep", secs]
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def attach(cmd: list[str]) -> Callable[[], None]:
+        return lambda: procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log.open("ab")))
+
+    # each profiler runs for ``seconds`` inside a window of ``seconds + 2``: every sample is under load
+    got = measure(spec, pid, log, on_go=attach(cmd))
+    procs.pop().wait(timeout=60)
+    report = subprocess.run(
+        [perf, "report", "-i", str(data), "--sort", "pid,dso,sym", "--stdio", "-q"],
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    trace_out = work / "trace.txt"
+    cmd = [perf, "trace", "-s", "-p", str(pid), "-o", str(trace_out), "--", "sleep", secs]
+    traced = measure(spec, pid, log, on_go=attach(cmd))
+    procs.pop().wait(timeout=60)
+    trace = trace_out.read_text(errors="replace") if trace_out.exists() else ""
+    keep.write_text(
+        f"# perf record window: {got['calls']} calls, {got['cpu_ms']} ms CPU/call\n"
+        + report.stdout.decode(errors="replace")
+        + f"\n# perf trace -s window: {traced['calls']} calls in {traced['elapsed_s']} s"
+        f" (the trace's own window: {secs} s)\n" + trace
+    )
+    got["trace_calls_per_s"] = traced["throughput"]
+    got["trace_seconds"] = int(seconds)
+    return got
+
+
+PERF_LINE = re.compile(r"^\s*([\d.]+)%\s+(\d+):(\S+)\s+(\S+)\s+\[(.)\]\s+(.*?)\s*$")
+
+
+def perf_rows(report: str, pid: int) -> list[tuple[float, str, str, str]]:
+    """``perf report --sort pid,dso,sym -q`` (perf's "pid" is the thread id) as (percent, thread, object,
+    symbol); the thread is "main" for the event loop's (tid = pid), "python" for the other Python threads, else its
+    name (gRPC core's own threads)."""
+    out = []
+    for line in report.splitlines():
+        m = PERF_LINE.match(line)
+        if not m:
+            continue
+        share, tid, comm, dso, _, sym = m.groups()
+        thread = "main" if int(tid) == pid else comm
+        out.append((float(share), thread, dso, sym))
+    return out
+
+
+def _lib(dso: str, sym: str) -> str:
+    if dso.startswith("[kernel"):
+        return "kernel"
+    if dso.startswith("libpython"):
+        if sym.startswith("_PyEval_EvalFrameDefault"):
+            return "libpython: bytecode (_PyEval_EvalFrameDefault)"
+        if sym.startswith(("gc_", "visit_", "deduce_unreachable", "move_", "subtract_refs", "update_refs")):
+            return "libpython: garbage collector"
+        return "libpython: runtime (objects, calls, dicts, allocation)"
+    if dso.startswith("cygrpc"):
+        return "cygrpc (grpc.aio's Cython layer + gRPC C-core, stripped)"
+    if dso.startswith("loop.cpython"):
+        return "uvloop (Cython + libuv)"
+    if dso.startswith(("libc.so", "libc-")):
+        return "libc"
+    if dso.startswith(("libssl", "libcrypto")):
+        return "libssl/libcrypto"
+    return "other extensions (" + dso.split(".", 1)[0] + ")"
+
+
+def perf_summary(report: str, pid: int) -> dict[str, dict[str, float]]:
+    """Percent of the samples by thread and by library (``_lib``)."""
+    out: dict[str, dict[str, float]] = {}
+    for share, thread, dso, sym in perf_rows(report, pid):
+        lib = _lib(dso, sym)
+        if lib.startswith("other extensions"):
+            lib = "other extensions (aiohttp, multidict, yarl, protobuf, _asyncio, _json, ...)"
+        by = out.setdefault(thread, {})
+        by[lib] = by.get(lib, 0.0) + share
+    return out
+
+
+TRACE_LINE = re.compile(r"^\s+([a-z_0-9]+)\s+(\d+)\s+(\d+)\s+([\d.]+)")
+TRACE_THREAD = re.compile(r"^\s*(\S+) \((\d+)\), (\d+) events")
+
+
+def trace_counts(trace: str, pid: int) -> dict[str, dict[str, int]]:
+    """``perf trace -s`` output as {thread: {syscall: calls}} (thread named as in :func:`perf_rows`)."""
+    out: dict[str, dict[str, int]] = {}
+    thread = ""
+    for line in trace.splitlines():
+        t = TRACE_THREAD.match(line)
+        if t:
+            thread = "main" if int(t.group(2)) == pid else t.group(1)
+            continue
+        m = TRACE_LINE.match(line)
+        if m and thread:
+            by = out.setdefault(thread, {})
+            by[m.group(1)] = by.get(m.group(1), 0) + int(m.group(2))
+    return out
+
+
+def print_perf(keep: Path, got: dict[str, Any], pid: int) -> None:
+    text = keep.read_text()
+    report, _, trace = text.partition("\n# perf trace -s window")
+    ms = got["cpu_ms"]
+    print(f"\nby thread and library (perf record -e cpu-clock, its own window: {ms:.3f} ms CPU/call; {keep}):")
+    summary = perf_summary(report, pid)
+    for thread, libs in sorted(summary.items(), key=lambda kv: -sum(kv[1].values())):
+        total = sum(libs.values())
+        print(f"{total:6.1f}%  {total / 100 * ms:6.3f} ms  thread {thread}")
+        for lib, share in sorted(libs.items(), key=lambda kv: -kv[1]):
+            if share >= 0.3:
+                print(f"  {share:6.1f}%  {share / 100 * ms:6.3f} ms  {lib}")
+    print("\ntop symbols (perf):")
+    for share, thread, dso, sym in sorted(perf_rows(report, pid), reverse=True)[:25]:
+        print(f"{share:6.2f}%  {thread:<14} {dso[:30]:<30} {sym[:60]}")
+    calls = got.get("trace_calls_per_s", 0.0) * got.get("trace_seconds", 0)
+    counts = trace_counts(trace, pid)
+    if counts and calls:
+        print(f"\nsystem calls per call (perf trace -s, ≈ {calls:.0f} calls in its window):")
+        for thread, by in counts.items():
+            per = {k: v / calls for k, v in by.items()}
+            top = ", ".join(f"{k} {v:.2f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.05)
+            print(f"  {thread:<14} {sum(per.values()):5.2f}: {top}")
 
 
 #: Parts of a call, matched against a sample's frames from the innermost outwards (the first match wins).
@@ -887,4 +1346,223 @@ def parts(raw: Path) -> dict[str, int]:
                 name = hit
                 break
         out[name] = out.get(name, 0) + int(count)
+    return out
+
+
+#: The features that together are what realauth's gRPC side does per create (it sends x-request-id before the
+#: answer, sets no code on success, runs no migration pool).
+REALAUTH_LIKE = ("interceptor", "initial-metadata", "options", "services", "contextvars", "prometheus", "timeout")
+
+
+#: realauth itself with one benchmark-only patch (tools/bench_patches/sitecustomize.py), paired with plain realauth.
+REALAUTH_PATCHES = ("realauth:no-initial-metadata", "realauth:batched-stderr")
+
+
+def experiments(seconds: float, rounds: int, chosen: list[str] | None, out_json: Path) -> dict[str, Any]:
+    """The bare gateway with one of realauth's per-call costs added at a time, measured back to back against the
+    plain gateway (a fresh process each window, rounds interleaved, medians), and realauth itself in the same run."""
+    variants = ["", *(chosen or [*GATEWAY_FEATURES, ",".join(REALAUTH_LIKE), *REALAUTH_PATCHES]), "realauth"]
+    raw: dict[str, list[dict[str, Any]]] = {}
+    load = os.getloadavg()[0]
+    print(f"{rounds} rounds x {seconds:g} s, 50 concurrent callers, load {load:.2f}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="realauth-exp-") as tmp:
+        work = Path(tmp)
+        log = work / "children.log"
+        vendor = Child(_me("vendor"), log)
+        try:
+            url = json.loads(vendor.line(30))["url"]
+
+            def window(variant: str) -> dict[str, Any]:
+                if variant.startswith("realauth"):  # "realauth" or "realauth:patch+patch"
+                    patches = [p for p in variant.partition(":")[2].split("+") if p]
+                    ra = Realauth(work, "memory://", url, patches=patches)
+                    ra.start()
+                    try:
+                        return measure(LoadSpec("create", ra.target, seconds), ra.pid, log)
+                    finally:
+                        ra.stop()
+                gw = Child(_me("bare-gateway", "--target", url, "--features", variant), log)
+                try:
+                    target = json.loads(gw.line(30))["target"]
+                    return measure(LoadSpec("create", target, seconds), gw.pid, log)
+                finally:
+                    gw.stop()
+
+            for r in range(rounds):
+                print(f"round {r + 1}/{rounds} ...", flush=True)
+                base, before = "", window("")
+                raw.setdefault("", []).append(before)
+                for v in variants[1:]:
+                    if v == "realauth":
+                        raw.setdefault(v, []).append(window(v))
+                        continue
+                    want = "realauth" if v.startswith("realauth:") else ""
+                    if want != base:
+                        base, before = want, window(want)
+                        raw.setdefault(want, []).append(before)
+                    got = window(v)
+                    after = window(base)  # the baseline again: each variant sits between two baseline windows
+                    raw[base].append(after)
+                    got["paired_delta_ms"] = got["cpu_ms"] - (before["cpu_ms"] + after["cpu_ms"]) / 2
+                    raw.setdefault(v, []).append(got)
+                    before = after
+        finally:
+            vendor.stop()
+    plain = med(raw[""], "cpu_ms")
+    rows: dict[str, dict[str, Any]] = {
+        (k or "plain"): {
+            "cpu_ms": round(med(runs, "cpu_ms"), 3),
+            # the median over the rounds of (variant - the mean of the plain windows just before and after it)
+            "delta_ms": round(med(runs, "paired_delta_ms"), 3) if "paired_delta_ms" in runs[0] else 0.0,
+            "plain_delta_ms": round(med(runs, "cpu_ms") - plain, 3),
+            "all_ms": [run["cpu_ms"] for run in runs],
+            "throughput": round(med(runs, "throughput"), 1),
+            "errors": sum(sum(run["errors"].values()) for run in runs),
+        }
+        for k, runs in raw.items()
+    }
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
+    print(
+        "\ndelta: the median over the rounds of (variant - the mean of the plain windows just before and after);"
+        "\n(realauth:PATCH: against plain realauth); the realauth row's delta is its median less the plain gateway's"
+    )
+    print(f"\n{'experiment':<44} {'CPU/call':>10} {'delta':>9} {'calls/s':>8} {'errors':>6}  rounds")
+    for k, row in rows.items():
+        label = "realauth-like: " + "+".join(REALAUTH_LIKE) if k == ",".join(REALAUTH_LIKE) else (k or "plain")
+        delta = row["plain_delta_ms"] if k == "realauth" else row["delta_ms"]
+        print(
+            f"{label[:44]:<44} {row['cpu_ms']:>7.3f} ms {delta:>+9.3f} {row['throughput']:>8.0f}"
+            f" {row['errors']:>6}  {', '.join(f'{x:.3f}' for x in row['all_ms'])}"
+        )
+    out = {"seconds": seconds, "rounds": rounds, "loadavg_at_start": load, "rows": rows}
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\nJSON: {out_json}")
+    return out
+
+
+def instructions(seconds: float, chosen: list[str] | None, out_json: Path) -> dict[str, Any]:
+    """User-space instructions per create (valgrind callgrind, every thread), for the gateway variants and realauth:
+    unlike CPU time they do not move with the machine's load. The kernel's work (system calls, the loopback TCP
+    path) is not counted. Instrumentation is switched on when the window starts (the warm-up is not counted)."""
+    control = shutil.which("callgrind_control")
+    valgrind = shutil.which("valgrind")
+    if not control or not valgrind:
+        raise SystemExit("valgrind (with callgrind_control) is needed: apt-get install valgrind")
+    variants = ["", *(chosen or [*GATEWAY_FEATURES, ",".join(REALAUTH_LIKE), "realauth", *REALAUTH_PATCHES])]
+    rows: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="realauth-ir-") as tmp:
+        work = Path(tmp)
+        log = work / "children.log"
+        vendor = Child(_me("vendor"), log)
+        try:
+            url = json.loads(vendor.line(30))["url"]
+            for v in variants:
+                out = work / f"cg-{len(rows)}.out"
+                wrap = [valgrind, "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+                wrap += ["--cache-sim=no", "--branch-sim=no", "--dump-instr=no", "--separate-threads=no"]
+                ra: Realauth | None = None
+                gw: Child | None = None
+                if v.startswith("realauth"):
+                    patches = [p for p in v.partition(":")[2].split("+") if p]
+                    ra = Realauth(work, "memory://", url, patches=patches, wrap=wrap)
+                    ra.start()
+                    target, pid = ra.target, ra.pid
+                else:
+                    gw = Child(_me("bare-gateway", "--target", url, "--features", v), log, wrap=wrap)
+                    target, pid = json.loads(gw.line(300))["target"], gw.pid
+
+                def on(pid: int = pid) -> None:
+                    subprocess.run([control, "-i", "on", str(pid)], capture_output=True, timeout=60, check=True)
+
+                try:
+                    got = measure(LoadSpec("create", target, seconds, warmup=100), None, log, on_go=on)
+                    subprocess.run([control, "-d", str(pid)], capture_output=True, timeout=120, check=True)
+                finally:
+                    if ra is not None:
+                        ra.stop()
+                    if gw is not None:
+                        gw.stop()
+                total = 0
+                objects: dict[str, int] = {}
+                # only the dump taken at the window's end ("<file>.1"); "<file>" itself is written at exit and holds
+                # the shutdown (interpreter finalisation, its last collection)
+                for dump in work.glob(f"{out.name}.*"):
+                    text = dump.read_text(errors="replace")
+                    for line in text.splitlines():
+                        if line.startswith(("summary:", "totals:")):
+                            total = max(total, int(line.split()[1]))
+                            break
+                    for lib, n in callgrind_objects(text).items():
+                        objects[lib] = objects.get(lib, 0) + n
+                    dump.unlink()
+                calls = max(int(got["calls"]), 1)
+                rows[v or "plain"] = {
+                    "instructions_per_call": round(total / calls),
+                    "calls": calls,
+                    "by_library": {k: round(n / calls) for k, n in sorted(objects.items(), key=lambda kv: -kv[1])},
+                }
+                print(
+                    f"{(v or 'plain')[:60]:<60} {total / calls:>12,.0f} instructions/call ({calls} calls)", flush=True
+                )
+        finally:
+            vendor.stop()
+    plain = rows["plain"]["instructions_per_call"]
+    real = rows.get("realauth", {}).get("instructions_per_call", 0)
+    print(f"\n{'variant':<60} {'Ir/call':>12} {'delta':>12}")
+    for k, row in rows.items():
+        base = real if k.startswith("realauth:") else plain
+        row["delta"] = row["instructions_per_call"] - base if k != "plain" else 0
+        print(f"{k[:60]:<60} {row['instructions_per_call']:>12,} {row['delta']:>+12,}")
+    if "realauth" in rows:
+        libs = sorted(set(rows["plain"]["by_library"]) | set(rows["realauth"]["by_library"]))
+        print(f"\nby library, instructions per create (self cost): {'bare gateway':>14} {'realauth':>12} {'delta':>12}")
+        order = sorted(libs, key=lambda lib: -rows["realauth"]["by_library"].get(lib, 0))
+        for lib in order:
+            a, b = rows["plain"]["by_library"].get(lib, 0), rows["realauth"]["by_library"].get(lib, 0)
+            if max(a, b) >= 2000:
+                print(f"  {lib[:46]:<46} {a:>14,} {b:>12,} {b - a:>+12,}")
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps({"seconds": seconds, "rows": rows}, indent=2) + "\n")
+    print(f"\nJSON: {out_json}")
+    return rows
+
+
+def callgrind_objects(text: str) -> dict[str, int]:
+    """Self instructions per library (``_lib``) in a callgrind dump (``--dump-instr=no``: "line cost" lines).
+
+    The format names objects and functions once with an id ("ob=(3) /path", later "ob=(3)"); a cost line after a
+    ``calls=`` line is the call's inclusive cost and is skipped (it is counted in the callee's own lines)."""
+    names: dict[str, str] = {}
+    fn_names: dict[str, str] = {}
+    out: dict[str, int] = {}
+    ob = fn = ""
+    skip = False
+    for line in text.splitlines():
+        if not line:
+            continue
+        c = line[0]
+        if c.isdigit() or c in "+-*":
+            if skip:
+                skip = False
+                continue
+            parts_ = line.split()
+            if len(parts_) >= 2:
+                lib = _lib(Path(ob).name, fn)
+                out[lib] = out.get(lib, 0) + int(parts_[1])
+            continue
+        key, _, value = line.partition("=")
+        if key in ("ob", "fn", "cob", "cfn"):  # ob/cob share one id space, fn/cfn another
+            table_ = names if key.endswith("ob") else fn_names
+            m = re.match(r"\((\d+)\)(?: (.*))?", value)
+            if m:
+                if m.group(2) is not None:
+                    table_[m.group(1)] = m.group(2)
+                value = table_.get(m.group(1), value)
+            if key == "ob":
+                ob = value
+            elif key == "fn":
+                fn = value
+        elif key == "calls":
+            skip = True
     return out
