@@ -13,11 +13,12 @@ import grpc
 import pytest
 
 from realauth.v1 import realauth_pb2 as pb
+from realauth_server.emulators.base import FaultPlan
 from realauth_server.logs import CALL_FIELDS, JsonFormatter, LogContext, TextFormatter, bind_call, unbind_call
 from realauth_server.metrics import REGISTRY
 from realauth_server.tracecontext import parse_traceparent
 
-from .conftest import PROCESS_LOGS, Harness
+from .conftest import PROCESS_LOGS, Harness, ServerFactory
 from .proc_util import run_emulator
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -47,9 +48,11 @@ async def test_log_lines_per_rpc_and_vendor_call(realauth: Harness, caplog: pyte
     assert rpc[0]["action"] == "CreateAuthSession" and rpc[0]["status"] == "OK"
     assert rpc[0]["tenant"] == "sandbox" and rpc[0]["provider"] == "seedance"
     assert isinstance(rpc[0]["latency_ms"], float)
+    # The accepted vendor call is on the rpc line; its own line is DEBUG only.
+    assert rpc[0]["vendor_calls"] == 1 and rpc[0]["vendor_outcome"] == "200"
+    assert isinstance(rpc[0]["vendor_ms"], float)
     vendor = [line for line in got if line["logger"] == "realauth.vendor" and line["msg"] == "vendor call"]
-    assert vendor and vendor[-1]["provider"] == "seedance" and vendor[-1]["outcome"] == "200"
-    assert "latency_ms" in vendor[-1]
+    assert vendor == []
     # A failed call's line carries the message the caller got (so the suite's leak check covers error messages).
     caplog.clear()
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -63,10 +66,57 @@ async def test_log_lines_per_rpc_and_vendor_call(realauth: Harness, caplog: pyte
         assert "caller.example" not in text and "user-9" not in text
 
 
+async def test_a_successful_create_logs_one_info_line_and_a_failed_vendor_call_its_own(
+    realauth: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An accepted vendor answer goes onto the rpc line (one record per call, not two); a vendor call that failed
+    (here: HTTP 200 with a body that is not the vendor's JSON, then retried) keeps its INFO line for operators."""
+    caplog.set_level(logging.INFO)
+    await realauth.stub.CreateAuthSession(
+        pb.CreateAuthSessionRequest(callback_url="https://caller.example/done"), metadata=(("x-request-id", "one-1"),)
+    )
+    mine = [r for r in caplog.records if r.levelno >= logging.INFO and r.name.startswith("realauth.")]
+    mine = [r for r in mine if getattr(r, "_call", ()) and dict(r._call)["request_id"] == "one-1"]
+    assert [r.getMessage() for r in mine] == ["rpc"]
+    (line,) = [json.loads(JsonFormatter().format(r)) for r in mine]
+    assert line["vendor_calls"] == 1 and line["vendor_outcome"] == "200" and line["vendor_ms"] > 0
+    caplog.clear()
+    realauth.emulator("seedance").set_fault(FaultPlan(malformed=True, count=1))
+    await realauth.stub.CreateAuthSession(
+        pb.CreateAuthSessionRequest(callback_url="https://caller.example/done"), metadata=(("x-request-id", "two-2"),)
+    )
+    got = [line for line in lines(caplog) if line.get("request_id") == "two-2"]
+    vendor = [line for line in got if line["msg"] == "vendor call"]
+    assert len(vendor) == 1 and vendor[0]["outcome"] == "200" and vendor[0]["level"] == "info"
+    assert [line["msg"] for line in got].count("vendor call retry") == 1
+    (rpc,) = [line for line in got if line["msg"] == "rpc"]
+    assert rpc["status"] == "OK" and rpc["vendor_calls"] == 2 and rpc["vendor_outcome"] == "200"
+
+
+async def test_a_vendor_call_without_an_answer_logs_its_line(
+    make_realauth: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No answer at all (the connection dropped): its own INFO line, the rpc line counting it."""
+    h = await make_realauth("[providers.seedance]\nsandbox = true\nmax_attempts = 1\n")
+    h.emulator("seedance").set_fault(FaultPlan(reset=True))
+    caplog.set_level(logging.INFO)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await h.stub.CreateAuthSession(
+            pb.CreateAuthSessionRequest(callback_url="https://caller.example/done"),
+            metadata=(("x-request-id", "three-3"),),
+        )
+    got = [line for line in lines(caplog) if line.get("request_id") == "three-3"]
+    vendor = [line for line in got if line["msg"] == "vendor call"]
+    assert [v["outcome"] for v in vendor] == ["transport_error"]
+    (rpc,) = [line for line in got if line["msg"] == "rpc"]
+    assert rpc["vendor_calls"] == 1 and rpc["vendor_outcome"] == "transport_error"
+
+
 async def test_every_line_of_a_call_carries_request_trace_tenant_and_provider(
     realauth: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG, logger="realauth.vendor")  # an accepted vendor call logs at DEBUG
     md = (("x-request-id", "obs-req-2"), ("traceparent", TRACEPARENT))
     created = await realauth.stub.CreateAuthSession(
         pb.CreateAuthSessionRequest(callback_url="https://caller.example/d"), metadata=md

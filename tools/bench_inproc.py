@@ -2,11 +2,12 @@
 
 Calls CreateAuthSession / ExchangeToken through the real interceptor chain (the same ScopeChain as ``server.py``),
 the tolerant registration, the servicer, the service and the ``memory://`` store, one after another in one task,
-with the vendor adapter's ``create_session`` / ``exchange`` replaced by a canned answer (which still emits the
-``vendor call`` log record and metrics, as the real one does). Logging is as ``realauth serve`` sets it up: JSON at
-INFO, redaction filter, to a file. What it prints is process CPU per call: the part of a call that
-realauth's own code (interceptors, logs, metrics, service, protobuf ↔ domain) costs, measured precisely enough
-(±2 %) to compare two versions back to back, which the end-to-end benchmark's noise (±10 %) cannot.
+with the vendor adapter's ``create_session`` / ``exchange`` replaced by a canned answer (which still observes the
+accepted vendor call, its metrics and DEBUG ``vendor call`` record, as the real one does). Logging is as
+``realauth serve`` sets it up: JSON at INFO, redaction filter, to a file. What it prints is process CPU per call:
+the part of a call that realauth's own code (interceptors, logs, metrics, service, protobuf ↔ domain) costs,
+measured precisely enough (±2 %) to compare two versions back to back, which the end-to-end benchmark's noise
+(±10 %) cannot.
 
     .venv/bin/python tools/bench_inproc.py [--rpc create|exchange] [--calls 20000] [--rounds 5] [--profile]
 """
@@ -89,7 +90,7 @@ async def run(rpc: str, calls: int, rounds: int, profile: bool) -> None:
         for provider in server.providers.values():
 
             async def create_session(params: CreateParams, p: Any = provider) -> VendorSession:
-                observe_vendor_call(p, "CreateAuthSession", "200", 0.001)
+                observe_vendor_call(p, "CreateAuthSession", "200", 0.001, accepted=True)
                 return VendorSession(
                     token="tok_" + params.session_id,
                     verification_url="https://h5.example/verify?t=" + params.session_id[-8:],
@@ -99,7 +100,7 @@ async def run(rpc: str, calls: int, rounds: int, profile: bool) -> None:
                 )
 
             async def exchange(session: AuthSession, p: Any = provider) -> VerificationResult:
-                observe_vendor_call(p, "GetAuthResult", "200", 0.001)
+                observe_vendor_call(p, "GetAuthResult", "200", 0.001, accepted=True)
                 return VerificationResult(passed=True, vendor_result_code="0", vendor_request_id="req-x")
 
             provider.create_session = create_session  # type: ignore[method-assign]

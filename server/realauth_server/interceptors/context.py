@@ -13,6 +13,7 @@ import grpc
 from realauth.v1 import realauth_pb2 as pb
 
 from ..logs import bind_call, unbind_call
+from ..providers.base import RPC_VENDOR_CALLS, VendorCalls
 
 API_VERSION = "v1"
 SERVICE_NAME = "realauth"
@@ -35,6 +36,8 @@ class CallContext:
     error_code: str = ""
     error_message: str = ""
     started: float = field(default_factory=time.monotonic)
+    #: The call's vendor calls so far (``providers.base.observe_vendor_call`` counts them; on the ``rpc`` line).
+    vendor: VendorCalls = field(default_factory=VendorCalls)
 
     def response_metadata(self, error: tuple[str, str] | None = None) -> pb.ResponseMetadata:
         meta = pb.ResponseMetadata(
@@ -64,16 +67,18 @@ def current_or_none() -> CallContext | None:
     return _CALL.get()
 
 
-CallToken = tuple[contextvars.Token[CallContext | None], contextvars.Token[Any]]
+CallToken = tuple[contextvars.Token[CallContext | None], contextvars.Token[Any], contextvars.Token[Any]]
 
 
 def set_call_context(ctx: CallContext) -> CallToken:
-    """Make ``ctx`` the call's context; log records inside the call carry its request id, trace, tenant, provider."""
-    return _CALL.set(ctx), bind_call(ctx)
+    """Make ``ctx`` the call's context; log records inside the call carry its request id, trace, tenant, provider,
+    and its vendor calls are counted in ``ctx.vendor``."""
+    return _CALL.set(ctx), bind_call(ctx), RPC_VENDOR_CALLS.set(ctx.vendor)
 
 
 def reset_call_context(token: CallToken) -> None:
-    call, logged = token
+    call, logged, vendor = token
+    RPC_VENDOR_CALLS.reset(vendor)
     unbind_call(logged)
     _CALL.reset(call)
 

@@ -143,6 +143,7 @@ class _Call:
         total, latency = _by_code(action, code)
         total.inc()
         latency.observe(elapsed)
+        vendor = ctx.vendor
         log.info(
             "rpc",
             extra={
@@ -155,6 +156,9 @@ class _Call:
                 "error_code": ctx.error_code,
                 "error": ctx.error_message,
                 "latency_ms": round(elapsed * 1000, 1),
+                "vendor_calls": vendor.calls,
+                "vendor_ms": round(vendor.seconds * 1000, 1),
+                "vendor_outcome": vendor.outcome,
             },
         )
         if span is not None:

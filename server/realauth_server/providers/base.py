@@ -364,20 +364,31 @@ class Provider(abc.ABC):
         """Sign and send one request within the call's budget; transport failures become neutral errors.
 
         ``signer`` runs here, per attempt, just before the bytes go out (a fresh clock; the client drives the flow).
-        No redirect is followed: a 3xx is an answer like any other (``status_error`` reads it).
+        No redirect is followed: a 3xx is an answer like any other (``status_error`` reads it). The call is observed
+        (metrics, its ``vendor call`` line) as an answer nobody has accepted yet; :meth:`call` observes after
+        reading instead, so an accepted answer inside an RPC goes onto the ``rpc`` line.
         """
+        response, seconds = await self._send(request, action, signer)
+        observe_vendor_call(self, action, str(response.status_code), seconds)
+        return response
+
+    async def _send(self, request: VendorRequest, action: str, signer: Signer | None) -> tuple[VendorResponse, float]:
+        """:meth:`send`'s work: the answer and how long it took. A call that got no answer (timeout, transport error)
+        is observed here; one that got an answer is left to the caller to observe, once it knows whether it accepts
+        the answer."""
         left = deadlines.require(0.05)
         self.breaker.before_call()  # an open breaker refuses here, before any vendor traffic
         _SENT.set(True)
         start = time.monotonic()
         outcome = "error"
         url = wire_url(request.url)
+        answered = False
         try:
             async with asyncio.timeout(left):
                 headers = signer(request.method, url, request.headers, request.body) if signer else request.headers
                 response = await roundtrip(self.http, request.method, url, headers, request.body)
-            outcome = str(response.status_code)
-            return response
+            answered = True
+            return response, time.monotonic() - start
         except TimeoutError:  # the budget (aiohttp's own ServerTimeoutError is one too, though none is configured)
             outcome = "timeout"
             raise ProviderTimeout(
@@ -403,8 +414,8 @@ class Provider(abc.ABC):
                 outcome_unknown=not never_sent,
             ) from None
         finally:
-            elapsed = time.monotonic() - start
-            observe_vendor_call(self, action, outcome, elapsed)
+            if not answered:
+                observe_vendor_call(self, action, outcome, time.monotonic() - start)
 
     async def call(
         self,
@@ -424,13 +435,20 @@ class Provider(abc.ABC):
         async def attempt() -> T:
             async with self.pace(action):
                 request, signer = build()
-                response = await self.send(request, action=action, signer=signer)
+                response, seconds = await self._send(request, action, signer)
+            status = response.status_code
             try:
-                return read(response, action)
+                result = read(response, action)
             except RealAuthError as exc:
+                observe_vendor_call(self, action, str(status), seconds)
                 repeats[exc.vendor_code] = seen = repeats.get(exc.vendor_code, 0) + 1
                 exc.is_retriable = self.retry_answer(exc, seen)
                 raise
+            except BaseException:
+                observe_vendor_call(self, action, str(status), seconds)
+                raise
+            observe_vendor_call(self, action, str(status), seconds, accepted=200 <= status < 300)
+            return result
 
         return await self.with_retries(action, attempt)
 
@@ -544,9 +562,53 @@ def is_sickness(exc: RealAuthError) -> bool:
 _vendor_observers: list[Callable[[Provider, str, str, float], None]] = []
 
 
-def observe_vendor_call(provider: Provider, action: str, outcome: str, seconds: float) -> None:
+@dataclass(slots=True)
+class VendorCalls:
+    """The vendor calls one RPC made so far, for its ``rpc`` log line: how many, their total latency, the last
+    one's outcome (docs/operations.md, "Log lines")."""
+
+    calls: int = 0
+    seconds: float = 0.0
+    outcome: str = ""
+
+
+#: The running RPC's :class:`VendorCalls` (set by the RPC's observing interceptor; None outside an RPC: a landing,
+#: a push, a webhook). A mutable object, so calls made in tasks the RPC starts count too.
+RPC_VENDOR_CALLS: contextvars.ContextVar[VendorCalls | None] = contextvars.ContextVar(
+    "realauth_rpc_vendor_calls", default=None
+)
+
+
+def observe_vendor_call(
+    provider: Provider, action: str, outcome: str, seconds: float, *, accepted: bool = False
+) -> None:
+    """Metrics and the log for one vendor call.
+
+    ``accepted``: the vendor answered 2xx and the adapter read a result from it. Inside an RPC such a call logs at
+    DEBUG only, its facts being on the RPC's ``rpc`` line (one JSON record and write less per call); every other
+    call (no answer, non-2xx, a vendor error code, one that is retried, or any call outside an RPC) logs its own
+    INFO ``vendor call`` line, as operators alert on those.
+    """
     for fn in _vendor_observers:
         fn(provider, action, outcome, seconds)
+    tally = RPC_VENDOR_CALLS.get()
+    if tally is not None:
+        tally.calls += 1
+        tally.seconds += seconds
+        tally.outcome = outcome
+        if accepted:
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "vendor call",
+                    extra={
+                        "provider": provider.name,
+                        "kind": provider.kind,
+                        "action": action,
+                        "outcome": outcome,
+                        "latency_ms": round(seconds * 1000, 1),
+                    },
+                )
+            return
     log.info(
         "vendor call",
         extra={
