@@ -196,12 +196,18 @@ def _store_latency(backend: str, op: str, outcome: str) -> Any:
     return STORE_LATENCY.labels(backend, op, outcome)
 
 
+@functools.cache
+def _finished(provider: str, kind: str, state: str) -> Any:
+    """The labelled child per provider and final state, looked up once (every exchange ends here)."""
+    return SESSIONS_FINISHED.labels(provider, kind, state)
+
+
 def session_event(event: str, session: AuthSession) -> None:
     """A session was created, or moved to a final state (counted once per session by the store's observer)."""
     if event == "created":
         _created(session.provider, session.provider_kind).inc()
     elif event == "finished":
-        SESSIONS_FINISHED.labels(session.provider, session.provider_kind, _FINAL[session.state]).inc()
+        _finished(session.provider, session.provider_kind, _FINAL[session.state]).inc()
 
 
 def refusal(route: str, provider: str, reason: str) -> None:

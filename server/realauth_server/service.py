@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import os
 import random
 import time
 import uuid
@@ -267,32 +268,48 @@ class AuthService:
 
     # --- helpers --------------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def _lock(self, key: str) -> AsyncIterator[None]:
+    def _lock_for(self, key: str) -> asyncio.Lock:
+        """The in-process lock for ``key`` (kept while someone holds or waits for it)."""
         lock = self._locks.get(key)
         if lock is None:
             lock = asyncio.Lock()
             self._locks[key] = lock
-        async with lock:
+        return lock
+
+    @asynccontextmanager
+    async def _lock(self, key: str) -> AsyncIterator[None]:
+        async with self._lock_for(key):
             yield
+
+    async def _acquire(self, name: str, seconds: float, busy: str, read: str = "") -> Held:
+        """Take a store lease (single flight across replicas), waiting within the call's budget; the caller releases
+        it unless the result's write did (``Held.released``).
+
+        ``read``: also read that session with the lease, in the same store operation (``Held.session``). The first
+        try is made directly: the polling generator is only started when another holder makes the caller wait.
+        """
+        held = Held(name, os.urandom(16).hex())
+        ttl = seconds + LEASE_MARGIN
+
+        async def take() -> bool:
+            if read:
+                taken, held.session = await self.store.acquire_lease_get(name, held.owner, ttl, read)
+                return taken
+            return await self.store.acquire_lease(name, held.owner, ttl)
+
+        if await take():
+            return held
+        async with aclosing(single_flight_tries(busy)) as tries:
+            await anext(tries)  # its first turn is the try just made
+            async for _ in tries:
+                if await take():
+                    break
+        return held
 
     @asynccontextmanager
     async def _lease(self, name: str, seconds: float, busy: str, read: str = "") -> AsyncIterator[Held]:
-        """Hold a store lease (single flight across replicas), waiting within the call's budget.
-
-        ``read``: also read that session with the lease, in the same store operation (``Held.session``).
-        """
-        held = Held(name, uuid.uuid4().hex)
-        async with aclosing(single_flight_tries(busy)) as tries:
-            async for _ in tries:
-                if read:
-                    taken, held.session = await self.store.acquire_lease_get(
-                        name, held.owner, seconds + LEASE_MARGIN, read
-                    )
-                else:
-                    taken = await self.store.acquire_lease(name, held.owner, seconds + LEASE_MARGIN)
-                if taken:
-                    break
+        """Hold a store lease for the block (:meth:`_acquire`), released after it unless already released."""
+        held = await self._acquire(name, seconds, busy, read)
         try:
             yield held
         finally:
@@ -708,52 +725,56 @@ class AuthService:
         """
         sid = session.session_id
         window = max(session.exchange_deadline - self.clock.now(), 0.0)
-        async with (
-            self._lock(f"session:{sid}"),
-            self._lease(
+        # The lock and the lease as plain awaits and try/finally, not two context-manager generators: every
+        # ExchangeToken pays for them.
+        async with self._lock_for(f"session:{sid}"):
+            held = await self._acquire(
                 exchange_lease(sid),
                 min(window, max(deadlines.remaining(), 0.0)),
                 f"the exchange of session {sid} is in progress elsewhere; retry",
                 read=sid,
-            ) as held,
-        ):
-            session = held.session or session
-            if session.state is SessionState.EXCHANGED or (
-                session.state is SessionState.FAILED and session.result is not None
-            ):
-                return session  # idempotent: the vendor is never asked twice
-            if session.state is SessionState.CANCELLED:
-                raise E.SessionCancelled(
-                    f"session {sid} was cancelled; nothing is exchanged for it", provider=session.provider
-                )
-            now = self.clock.now()
-            if session.state is SessionState.EXPIRED or now > session.exchange_deadline:
-                if session.state is not SessionState.EXPIRED:
-                    await self._move(session, SessionState.EXPIRED, now)
-                raise E.TokenExpired(f"session {sid} passed its exchange deadline; create a new session")
-            provider = self.provider_for(session)
-            token = provider.exchange_token(session)
-            if not token:
-                raise E.VerificationPending(
-                    f"{session.provider}: no vendor result is bound to session {sid} yet (the vendor's push is"
-                    " awaited); retry later",
-                    provider=session.provider,
-                )
-            with deadlines.budget(session.exchange_deadline - now, "window"), provider.in_flight.hold():
-                try:
-                    result = await provider.exchange(session)
-                except E.VerificationFailed as exc:
-                    result = VerificationResult(
-                        passed=False,
-                        vendor_result_code=exc.vendor_code,
-                        vendor_result_message=exc.message,
-                        complete_time=self.clock.now(),
-                        vendor_request_id=exc.vendor_request_id,
+            )
+            try:
+                session = held.session or session
+                if session.state is SessionState.EXCHANGED or (
+                    session.state is SessionState.FAILED and session.result is not None
+                ):
+                    return session  # idempotent: the vendor is never asked twice
+                if session.state is SessionState.CANCELLED:
+                    raise E.SessionCancelled(
+                        f"session {sid} was cancelled; nothing is exchanged for it", provider=session.provider
                     )
-                except E.TokenExpired:
-                    await self._move(session, SessionState.EXPIRED, self.clock.now())
-                    raise
-            return await self._record(session, result, token, held=held)
+                now = self.clock.now()
+                if session.state is SessionState.EXPIRED or now > session.exchange_deadline:
+                    if session.state is not SessionState.EXPIRED:
+                        await self._move(session, SessionState.EXPIRED, now)
+                    raise E.TokenExpired(f"session {sid} passed its exchange deadline; create a new session")
+                provider = self.provider_for(session)
+                token = provider.exchange_token(session)
+                if not token:
+                    raise E.VerificationPending(
+                        f"{session.provider}: no vendor result is bound to session {sid} yet (the vendor's push is"
+                        " awaited); retry later",
+                        provider=session.provider,
+                    )
+                with deadlines.budget(session.exchange_deadline - now, "window"), provider.in_flight.hold():
+                    try:
+                        result = await provider.exchange(session)
+                    except E.VerificationFailed as exc:
+                        result = VerificationResult(
+                            passed=False,
+                            vendor_result_code=exc.vendor_code,
+                            vendor_result_message=exc.message,
+                            complete_time=self.clock.now(),
+                            vendor_request_id=exc.vendor_request_id,
+                        )
+                    except E.TokenExpired:
+                        await self._move(session, SessionState.EXPIRED, self.clock.now())
+                        raise
+                return await self._record(session, result, token, held=held)
+            finally:
+                if not held.released:  # not already released with the write that recorded the result
+                    await self._release(held.name, held.owner)
 
     async def _record(
         self,
