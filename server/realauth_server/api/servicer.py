@@ -12,7 +12,15 @@ from realauth.v1 import realauth_pb2_grpc as pb_grpc
 from ..errors import InvalidParameter
 from ..interceptors.context import call_context
 from ..service import AuthService, CreateInput, ListInput
-from .convert import DELIVERY_STATUS_FILTER, delivery_pb, provider_pb, result_pb, session_pb, state_filter, time_filter
+from .convert import (
+    DELIVERY_STATUS_FILTER,
+    delivery_pb,
+    fill_session,
+    provider_pb,
+    session_pb,
+    state_filter,
+    time_filter,
+)
 
 
 def response_metadata() -> pb.ResponseMetadata:
@@ -51,12 +59,14 @@ class RealAuthServicer(pb_grpc.RealAuthServiceServicer):
         ctx = call_context()
         session = await self.service.exchange(ctx.tenant, session_id=request.session_id, token=request.token)
         ctx.provider, ctx.session_id = session.provider, session.session_id
-        result = result_pb(session.result) if session.result is not None else pb.VerificationResult()
+        response = pb.ExchangeTokenResponse(response_metadata=response_metadata())
+        fill_session(response.session, session)
         if session.result is not None:
             ctx.provider_request_id = session.result.vendor_request_id
-        return pb.ExchangeTokenResponse(
-            response_metadata=response_metadata(), session=session_pb(session), result=result
-        )
+            response.result.CopyFrom(response.session.result)  # the same result, copied in C, not built twice
+        else:
+            response.result.SetInParent()  # present and empty, as before
+        return response
 
     async def GetAuthSession(
         self, request: pb.GetAuthSessionRequest, context: grpc.aio.ServicerContext
