@@ -565,7 +565,7 @@ _vendor_observers: list[Callable[[Provider, str, str, float], None]] = []
 @dataclass(slots=True)
 class VendorCalls:
     """The vendor calls one RPC made so far, for its ``rpc`` log line: how many, their total latency, the last
-    one's outcome (docs/operations.md, "Log lines")."""
+    one's outcome (docs/operations.md, "Logs")."""
 
     calls: int = 0
     seconds: float = 0.0
