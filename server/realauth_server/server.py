@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import grpc
 from aiohttp import web
@@ -28,7 +29,6 @@ from .api.registration import add_realauth_service
 from .api.servicer import RealAuthServicer
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Settings, TlsSettings, check_sandbox_admin
-from .emulators.base import Emulator
 from .http.app import build_http_app
 from .http.limits import LimitedAppRunner, max_url_for
 from .http.listen import bind_tcp, bound_port
@@ -49,6 +49,9 @@ from .tracecontext import Tracing, otel_enabled
 from .urls import LANDING_PATH, PUSH_PATH
 from .vendors.registry import KINDS, VENDOR_RETENTION, VENDORS
 from .webhooks import ATTEMPT_TIMEOUT, WebhookDispatcher, WebhookOutbox
+
+if TYPE_CHECKING:  # the emulators (and http.server under them) load only in sandbox mode, vendors/registry.py
+    from .emulators.base import Emulator
 
 log = logging.getLogger("realauth")
 

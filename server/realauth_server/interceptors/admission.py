@@ -20,7 +20,7 @@ import grpc
 from ..admission import InFlight, record_rejection
 from ..errors import TenantRateLimited
 from ..store.base import SessionStore
-from ..store.factory import UNAVAILABLE_ERRORS
+from ..store.factory import unavailable_errors
 from .base import ScopeInterceptor, UnaryHandler
 from .context import call_context
 
@@ -87,7 +87,7 @@ class TenantRateInterceptor(ScopeInterceptor):
     async def _check(self, tenant: str, limit: int) -> None:
         try:
             hits, window_left = await self.store.count_hit(tenant, RATE_WINDOW)
-        except UNAVAILABLE_ERRORS as exc:
+        except unavailable_errors() as exc:
             if not self._warned:
                 log.warning("cannot count tenant requests; letting calls through", extra={"error": type(exc).__name__})
                 self._warned = True

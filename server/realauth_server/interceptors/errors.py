@@ -19,7 +19,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from ..errors import InternalError, RealAuthError, ServiceUnavailable
-from ..store.factory import UNAVAILABLE_ERRORS
+from ..store.factory import unavailable_errors
 from .base import ScopeInterceptor, UnaryHandler
 from .context import call_context
 
@@ -93,7 +93,7 @@ class ErrorInterceptor(ScopeInterceptor):
         ServiceUnavailable, anything else as InternalError with only the request id."""
         if isinstance(exc, RealAuthError):
             await self._abort(context, exc)
-        elif isinstance(exc, UNAVAILABLE_ERRORS):
+        elif isinstance(exc, unavailable_errors()):
             ctx = call_context()
             log.warning("session store unavailable", extra={"request_id": ctx.request_id, "error": type(exc).__name__})
             await self._abort(context, ServiceUnavailable("the session store is unavailable; retry shortly"))
