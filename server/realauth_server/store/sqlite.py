@@ -102,6 +102,14 @@ PURGE_EVERY = 60.0
 FOLLOW_EVERY = 0.02
 CHANGES_KEPT_SECONDS = 300.0
 T = TypeVar("T")
+#: Busy wait of the connection's thread for the file's write lock (a sibling worker's transaction), in ms.
+BUSY_TIMEOUT_MS = 5000
+#: A write transaction run on the event loop (see :meth:`SqliteStore._transaction`) never checkpoints the WAL, so
+#: the loop never waits for a checkpoint's fsync: every this many of them, the next write runs on the connection's
+#: thread and checkpoints there (``PRAGMA wal_checkpoint(PASSIVE)``), in place of SQLite's own auto-checkpoint.
+CHECKPOINT_EVERY = 200
+#: SQLite's primary result codes for a lock held elsewhere (``sqlite3.Error.sqlite_errorcode & 0xFF``).
+_BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 #: Change rows read per poll; a process further behind catches up over the next polls (watchers also resync).
 FOLLOW_BATCH = 5000
@@ -149,6 +157,17 @@ def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection
     return out
 
 
+def _checkpointed(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """:func:`_in_transaction`, then a passive checkpoint of the WAL (on the connection's thread)."""
+    out = _in_transaction(conn, work)
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    return out
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _BUSY_CODES
+
+
 class SqliteStore(SessionStore):
     """One file, WAL mode: several processes may share it (the workers of ``--workers N``, on one host).
 
@@ -168,6 +187,11 @@ class SqliteStore(SessionStore):
         self._writing = asyncio.Lock()
 
         self._follower: asyncio.Task[None] | None = None
+        #: Calls handed to the connection's thread, and those it has finished (counted on that thread): equal when
+        #: the thread is idle, so the event loop may use the connection itself.
+        self._handed = 0
+        self._finished = 0
+        self._since_checkpoint = 0
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -181,10 +205,14 @@ class SqliteStore(SessionStore):
         # Autocommit: every write is one statement and commits in it, so the file's write lock is held for that
         # statement only, never across an await (with Python's implicit BEGIN another worker's writes would wait
         # while this process's event loop runs other calls before its commit).
-        self._db = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._db.execute("PRAGMA busy_timeout=5000")  # first: sibling workers open the file at once
+        # ``check_same_thread=False``: a write transaction may run on the event loop while the thread is idle
+        # (:meth:`_transaction`); the two never use the connection at once.
+        self._db = await aiosqlite.connect(self.path, isolation_level=None, check_same_thread=False)
+        await self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")  # first: sibling workers open the file
         await self._wal()
         await self._db.execute("PRAGMA synchronous=NORMAL")
+        await self._db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run on the thread: CHECKPOINT_EVERY
+        self._count_hand_offs(self._db)
         await self._db.executescript(SCHEMA)
         await self._db.execute("BEGIN IMMEDIATE")  # one migrating process at a time; the others see it done
         try:
@@ -213,6 +241,23 @@ class SqliteStore(SessionStore):
                 row = await cur.fetchone()
             self._seen = int(row[0]) if row else 0
             self._follower = asyncio.create_task(self._follow(), name="sqlite-follow")
+
+    def _count_hand_offs(self, db: aiosqlite.Connection) -> None:
+        """Wrap aiosqlite's ``Connection._execute`` (every call it hands to its thread, cursors' included) to count
+        the calls handed over and, on the thread, those finished: a cancelled caller does not stop its call."""
+        handoff = db._execute
+
+        def finishing(fn: Callable[..., object], *args: object, **kwargs: object) -> object:
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._finished += 1  # only the connection's thread writes this
+
+        async def counted(fn: Callable[..., object], *args: object, **kwargs: object) -> object:
+            self._handed += 1
+            return await handoff(finishing, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+        db._execute = counted  # type: ignore[method-assign]
 
     async def _wal(self) -> None:
         """Switch the file to WAL once. Sibling workers open it at the same moment, and changing the journal mode
@@ -320,10 +365,32 @@ class SqliteStore(SessionStore):
         keeps it out of a multi-statement transaction another coroutine has open (:meth:`_immediate`).
         """
         db = self.db
+        if self._since_checkpoint < CHECKPOINT_EVERY and not self._writing.locked() and self._handed == self._finished:
+            # The thread is idle and no transaction is open: run it here, without waiting for the file's lock. A
+            # hand-off to the thread and back costs more CPU (two wake-ups, the GIL passed twice) than the
+            # transaction itself; synchronous=NORMAL has no fsync per commit and the checkpoints run on the thread.
+            conn = db._conn
+            conn.execute("PRAGMA busy_timeout=0")
+            try:
+                out = _in_transaction(conn, work)
+                self._since_checkpoint += 1
+                return out
+            except sqlite3.OperationalError as exc:
+                if conn.in_transaction:
+                    conn.rollback()
+                if not _busy(exc):
+                    raise
+                # another process holds the write lock: the thread waits for it (busy_timeout), the loop does not
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         async with self._writing:
             # aiosqlite runs every call through Connection._execute (its worker-thread queue); this hands it a
             # whole transaction. Pinned by tests/test_sqlite_transactions.py.
-            return await db._execute(_in_transaction, db._conn, work)  # type: ignore[no-untyped-call,no-any-return]
+            run = _in_transaction
+            if self._since_checkpoint >= CHECKPOINT_EVERY:  # every write counts, on either path
+                self._since_checkpoint, run = 0, _checkpointed
+            self._since_checkpoint += 1
+            return await db._execute(run, db._conn, work)  # type: ignore[no-untyped-call,no-any-return]
 
     async def _write(self, sql: str, args: Iterable[object]) -> int:
         """One statement in its own write transaction; returns its row count."""
