@@ -430,10 +430,26 @@ class SqliteStore(SessionStore):
     async def _one(self, where: str, args: tuple[object, ...]) -> AuthSession | None:
         await self._maybe_purge()
         sql = f"SELECT data FROM sessions WHERE {where} AND retain_until >= ?"
-        rows = await self.db.execute_fetchall(sql, (*args, self.clock.now()))  # one hop: no cursor round trips
+        rows = await self._fetchall(sql, (*args, self.clock.now()))
         for row in rows:
             return AuthSession.from_dict(json.loads(row[0]))
         return None
+
+    async def _fetchall(self, sql: str, args: tuple[object, ...]) -> Iterable[sqlite3.Row]:
+        """A read's rows: on the event loop while the connection's thread is idle (a WAL read takes no lock), else
+        one hand-off (``execute_fetchall``: no cursor round trips)."""
+        db = self.db
+        if self._handed == self._finished:
+            conn = db._conn
+            conn.execute("PRAGMA busy_timeout=0")
+            try:
+                return conn.execute(sql, args).fetchall()
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        return await db.execute_fetchall(sql, args)
 
     async def get(self, session_id: str) -> AuthSession | None:
         return await self._one("session_id = ?", (session_id,))
@@ -617,7 +633,7 @@ class SqliteStore(SessionStore):
         return owner
 
     async def vendor_token_owner(self, key: str) -> str | None:
-        rows = await self.db.execute_fetchall(TOKEN_OWNER, (key, self.clock.now()))
+        rows = await self._fetchall(TOKEN_OWNER, (key, self.clock.now()))
         for row in rows:
             return str(row[0])
         return None
