@@ -357,39 +357,38 @@ class SqliteStore(SessionStore):
             await self.db.commit()
 
     async def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """``work`` in one write transaction (``BEGIN IMMEDIATE`` … ``COMMIT``, as :meth:`_immediate`), run whole on
-        the connection's thread: one hand-off to that thread and back instead of one per statement (three for a
-        single-statement write, up to seven for a session update with its webhook records).
+        """``work`` in one write transaction (``BEGIN IMMEDIATE`` … ``COMMIT``, as :meth:`_immediate`), run whole in
+        one go: on the event loop while the connection's thread is idle, else in one hand-off to that thread and
+        back (instead of one per statement: three for a single-statement write, up to seven for a session update
+        with its webhook records).
 
-        ``work`` runs on aiosqlite's thread and must only use the connection it is given. The ``_writing`` lock still
-        keeps it out of a multi-statement transaction another coroutine has open (:meth:`_immediate`).
+        ``work`` must only use the connection it is given. The ``_writing`` lock keeps it out of a multi-statement
+        transaction another coroutine has open (:meth:`_immediate`), and serialises the writes of this process.
         """
         db = self.db
-        if self._since_checkpoint < CHECKPOINT_EVERY and not self._writing.locked() and self._handed == self._finished:
-            # The thread is idle and no transaction is open: run it here, without waiting for the file's lock. A
-            # hand-off to the thread and back costs more CPU (two wake-ups, the GIL passed twice) than the
-            # transaction itself; synchronous=NORMAL has no fsync per commit and the checkpoints run on the thread.
-            conn = db._conn
-            conn.execute("PRAGMA busy_timeout=0")
-            try:
-                out = _in_transaction(conn, work)
-                self._since_checkpoint += 1
-                return out
-            except sqlite3.OperationalError as exc:
-                if conn.in_transaction:
-                    conn.rollback()
-                if not _busy(exc):
-                    raise
-                # another process holds the write lock: the thread waits for it (busy_timeout), the loop does not
-            finally:
-                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         async with self._writing:
+            self._since_checkpoint += 1  # every write counts, on either path
+            if self._since_checkpoint <= CHECKPOINT_EVERY and self._handed == self._finished:
+                # The thread is idle: run it here, without waiting for the file's lock. A hand-off to the thread and
+                # back costs more CPU (two wake-ups, the GIL passed twice) than the transaction itself;
+                # synchronous=NORMAL has no fsync per commit, and checkpoints run on the thread (below).
+                conn = db._conn
+                conn.execute("PRAGMA busy_timeout=0")
+                try:
+                    return _in_transaction(conn, work)
+                except sqlite3.OperationalError as exc:
+                    if conn.in_transaction:
+                        conn.rollback()
+                    if not _busy(exc):
+                        raise
+                    # another process holds the write lock: the thread waits for it (busy_timeout), the loop not
+                finally:
+                    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             # aiosqlite runs every call through Connection._execute (its worker-thread queue); this hands it a
             # whole transaction. Pinned by tests/test_sqlite_transactions.py.
             run = _in_transaction
-            if self._since_checkpoint >= CHECKPOINT_EVERY:  # every write counts, on either path
+            if self._since_checkpoint > CHECKPOINT_EVERY:
                 self._since_checkpoint, run = 0, _checkpointed
-            self._since_checkpoint += 1
             return await db._execute(run, db._conn, work)  # type: ignore[no-untyped-call,no-any-return]
 
     async def _write(self, sql: str, args: Iterable[object]) -> int:
