@@ -202,8 +202,8 @@ class SqliteStore(SessionStore):
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit: every write is one statement and commits in it, so the file's write lock is held for that
-        # statement only, never across an await (with Python's implicit BEGIN another worker's writes would wait
+        # Autocommit: every write is one explicit transaction run in one go (:meth:`_transaction`), so the file's
+        # write lock is never held across an await (with Python's implicit BEGIN another worker's writes would wait
         # while this process's event loop runs other calls before its commit).
         # ``check_same_thread=False``: a write transaction may run on the event loop while the thread is idle
         # (:meth:`_transaction`); the two never use the connection at once.
