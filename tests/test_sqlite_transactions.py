@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from realauth_server.clock import Clock
 from realauth_server.domain import SessionState, VerificationResult
+from realauth_server.store import sqlite as sqlite_store
 from realauth_server.store.base import vendor_token_key
 from realauth_server.store.sqlite import SqliteStore
 
@@ -42,7 +44,9 @@ def count_hops(store: SqliteStore) -> list[int]:
     return hops
 
 
-async def test_each_exchange_write_is_one_hop(stores: tuple[SqliteStore, SqliteStore]) -> None:
+async def test_each_exchange_write_is_one_transaction_on_the_loop(stores: tuple[SqliteStore, SqliteStore]) -> None:
+    """With the connection's thread idle, a write transaction (and a session read) runs on the event loop: no
+    hand-off at all; each write is still one transaction (the statements listed below)."""
     a, _ = stores
     clock = Clock()
     a.use_clock(clock)
@@ -52,16 +56,75 @@ async def test_each_exchange_write_is_one_hop(stores: tuple[SqliteStore, SqliteS
     hops = count_hops(a)
     name = f"exchange:{s.session_id}"
     taken, seen = await a.acquire_lease_get(name, "o", 5, s.session_id)
-    assert taken and seen == s and hops[0] == 1
+    assert taken and seen == s and hops[0] == 0
     result = VerificationResult(passed=True, complete_time=clock.now())
     key = vendor_token_key("seedance", "tok")
     recorded = await a.record_result(key, s.evolve(state=SessionState.EXCHANGED, result=result), 1e12, (name, "o"))
-    assert recorded.released and hops[0] == 2  # claim, owner read, state read, update, webhook row, release
-    assert await a.get(s.session_id) == recorded.session and hops[0] == 3
+    assert recorded.released and hops[0] == 0  # claim, owner read, state read, update, webhook row, release
+    assert await a.get(s.session_id) == recorded.session and hops[0] == 0
     s2 = await a.insert(make_session(clock))
-    assert hops[0] == 4
     await a.update(s2.evolve(state=SessionState.COMPLETED))
-    assert hops[0] == 5
+    assert await a.vendor_token_owner(key) == s.session_id and hops[0] == 0
+
+
+async def test_a_write_goes_to_the_thread_while_it_is_busy(stores: tuple[SqliteStore, SqliteStore]) -> None:
+    """The loop never uses the connection while the thread does: a write or read issued while a call is in flight
+    on the thread is handed to the thread (behind that call) instead."""
+    a, _ = stores
+    clock = Clock()
+    s = await a.insert(make_session(clock))
+    await a.purge()
+    hops = count_hops(a)
+    pinging = asyncio.ensure_future(a.db.execute_fetchall("SELECT 1"))  # one call on the thread
+    await asyncio.sleep(0)  # handed over
+    assert hops[0] == 1 and a._handed != a._finished
+    updated = await a.update(s.evolve(state=SessionState.COMPLETED))
+    assert hops[0] == 2
+    await pinging
+    pinging = asyncio.ensure_future(a.db.execute_fetchall("SELECT 1"))
+    await asyncio.sleep(0)
+    assert await a.get(s.session_id) == updated and hops[0] == 4
+    await pinging
+
+
+async def test_a_locked_file_waits_on_the_thread_not_the_loop(stores: tuple[SqliteStore, SqliteStore]) -> None:
+    """A sibling worker holding the file's write lock: the write waits for it on the connection's thread
+    (busy_timeout), and the event loop keeps serving meanwhile; the write lands once the lock is released."""
+    a, b = stores
+    clock = Clock()
+    s = await a.insert(make_session(clock))
+    async with b._immediate():  # b's transaction holds the write lock
+        writing = asyncio.ensure_future(a.update(s.evolve(state=SessionState.COMPLETED)))
+        started = time.monotonic()
+        await asyncio.sleep(0.05)
+        assert time.monotonic() - started < 1.0  # the loop was not blocked by the wait
+        assert not writing.done()
+    updated = await asyncio.wait_for(writing, 5)
+    assert updated.version == s.version + 1 and await b.get(s.session_id) == updated
+
+
+async def test_the_wal_is_checkpointed_on_the_thread(
+    stores: tuple[SqliteStore, SqliteStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's auto-checkpoint is off (it would fsync on the event loop); every CHECKPOINT_EVERY writes one runs
+    on the connection's thread and checkpoints the WAL there."""
+    a, _ = stores
+    clock = Clock()
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_EVERY", 5)
+    await a.purge()
+    ran: list[str] = []
+    real = a.db._execute
+
+    async def seen(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        ran.append(getattr(fn, "__name__", ""))
+        return await real(fn, *args, **kwargs)
+
+    a.db._execute = seen  # type: ignore[method-assign]
+    for _ in range(12):  # 5 on the loop, the 6th on the thread, twice
+        await a.insert(make_session(clock))
+    assert ran.count("_checkpointed") == 2
+    rows = await a.db.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+    assert next(iter(rows))[0] == 0  # not busy: nothing holds the WAL
 
 
 async def test_a_failing_transaction_writes_nothing(stores: tuple[SqliteStore, SqliteStore]) -> None:
@@ -99,7 +162,7 @@ async def test_writers_on_one_file_wait_their_turn(stores: tuple[SqliteStore, Sq
         assert len(owners) == 1 and await a.vendor_token_owner(key) in owners
 
 
-async def test_an_idempotency_reservation_is_one_hop(stores: tuple[SqliteStore, SqliteStore]) -> None:
+async def test_an_idempotency_reservation_is_one_transaction(stores: tuple[SqliteStore, SqliteStore]) -> None:
     """The look-up and the lease in one transaction: no session can be stored between them (by a sibling worker
     either), so the second look-up of the three-step default is not needed."""
     a, b = stores
@@ -107,7 +170,7 @@ async def test_an_idempotency_reservation_is_one_hop(stores: tuple[SqliteStore, 
     await a.purge()
     hops = count_hops(a)
     first = await a.claim_idempotency("t1", "order-1", "claim-a", 10)
-    assert first.claimed and hops[0] == 1
+    assert first.claimed and hops[0] == 0  # on the loop: the thread was idle
     assert not (await b.claim_idempotency("t1", "order-1", "claim-b", 10)).claimed  # reserved by another worker
     assert (await a.claim_idempotency("t1", "order-1", "claim-a", 10)).claimed  # its owner again
     s = await a.insert(make_session(clock, idempotency_key="order-1"))

@@ -102,6 +102,14 @@ PURGE_EVERY = 60.0
 FOLLOW_EVERY = 0.02
 CHANGES_KEPT_SECONDS = 300.0
 T = TypeVar("T")
+#: Busy wait of the connection's thread for the file's write lock (a sibling worker's transaction), in ms.
+BUSY_TIMEOUT_MS = 5000
+#: A write transaction run on the event loop (see :meth:`SqliteStore._transaction`) never checkpoints the WAL, so
+#: the loop never waits for a checkpoint's fsync: every this many of them, the next write runs on the connection's
+#: thread and checkpoints there (``PRAGMA wal_checkpoint(PASSIVE)``), in place of SQLite's own auto-checkpoint.
+CHECKPOINT_EVERY = 200
+#: SQLite's primary result codes for a lock held elsewhere (``sqlite3.Error.sqlite_errorcode & 0xFF``).
+_BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 #: Change rows read per poll; a process further behind catches up over the next polls (watchers also resync).
 FOLLOW_BATCH = 5000
@@ -149,6 +157,17 @@ def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection
     return out
 
 
+def _checkpointed(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """:func:`_in_transaction`, then a passive checkpoint of the WAL (on the connection's thread)."""
+    out = _in_transaction(conn, work)
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    return out
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _BUSY_CODES
+
+
 class SqliteStore(SessionStore):
     """One file, WAL mode: several processes may share it (the workers of ``--workers N``, on one host).
 
@@ -168,6 +187,11 @@ class SqliteStore(SessionStore):
         self._writing = asyncio.Lock()
 
         self._follower: asyncio.Task[None] | None = None
+        #: Calls handed to the connection's thread, and those it has finished (counted on that thread): equal when
+        #: the thread is idle, so the event loop may use the connection itself.
+        self._handed = 0
+        self._finished = 0
+        self._since_checkpoint = 0
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -178,13 +202,17 @@ class SqliteStore(SessionStore):
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit: every write is one statement and commits in it, so the file's write lock is held for that
-        # statement only, never across an await (with Python's implicit BEGIN another worker's writes would wait
+        # Autocommit: every write is one explicit transaction run in one go (:meth:`_transaction`), so the file's
+        # write lock is never held across an await (with Python's implicit BEGIN another worker's writes would wait
         # while this process's event loop runs other calls before its commit).
-        self._db = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._db.execute("PRAGMA busy_timeout=5000")  # first: sibling workers open the file at once
+        # ``check_same_thread=False``: a write transaction may run on the event loop while the thread is idle
+        # (:meth:`_transaction`); the two never use the connection at once.
+        self._db = await aiosqlite.connect(self.path, isolation_level=None, check_same_thread=False)
+        await self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")  # first: sibling workers open the file
         await self._wal()
         await self._db.execute("PRAGMA synchronous=NORMAL")
+        await self._db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run on the thread: CHECKPOINT_EVERY
+        self._count_hand_offs(self._db)
         await self._db.executescript(SCHEMA)
         await self._db.execute("BEGIN IMMEDIATE")  # one migrating process at a time; the others see it done
         try:
@@ -213,6 +241,23 @@ class SqliteStore(SessionStore):
                 row = await cur.fetchone()
             self._seen = int(row[0]) if row else 0
             self._follower = asyncio.create_task(self._follow(), name="sqlite-follow")
+
+    def _count_hand_offs(self, db: aiosqlite.Connection) -> None:
+        """Wrap aiosqlite's ``Connection._execute`` (every call it hands to its thread, cursors' included) to count
+        the calls handed over and, on the thread, those finished: a cancelled caller does not stop its call."""
+        handoff = db._execute
+
+        def finishing(fn: Callable[..., object], *args: object, **kwargs: object) -> object:
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._finished += 1  # only the connection's thread writes this
+
+        async def counted(fn: Callable[..., object], *args: object, **kwargs: object) -> object:
+            self._handed += 1
+            return await handoff(finishing, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+        db._execute = counted  # type: ignore[method-assign]
 
     async def _wal(self) -> None:
         """Switch the file to WAL once. Sibling workers open it at the same moment, and changing the journal mode
@@ -312,18 +357,39 @@ class SqliteStore(SessionStore):
             await self.db.commit()
 
     async def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """``work`` in one write transaction (``BEGIN IMMEDIATE`` … ``COMMIT``, as :meth:`_immediate`), run whole on
-        the connection's thread: one hand-off to that thread and back instead of one per statement (three for a
-        single-statement write, up to seven for a session update with its webhook records).
+        """``work`` in one write transaction (``BEGIN IMMEDIATE`` … ``COMMIT``, as :meth:`_immediate`), run whole in
+        one go: on the event loop while the connection's thread is idle, else in one hand-off to that thread and
+        back (instead of one per statement: three for a single-statement write, up to seven for a session update
+        with its webhook records).
 
-        ``work`` runs on aiosqlite's thread and must only use the connection it is given. The ``_writing`` lock still
-        keeps it out of a multi-statement transaction another coroutine has open (:meth:`_immediate`).
+        ``work`` must only use the connection it is given. The ``_writing`` lock keeps it out of a multi-statement
+        transaction another coroutine has open (:meth:`_immediate`), and serialises the writes of this process.
         """
         db = self.db
         async with self._writing:
+            self._since_checkpoint += 1  # every write counts, on either path
+            if self._since_checkpoint <= CHECKPOINT_EVERY and self._handed == self._finished:
+                # The thread is idle: run it here, without waiting for the file's lock. A hand-off to the thread and
+                # back costs more CPU (two wake-ups, the GIL passed twice) than the transaction itself;
+                # synchronous=NORMAL has no fsync per commit, and checkpoints run on the thread (below).
+                conn = db._conn
+                conn.execute("PRAGMA busy_timeout=0")
+                try:
+                    return _in_transaction(conn, work)
+                except sqlite3.OperationalError as exc:
+                    if conn.in_transaction:
+                        conn.rollback()
+                    if not _busy(exc):
+                        raise
+                    # another process holds the write lock: the thread waits for it (busy_timeout), the loop not
+                finally:
+                    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             # aiosqlite runs every call through Connection._execute (its worker-thread queue); this hands it a
             # whole transaction. Pinned by tests/test_sqlite_transactions.py.
-            return await db._execute(_in_transaction, db._conn, work)  # type: ignore[no-untyped-call,no-any-return]
+            run = _in_transaction
+            if self._since_checkpoint > CHECKPOINT_EVERY:
+                self._since_checkpoint, run = 0, _checkpointed
+            return await db._execute(run, db._conn, work)  # type: ignore[no-untyped-call,no-any-return]
 
     async def _write(self, sql: str, args: Iterable[object]) -> int:
         """One statement in its own write transaction; returns its row count."""
@@ -363,10 +429,26 @@ class SqliteStore(SessionStore):
     async def _one(self, where: str, args: tuple[object, ...]) -> AuthSession | None:
         await self._maybe_purge()
         sql = f"SELECT data FROM sessions WHERE {where} AND retain_until >= ?"
-        rows = await self.db.execute_fetchall(sql, (*args, self.clock.now()))  # one hop: no cursor round trips
+        rows = await self._fetchall(sql, (*args, self.clock.now()))
         for row in rows:
             return AuthSession.from_dict(json.loads(row[0]))
         return None
+
+    async def _fetchall(self, sql: str, args: tuple[object, ...]) -> Iterable[sqlite3.Row]:
+        """A read's rows: on the event loop while the connection's thread is idle (a WAL read takes no lock), else
+        one hand-off (``execute_fetchall``: no cursor round trips)."""
+        db = self.db
+        if self._handed == self._finished:
+            conn = db._conn
+            conn.execute("PRAGMA busy_timeout=0")
+            try:
+                return conn.execute(sql, args).fetchall()
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        return await db.execute_fetchall(sql, args)
 
     async def get(self, session_id: str) -> AuthSession | None:
         return await self._one("session_id = ?", (session_id,))
@@ -550,7 +632,7 @@ class SqliteStore(SessionStore):
         return owner
 
     async def vendor_token_owner(self, key: str) -> str | None:
-        rows = await self.db.execute_fetchall(TOKEN_OWNER, (key, self.clock.now()))
+        rows = await self._fetchall(TOKEN_OWNER, (key, self.clock.now()))
         for row in rows:
             return str(row[0])
         return None
