@@ -57,7 +57,7 @@ test: $(STAMP) $(STUBS) check-generated lint redis-server
 	$(BIN)/python -m pytest $(ARGS)
 
 # Ratios against baselines measured in the same run (not a test: numbers depend on the machine).
-bench: $(STAMP)
+bench: $(STAMP) redis-server
 	$(BIN)/python tools/bench.py $(ARGS)
 
 serve: $(STAMP) $(STUBS)
