@@ -639,3 +639,27 @@ def test_each_state_maps_to_its_event_and_only_subscribed_endpoints_get_records(
     assert sorted(r.endpoint for r in both) == ["all", "done"] and len({r.event_id for r in both}) == 1
     assert "vendor-token-secret" not in both[0].body
     assert outbox(session.evolve(tenant="other")) == [] and outbox(session.evolve(state=SessionState.PENDING)) == []
+
+
+async def test_stop_is_bounded_when_the_store_never_answers_a_claim() -> None:
+    """A shutdown waits for the claim loop at most the grace (+ 1 s): a store call that never comes back (a sick
+    Redis, a stuck connection) is cut instead of holding the process."""
+
+    class StuckStore(MemoryStore):
+        entered = asyncio.Event()
+
+        async def claim_webhooks(self, owner: str, limit: int, lease: float) -> list[WebhookDelivery]:
+            self.entered.set()
+            await asyncio.Event().wait()  # never answers
+            return []
+
+    clock = Clock()
+    store = StuckStore()
+    store.use_clock(clock)
+    endpoint = WebhookEndpoint(
+        "shop", "main", "https://hooks.example/h", Secret(SECRET), frozenset({"x"}), False, False
+    )
+    dispatcher = WebhookDispatcher(store, [endpoint], clock)
+    dispatcher.start()
+    await asyncio.wait_for(store.entered.wait(), 5)
+    await asyncio.wait_for(dispatcher.stop(0.5), 10)  # before: waited for the claim loop for ever

@@ -336,7 +336,13 @@ class WebhookDispatcher:
         self.store.on_enqueue = None
         self._wake.set()
         if self._task is not None:
-            await self._task
+            # The claim loop ends at its next turn; a store call that does not come back within the grace is cut, so
+            # a shutdown never waits on a sick store for longer than it was given.
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=max(grace, 0.0) + 1.0)
+            except TimeoutError:
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
         if self._inflight:
             _done, pending = await asyncio.wait(set(self._inflight), timeout=max(grace, 0.0))
             for t in pending:

@@ -469,6 +469,10 @@ class ReplicationTimeout(RedisTimeoutError):
     """A write reached the primary but fewer replicas than ``wait`` acknowledged it in time (UNAVAILABLE)."""
 
 
+#: How long closing the store waits for its change subscription to end after cancelling it.
+LISTENER_STOP_SECONDS = 5.0
+
+
 class RedisStore(SessionStore):
     def __init__(
         self,
@@ -544,8 +548,11 @@ class RedisStore(SessionStore):
     async def close(self) -> None:
         if self._listener is not None:
             self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+            # Bounded: a subscription connection stuck in a read must not hold a shutdown (the task is cancelled
+            # and dropped either way).
+            _done, stuck = await asyncio.wait({self._listener}, timeout=LISTENER_STOP_SECONDS)
+            if stuck:
+                log.warning("change subscription did not stop in time; closing without it")
             self._listener = None
         if self._r is not None:
             await self._r.aclose()
