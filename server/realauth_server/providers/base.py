@@ -591,34 +591,26 @@ def observe_vendor_call(
     """
     for fn in _vendor_observers:
         fn(provider, action, outcome, seconds)
+    level = logging.INFO
     tally = RPC_VENDOR_CALLS.get()
     if tally is not None:
         tally.calls += 1
         tally.seconds += seconds
         tally.outcome = outcome
         if accepted:
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug(
-                    "vendor call",
-                    extra={
-                        "provider": provider.name,
-                        "kind": provider.kind,
-                        "action": action,
-                        "outcome": outcome,
-                        "latency_ms": round(seconds * 1000, 1),
-                    },
-                )
-            return
-    log.info(
-        "vendor call",
-        extra={
-            "provider": provider.name,
-            "kind": provider.kind,
-            "action": action,
-            "outcome": outcome,
-            "latency_ms": round(seconds * 1000, 1),
-        },
-    )
+            level = logging.DEBUG  # its facts are on the RPC's own line
+    if log.isEnabledFor(level):
+        log.log(
+            level,
+            "vendor call",
+            extra={
+                "provider": provider.name,
+                "kind": provider.kind,
+                "action": action,
+                "outcome": outcome,
+                "latency_ms": round(seconds * 1000, 1),
+            },
+        )
 
 
 def add_vendor_observer(fn: Callable[[Provider, str, str, float], None]) -> None:
