@@ -755,6 +755,16 @@ def wait_serving(target: str, proc: subprocess.Popen[bytes], started: float, lim
 
 
 @contextmanager
+def canned_vendor(log: Path, latency: float | None = None) -> Iterator[str]:
+    """The canned vendor (``bench.py vendor``) in a process of its own, for the block's duration: its base URL."""
+    vendor = Child(_me("vendor", *(["--latency", str(latency)] if latency is not None else [])), log)
+    try:
+        yield json.loads(vendor.line(30))["url"]
+    finally:
+        vendor.stop()
+
+
+@contextmanager
 def redis_server(work: Path) -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
@@ -953,9 +963,7 @@ def cold_start(work: Path, runs: int = 5) -> dict[str, float]:
 
 def overload_row(work: Path, log: Path, calls: int = 5000, latency: float = 2.0) -> dict[str, Any]:
     """5,000 concurrent creates at once against a canned vendor answering in 2 s: status counts, peak RSS."""
-    vendor = Child(_me("vendor", "--latency", str(latency)), log)
-    try:
-        url = json.loads(vendor.line(30))["url"]
+    with canned_vendor(log, latency) as url:
         ra = Realauth(work, "memory://", url)
         ra.start()
         try:
@@ -971,8 +979,6 @@ def overload_row(work: Path, log: Path, calls: int = 5000, latency: float = 2.0)
             }
         finally:
             ra.stop()
-    finally:
-        vendor.stop()
 
 
 def sandbox_rows(work: Path, log: Path, seconds: float) -> dict[str, Any]:
@@ -1092,9 +1098,7 @@ def profile(
     with tempfile.TemporaryDirectory(prefix="realauth-prof-") as tmp:
         work = Path(tmp)
         log = work / "children.log"
-        vendor = Child(_me("vendor"), log)
-        try:
-            url = json.loads(vendor.line(30))["url"]
+        with canned_vendor(log) as url:
             ra: Realauth | None = None
             gw: Child | None = None
             if server == "gateway":
@@ -1130,8 +1134,6 @@ def profile(
                     ra.stop()
                 if gw is not None:
                     gw.stop()
-        finally:
-            vendor.stop()
     inclusive: dict[str, int] = {}
     total = 0
     for line in keep.read_text().splitlines():
@@ -1368,9 +1370,7 @@ def experiments(seconds: float, rounds: int, chosen: list[str] | None, out_json:
     with tempfile.TemporaryDirectory(prefix="realauth-exp-") as tmp:
         work = Path(tmp)
         log = work / "children.log"
-        vendor = Child(_me("vendor"), log)
-        try:
-            url = json.loads(vendor.line(30))["url"]
+        with canned_vendor(log) as url:
 
             def window(variant: str) -> dict[str, Any]:
                 if variant.startswith("realauth"):  # "realauth" or "realauth:patch+patch"
@@ -1406,8 +1406,6 @@ def experiments(seconds: float, rounds: int, chosen: list[str] | None, out_json:
                     got["paired_delta_ms"] = got["cpu_ms"] - (before["cpu_ms"] + after["cpu_ms"]) / 2
                     raw.setdefault(v, []).append(got)
                     before = after
-        finally:
-            vendor.stop()
     plain = med(raw[""], "cpu_ms")
     rows: dict[str, dict[str, Any]] = {
         (k or "plain"): {
@@ -1454,9 +1452,7 @@ def instructions(seconds: float, chosen: list[str] | None, out_json: Path) -> di
     with tempfile.TemporaryDirectory(prefix="realauth-ir-") as tmp:
         work = Path(tmp)
         log = work / "children.log"
-        vendor = Child(_me("vendor"), log)
-        try:
-            url = json.loads(vendor.line(30))["url"]
+        with canned_vendor(log) as url:
             for v in variants:
                 out = work / f"cg-{len(rows)}.out"
                 wrap = [valgrind, "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
@@ -1505,8 +1501,6 @@ def instructions(seconds: float, chosen: list[str] | None, out_json: Path) -> di
                 print(
                     f"{(v or 'plain')[:60]:<60} {total / calls:>12,.0f} instructions/call ({calls} calls)", flush=True
                 )
-        finally:
-            vendor.stop()
     plain = rows["plain"]["instructions_per_call"]
     real = rows.get("realauth", {}).get("instructions_per_call", 0)
     print(f"\n{'variant':<60} {'Ir/call':>12} {'delta':>12}")
