@@ -211,6 +211,17 @@ def _busy(exc: sqlite3.Error) -> bool:
     return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _BUSY_CODES
 
 
+class _Busy(Exception):
+    """Another process holds the file's lock: what ran on the event loop was rolled back; run it on the thread."""
+
+
+def _claim_token(conn: sqlite3.Connection, key: str, session_id: str, until: float, now: float) -> str | None:
+    """Inside a transaction: claim ``key`` for ``session_id`` (first writer wins) and read who holds it now."""
+    conn.execute(CLAIM_TOKEN, (key, session_id, until, now))
+    row = conn.execute(TOKEN_OWNER, (key, now)).fetchone()
+    return str(row[0]) if row else None
+
+
 class SqliteStore(SessionStore):
     """One file, WAL mode: several processes may share it (the workers of ``--workers N``, on one host).
 
@@ -418,22 +429,12 @@ class SqliteStore(SessionStore):
             if self._since_checkpoint >= CHECKPOINT_EVERY and self._checkpointer is not None:
                 self._since_checkpoint = 0
                 self._checkpointer.start()
-            if self._handed == self._finished:
-                # The thread is idle: run it here, without waiting for the file's lock. A hand-off to the thread and
-                # back costs more CPU (two wake-ups, the GIL passed twice) than the transaction itself;
-                # synchronous=NORMAL has no fsync per commit, and checkpoints run on a thread of their own.
-                conn = db._conn
-                conn.execute("PRAGMA busy_timeout=0")
-                try:
-                    return _in_transaction(conn, work)
-                except sqlite3.OperationalError as exc:
-                    if conn.in_transaction:
-                        conn.rollback()
-                    if not _busy(exc):
-                        raise
-                    # another process holds the write lock: the thread waits for it (busy_timeout), the loop not
-                finally:
-                    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            if self._thread_idle:
+                # Run it here: a hand-off to the thread and back costs more CPU (two wake-ups, the GIL passed twice)
+                # than the transaction itself; synchronous=NORMAL has no fsync per commit, and checkpoints run on a
+                # thread of their own.
+                with contextlib.suppress(_Busy):  # the thread waits for the other process's lock, the loop not
+                    return self._on_loop(lambda conn: _in_transaction(conn, work))
             # aiosqlite runs every call through Connection._execute (its worker-thread queue); this hands it a
             # whole transaction. Pinned by tests/test_sqlite_transactions.py.
             return await db._execute(_in_transaction, db._conn, work)  # type: ignore[no-untyped-call,no-any-return]
@@ -484,18 +485,31 @@ class SqliteStore(SessionStore):
     async def _fetchall(self, sql: str, args: tuple[object, ...]) -> Iterable[sqlite3.Row]:
         """A read's rows: on the event loop while the connection's thread is idle (a WAL read takes no lock), else
         one hand-off (``execute_fetchall``: no cursor round trips)."""
-        db = self.db
-        if self._handed == self._finished:
-            conn = db._conn
-            conn.execute("PRAGMA busy_timeout=0")
-            try:
-                return conn.execute(sql, args).fetchall()
-            except sqlite3.OperationalError as exc:
-                if not _busy(exc):
-                    raise
-            finally:
-                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        return await db.execute_fetchall(sql, args)
+        if self._thread_idle:
+            with contextlib.suppress(_Busy):
+                return self._on_loop(lambda conn: conn.execute(sql, args).fetchall())
+        return await self.db.execute_fetchall(sql, args)
+
+    @property
+    def _thread_idle(self) -> bool:
+        """Nothing handed to the connection's thread is still running there: the event loop may use the connection."""
+        return self._handed == self._finished
+
+    def _on_loop(self, run: Callable[[sqlite3.Connection], T]) -> T:
+        """``run`` on the event loop, never waiting for a lock (``busy_timeout`` 0): a lock held by another process
+        rolls back what it began and raises :class:`_Busy`, for the caller to hand it to the thread instead."""
+        conn = self.db._conn
+        conn.execute("PRAGMA busy_timeout=0")
+        try:
+            return run(conn)
+        except sqlite3.OperationalError as exc:
+            if conn.in_transaction:
+                conn.rollback()
+            if _busy(exc):
+                raise _Busy from None
+            raise
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     async def get(self, session_id: str) -> AuthSession | None:
         return await self._one("session_id = ?", (session_id,))
@@ -602,9 +616,7 @@ class SqliteStore(SessionStore):
         sid, now = session.session_id, self.clock.now()
 
         def work(conn: sqlite3.Connection) -> tuple[str | None, int, bool, bool]:
-            conn.execute(CLAIM_TOKEN, (key, sid, until, now))
-            row = conn.execute(TOKEN_OWNER, (key, now)).fetchone()
-            owner = str(row[0]) if row else None
+            owner = _claim_token(conn, key, sid, until, now)
             if owner != sid:
                 return owner, 0, False, False
             rows, written = update(conn)
@@ -668,12 +680,7 @@ class SqliteStore(SessionStore):
     async def claim_vendor_token(self, key: str, session_id: str, until: float) -> str:
         now = self.clock.now()
 
-        def work(conn: sqlite3.Connection) -> str | None:  # the claim and its read in one transaction
-            conn.execute(CLAIM_TOKEN, (key, session_id, until, now))
-            row = conn.execute(TOKEN_OWNER, (key, now)).fetchone()
-            return str(row[0]) if row else None
-
-        owner = await self._transaction(work)
+        owner = await self._transaction(lambda conn: _claim_token(conn, key, session_id, until, now))
         if owner is None:  # pragma: no cover - only if the claim expired between the two statements
             raise StoreConflict(session_id)
         return owner
