@@ -216,17 +216,32 @@ end
 return owner
 """
 
+# A lease taken as acquire_lease takes it (SET NX PX, re-entrant for its owner: extended), as a local function for
+# the scripts that take one: true when ``owner`` holds it now.
+TAKE_LEASE = """
+local function take_lease(key, owner, ttl)
+  if redis.call('SET', key, owner, 'NX', 'PX', ttl) then
+    return true
+  end
+  if redis.call('GET', key) ~= owner then
+    return false
+  end
+  redis.call('PEXPIRE', key, ttl)
+  return true
+end
+"""
+
 # KEYS: lease, session. ARGV: owner, ttl ms. The lease (as acquire_lease: SET NX PX, re-entrant for its owner) and,
 # when it was taken, the session's JSON as it stands under it ('' if gone); 0 when another owner holds the lease.
-ACQUIRE_GET = """
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-    return 0
-  end
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+ACQUIRE_GET = (
+    TAKE_LEASE
+    + """
+if not take_lease(KEYS[1], ARGV[1], ARGV[2]) then
+  return 0
 end
 return {1, redis.call('HGET', KEYS[2], 'd') or ''}
 """
+)
 
 
 def _as_function(name: str, script: str) -> str:
@@ -241,15 +256,13 @@ def _as_function(name: str, script: str) -> str:
 # Returns {0, owner} (the token is another session's: nothing written), {1} (claimed, the update conflicted) or
 # {2, the update's result, 1 if the lease was released}.
 RECORD = (
-    _as_function("update", UPDATE)
+    _as_function("claim", CLAIM)
+    + _as_function("update", UPDATE)
     + _as_function("update_outbox", UPDATE_OUTBOX)
     + """
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  local owner = redis.call('GET', KEYS[1])
-  if owner ~= ARGV[1] then
-    return {0, owner}
-  end
-  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+local owner = claim({KEYS[1]}, {ARGV[1], ARGV[2]})
+if owner ~= ARGV[1] then
+  return {0, owner}
 end
 local K = {KEYS[3], KEYS[4], KEYS[5], KEYS[6]}
 local A = {}
@@ -270,7 +283,9 @@ return {2, got, released}
 # KEYS: idempotency index, its reservation lease. ARGV: session key prefix, owner, ttl ms. {2, session JSON} when
 # the key already stored a session that still exists; else the lease as ACQUIRE_GET takes it: {1} taken, {0} held
 # by another owner (wait). Standalone only: the session's key is not one of KEYS (redis_cluster.py keeps the steps).
-CLAIM_IDEMPOTENCY = """
+CLAIM_IDEMPOTENCY = (
+    TAKE_LEASE
+    + """
 local sid = redis.call('GET', KEYS[1])
 if sid then
   local data = redis.call('HGET', ARGV[1] .. sid, 'd')
@@ -278,14 +293,12 @@ if sid then
     return {2, data}
   end
 end
-if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then
-  if redis.call('GET', KEYS[2]) ~= ARGV[2] then
-    return {0}
-  end
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+if not take_lease(KEYS[2], ARGV[2], ARGV[3]) then
+  return {0}
 end
 return {1}
 """
+)
 
 # KEYS: an index (token, idempotency). ARGV: session key prefix. The JSON of the session it names, or nil.
 # Standalone only: the session's key is not one of KEYS (redis_cluster.py reads the index, then the session).
@@ -918,7 +931,7 @@ class RedisStore(SessionStore):
 
     async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
         key = self._lease_key(name)
-        ms = max(1, math.ceil(seconds * 1000))
+        ms = _ms(seconds)
         if await self.r.set(key, owner, nx=True, px=ms):
             return True
         # Re-entrant for the same owner (a retry of the same attempt): extend.
