@@ -307,14 +307,14 @@ class AuthService:
         return held
 
     @asynccontextmanager
-    async def _lease(self, name: str, seconds: float, busy: str, read: str = "") -> AsyncIterator[Held]:
-        """Hold a store lease for the block (:meth:`_acquire`), released after it unless already released."""
-        held = await self._acquire(name, seconds, busy, read)
+    async def _lease(self, name: str, seconds: float, busy: str) -> AsyncIterator[None]:
+        """Hold a store lease for the block (:meth:`_acquire`). ExchangeToken, which may release it with its result's
+        write, holds its lease without this wrapper."""
+        held = await self._acquire(name, seconds, busy)
         try:
-            yield held
+            yield
         finally:
-            if not held.released:  # not already released with the write that recorded the result
-                await self._release(name, held.owner)
+            await self._release(name, held.owner)
 
     async def _move(
         self, session: AuthSession, state: SessionState, now: float, *, reread_on_conflict: bool = False
