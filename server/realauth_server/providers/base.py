@@ -437,18 +437,17 @@ class Provider(abc.ABC):
                 request, signer = build()
                 response, seconds = await self._send(request, action, signer)
             status = response.status_code
+            accepted = False  # observed once it is known whether the adapter read a result from the answer
             try:
                 result = read(response, action)
+                accepted = 200 <= status < 300
+                return result
             except RealAuthError as exc:
-                observe_vendor_call(self, action, str(status), seconds)
                 repeats[exc.vendor_code] = seen = repeats.get(exc.vendor_code, 0) + 1
                 exc.is_retriable = self.retry_answer(exc, seen)
                 raise
-            except BaseException:
-                observe_vendor_call(self, action, str(status), seconds)
-                raise
-            observe_vendor_call(self, action, str(status), seconds, accepted=200 <= status < 300)
-            return result
+            finally:
+                observe_vendor_call(self, action, str(status), seconds, accepted=accepted)
 
         return await self.with_retries(action, attempt)
 
