@@ -90,13 +90,8 @@ def _record_with_call(*args: Any, **kwargs: Any) -> logging.LogRecord:
     """Snapshot the bound call's fields into ``_call`` (a private name: ``extra`` may still set the same keys)."""
     record = _previous_factory(*args, **kwargs)
     bound = _BOUND.get()
-    if bound is not None:  # CALL_FIELDS, unrolled: this runs for every record of every call
-        record._call = (
-            ("request_id", getattr(bound, "request_id", "")),
-            ("trace_id", getattr(bound, "trace_id", "")),
-            ("tenant", getattr(bound, "tenant", "")),
-            ("provider", getattr(bound, "provider", "")),
-        )
+    if bound is not None:
+        record._call = tuple((name, getattr(bound, name, "")) for name in CALL_FIELDS)
     return record
 
 
